@@ -1,0 +1,214 @@
+// The plan: the ordered list of kernel objects and processes `netlab up` creates for a Lab,
+// with the exact names they will have and one reason per step. Pure and deterministic (the
+// same Lab gives byte-identical JSON), so `netlab plan` needs no root and apply logic is
+// testable against a recording fake. The controller executes these steps in order.
+import type { Lab, LabNode } from '../topology/types.js';
+import { nftTable } from '../topology/names.js';
+import { labRuleset, needsFirewall, NFT_FAMILY } from './firewall.js';
+
+/** null netns = the host's own (root) namespace. */
+export type Ns = string | null;
+
+export type PlanStep =
+  | { op: 'netns.add'; netns: string; reason: string }
+  | { op: 'sysctl.set'; netns: Ns; key: string; value: string; reason: string }
+  | { op: 'bridge.add'; netns: Ns; name: string; mtu: number; alias: string; group: number; reason: string }
+  | {
+      op: 'veth.add'; netns: Ns; name: string; mac: string | null; peerNetns: Ns; peerName: string; peerMac: string | null;
+      mtu: number; master: string | null; alias: string; peerAlias: string; group: number; reason: string;
+    }
+  | {
+      op: 'vxlan.add'; netns: Ns; name: string; vni: number; port: number; local: string; dev: string;
+      master: string; mtu: number; alias: string; group: number; reason: string;
+    }
+  | { op: 'addr.add'; netns: Ns; dev: string; address: string; reason: string }
+  | { op: 'link.up'; netns: Ns; dev: string; reason: string }
+  | { op: 'route.add'; netns: Ns; dst: string; via: string | null; dev: string | null; reason: string }
+  | { op: 'fdb.append'; netns: Ns; dev: string; mac: string; dst: string; reason: string }
+  | { op: 'neigh.add'; netns: Ns; dev: string; ip: string; mac: string; reason: string }
+  | { op: 'nft.apply'; family: string; table: string; ruleset: string; reason: string }
+  | {
+      op: 'container.start'; node: string; netns: Ns; image: string; command: string[] | null;
+      hostname: string; reason: string;
+    };
+
+export type PlanOp = PlanStep['op'];
+
+export interface Plan {
+  lab: string;
+  id: string;
+  group: number;
+  steps: PlanStep[];
+  counts: Partial<Record<PlanOp, number>>;
+}
+
+function nsOfNode(lab: Lab, node: LabNode): Ns {
+  return node.netns;
+}
+
+/** Namespace holding the bridge of a network for a node: its simulated host's, or the root. */
+function bridgeNs(lab: Lab, host: string | null): Ns {
+  return host === null ? null : lab.hosts.find((h) => h.name === host)!.netns;
+}
+
+export function buildPlan(lab: Lab): Plan {
+  const steps: PlanStep[] = [];
+  const add = (s: PlanStep) => steps.push(s);
+  const G = lab.group;
+
+  // 1. Simulated machines on the underlay.
+  if (lab.underlay && lab.hosts.length > 0) {
+    const u = lab.underlay;
+    add({ op: 'bridge.add', netns: null, name: u.bridgeName, mtu: 1500, alias: `netlab:${lab.name}:@underlay`, group: G, reason: `underlay segment ${u.subnet} shared by the simulated hosts` });
+    add({ op: 'link.up', netns: null, dev: u.bridgeName, reason: 'underlay bridge up' });
+    for (const h of lab.hosts) {
+      add({ op: 'netns.add', netns: h.netns, reason: `simulated host ${h.name}` });
+      add({ op: 'sysctl.set', netns: h.netns, key: 'net.ipv6.conf.all.disable_ipv6', value: '1', reason: 'IPv6 off on the underlay (opt-in only)' });
+      add({ op: 'sysctl.set', netns: h.netns, key: 'net.ipv6.conf.default.disable_ipv6', value: '1', reason: 'IPv6 off for links made later in this host' });
+      add({ op: 'link.up', netns: h.netns, dev: 'lo', reason: `loopback of host ${h.name}` });
+      add({
+        op: 'veth.add', netns: null, name: h.underlaySide, mac: null, peerNetns: h.netns, peerName: h.underlayIface, peerMac: null,
+        mtu: 1500, master: u.bridgeName, alias: `netlab:${lab.name}:@${h.name}:underlay`, peerAlias: `netlab:${lab.name}:@${h.name}:${h.underlayIface}`, group: G,
+        reason: `underlay cable of host ${h.name}`,
+      });
+      add({ op: 'link.up', netns: null, dev: h.underlaySide, reason: `underlay port of ${h.name} up` });
+      add({ op: 'addr.add', netns: h.netns, dev: h.underlayIface, address: `${h.address}/${h.prefixLen}`, reason: `underlay address of ${h.name}` });
+      add({ op: 'link.up', netns: h.netns, dev: h.underlayIface, reason: `underlay interface of ${h.name} up` });
+    }
+  }
+
+  // 2. Networks: a bridge where its nodes are (root netns, or each spanned host), gateway, VXLAN.
+  for (const n of lab.networks) {
+    if (n.driver !== 'bridge' && n.driver !== 'overlay') continue;
+    const places: Ns[] = n.driver === 'overlay' ? n.hosts.map((h) => bridgeNs(lab, h)) : [bridgeNs(lab, n.hosts[0] ?? null)];
+    for (const ns of places) {
+      add({ op: 'bridge.add', netns: ns, name: n.bridgeName!, mtu: n.mtu, alias: `netlab:${lab.name}:${n.name}`, group: G, reason: `${n.driver} network ${n.name}${n.subnet ? ` (${n.subnet})` : ''}` });
+      if (n.gateway && ns === null) {
+        add({ op: 'addr.add', netns: ns, dev: n.bridgeName!, address: `${n.gateway}/${n.subnet!.split('/')[1]}`, reason: `gateway of ${n.name}${n.nat ? ' (NAT out)' : ''}` });
+      }
+      if (n.gateway && ns === null && !n.ipv6) {
+        add({ op: 'sysctl.set', netns: null, key: `net.ipv6.conf.${n.bridgeName}.disable_ipv6`, value: '1', reason: `no IPv6 on ${n.name} (opt-in)` });
+      }
+      add({ op: 'link.up', netns: ns, dev: n.bridgeName!, reason: `bridge of ${n.name} up` });
+    }
+    if (n.driver === 'overlay') {
+      for (const hn of n.hosts) {
+        const h = lab.hosts.find((x) => x.name === hn)!;
+        add({
+          op: 'vxlan.add', netns: h.netns, name: n.vxlanName!, vni: n.vni!, port: n.port!, local: h.address, dev: h.underlayIface,
+          master: n.bridgeName!, mtu: n.mtu, alias: `netlab:${lab.name}:${n.name}:vxlan`, group: G,
+          reason: `VXLAN ${n.vni} of ${n.name} on ${hn}, no learning: forwarding entries come from the model`,
+        });
+        // Remote containers: where their MAC lives (fdb) and their ARP answer (neigh), no flooding.
+        for (const node of lab.nodes) {
+          if (node.host === null || node.host === hn) continue;
+          const remote = lab.hosts.find((x) => x.name === node.host)!;
+          for (const f of node.interfaces) {
+            if (f.network !== n.name || !f.mac) continue;
+            add({ op: 'fdb.append', netns: h.netns, dev: n.vxlanName!, mac: f.mac, dst: remote.address, reason: `${node.name}:${f.name} is behind ${remote.name}` });
+            if (f.ipv4) add({ op: 'neigh.add', netns: h.netns, dev: n.vxlanName!, ip: f.ipv4.address, mac: f.mac, reason: `ARP for ${node.name}:${f.name} answered locally` });
+          }
+        }
+        add({ op: 'link.up', netns: h.netns, dev: n.vxlanName!, reason: `VXLAN of ${n.name} on ${hn} up` });
+      }
+    }
+  }
+
+  // 3. Node namespaces.
+  for (const node of lab.nodes) {
+    const ns = nsOfNode(lab, node);
+    if (ns === null) continue;
+    add({ op: 'netns.add', netns: ns, reason: `node ${node.name} (${node.networkMode === 'none' ? 'loopback only' : `${node.interfaces.length} interface${node.interfaces.length === 1 ? '' : 's'}`})` });
+    const v6 = node.interfaces.some((f) => f.network && lab.networks.find((n) => n.name === f.network)!.ipv6);
+    if (!v6) {
+      add({ op: 'sysctl.set', netns: ns, key: 'net.ipv6.conf.all.disable_ipv6', value: '1', reason: 'IPv6 off unless a network asks for it' });
+      add({ op: 'sysctl.set', netns: ns, key: 'net.ipv6.conf.default.disable_ipv6', value: '1', reason: 'IPv6 off for interfaces added later' });
+    }
+    if (node.forwarding) add({ op: 'sysctl.set', netns: ns, key: 'net.ipv4.ip_forward', value: '1', reason: `${node.name} routes between its interfaces` });
+    add({ op: 'link.up', netns: ns, dev: 'lo', reason: `loopback of ${node.name}` });
+  }
+
+  // 4. Interfaces: veths to bridges, then point-to-point links.
+  for (const node of lab.nodes) {
+    const ns = nsOfNode(lab, node);
+    if (ns === null) continue;
+    for (const f of node.interfaces) {
+      if (f.kind !== 'network') continue;
+      const net = lab.networks.find((n) => n.name === f.network)!;
+      const bns = bridgeNs(lab, node.host);
+      add({
+        op: 'veth.add', netns: bns, name: f.hostSide!, mac: null, peerNetns: ns, peerName: f.name, peerMac: f.mac,
+        mtu: f.mtu, master: net.bridgeName, alias: f.alias, peerAlias: f.alias, group: G,
+        reason: `${node.name}:${f.name} on network ${net.name}`,
+      });
+      add({ op: 'link.up', netns: bns, dev: f.hostSide!, reason: `bridge port of ${node.name}:${f.name} up` });
+      if (f.ipv4) add({ op: 'addr.add', netns: ns, dev: f.name, address: `${f.ipv4.address}/${f.ipv4.prefixLen}`, reason: `address of ${node.name}:${f.name}` });
+      if (f.up) add({ op: 'link.up', netns: ns, dev: f.name, reason: `${node.name}:${f.name} up` });
+    }
+  }
+  for (const l of lab.links) {
+    const a = lab.nodes.find((n) => n.name === l.a.node)!;
+    const b = lab.nodes.find((n) => n.name === l.b.node)!;
+    const fa = a.interfaces.find((f) => f.name === l.a.iface)!;
+    const fb = b.interfaces.find((f) => f.name === l.b.iface)!;
+    add({
+      op: 'veth.add', netns: a.netns, name: fa.name, mac: fa.mac, peerNetns: b.netns, peerName: fb.name, peerMac: fb.mac,
+      mtu: l.mtu, master: null, alias: fa.alias, peerAlias: fb.alias, group: G,
+      reason: `link ${a.name}:${fa.name} <-> ${b.name}:${fb.name}`,
+    });
+    for (const [n, f] of [[a, fa], [b, fb]] as const) {
+      if (f.ipv4) add({ op: 'addr.add', netns: n.netns, dev: f.name, address: `${f.ipv4.address}/${f.ipv4.prefixLen}`, reason: `address of ${n.name}:${f.name}` });
+      if (l.up) add({ op: 'link.up', netns: n.netns, dev: f.name, reason: `${n.name}:${f.name} up` });
+    }
+  }
+
+  // 5. Routes (after every address exists, so next hops are reachable).
+  for (const node of lab.nodes) {
+    if (node.netns === null) continue;
+    for (const r of node.routes) {
+      add({
+        op: 'route.add', netns: node.netns, dst: r.dst, via: r.via, dev: r.dev,
+        reason: r.origin === 'gateway' ? `default route of ${node.name} via its network's gateway` : `static route of ${node.name}`,
+      });
+    }
+  }
+
+  // 6. Firewall: one table per lab, applied atomically.
+  if (needsFirewall(lab)) {
+    add({ op: 'nft.apply', family: NFT_FAMILY, table: nftTable(lab.name), ruleset: labRuleset(lab), reason: 'isolation, NAT and published ports of the lab, in one table' });
+  }
+
+  // 7. Containers.
+  for (const node of lab.nodes) {
+    add({ op: 'container.start', node: node.name, netns: node.netns, image: node.image, command: node.command, hostname: node.name, reason: `container ${node.name}` });
+  }
+
+  const counts: Partial<Record<PlanOp, number>> = {};
+  for (const s of steps) counts[s.op] = (counts[s.op] ?? 0) + 1;
+  return { lab: lab.name, id: lab.id, group: lab.group, steps, counts };
+}
+
+/** One line per step, for `netlab plan` without --json. */
+export function formatPlan(plan: Plan): string {
+  const out: string[] = [`lab ${plan.lab} (id ${plan.id}, link group ${plan.group}): ${plan.steps.length} steps`];
+  plan.steps.forEach((s, i) => {
+    const ns = 'netns' in s ? (s.netns ?? 'host') : 'host';
+    let what: string;
+    switch (s.op) {
+      case 'netns.add': what = s.netns; break;
+      case 'sysctl.set': what = `${s.key}=${s.value}`; break;
+      case 'bridge.add': what = `${s.name} mtu ${s.mtu}`; break;
+      case 'veth.add': what = `${s.name} <-> ${s.peerName}@${s.peerNetns ?? 'host'}${s.master ? ` master ${s.master}` : ''}`; break;
+      case 'vxlan.add': what = `${s.name} id ${s.vni} local ${s.local} dstport ${s.port} dev ${s.dev} master ${s.master}`; break;
+      case 'addr.add': what = `${s.address} dev ${s.dev}`; break;
+      case 'link.up': what = s.dev; break;
+      case 'route.add': what = `${s.dst}${s.via ? ` via ${s.via}` : ''}${s.dev ? ` dev ${s.dev}` : ''}`; break;
+      case 'fdb.append': what = `${s.mac} dev ${s.dev} dst ${s.dst}`; break;
+      case 'neigh.add': what = `${s.ip} lladdr ${s.mac} dev ${s.dev}`; break;
+      case 'nft.apply': what = `table ${s.family} ${s.table}`; break;
+      case 'container.start': what = `${s.node} (${s.image}${s.command ? `: ${s.command.join(' ')}` : ''})`; break;
+    }
+    out.push(`${String(i + 1).padStart(4)}. ${s.op.padEnd(15)} [${ns}] ${what}  # ${s.reason}`);
+  });
+  return out.join('\n');
+}

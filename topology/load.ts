@@ -1,0 +1,36 @@
+// The topology pipeline's front door: text or file in, a resolved Lab or every diagnostic out
+// (YAML syntax, then schema, then semantics), sorted by position. Never throws on bad input.
+import * as fs from 'node:fs';
+import type { Diagnostic, Lab, RawTopology } from './types.js';
+import { parseYamlSource, sortDiagnostics } from './source.js';
+import { schemaDiagnostics } from './schema.js';
+import { resolveTopology } from './resolve.js';
+
+export interface LoadResult {
+  lab: Lab | null;
+  diagnostics: Diagnostic[];
+}
+
+export function loadTopologyText(text: string, file: string): LoadResult {
+  const parsed = parseYamlSource(text, file);
+  if (parsed.diagnostics.length > 0) return { lab: null, diagnostics: sortDiagnostics(parsed.diagnostics) };
+  if (parsed.value === null || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
+    return { lab: null, diagnostics: [parsed.locator.diag([], 'expected a map with at least "name" (and usually "networks" and "nodes"); found ' + (parsed.value === null ? 'an empty document' : Array.isArray(parsed.value) ? 'a list' : typeof parsed.value))] };
+  }
+  const schemaErrs = schemaDiagnostics(parsed.value, parsed.locator);
+  if (schemaErrs.length > 0) return { lab: null, diagnostics: sortDiagnostics(schemaErrs) };
+  const r = resolveTopology(parsed.value as RawTopology, parsed.locator, file);
+  return { lab: r.lab, diagnostics: sortDiagnostics(r.diagnostics) };
+}
+
+/** Reads and resolves a topology file; an unreadable file is one diagnostic at 1:1. */
+export function loadTopologyFile(file: string): LoadResult {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { lab: null, diagnostics: [{ file, line: 1, col: 1, path: '', message: code === 'ENOENT' ? 'no such file' : `cannot read: ${(e as Error).message}` }] };
+  }
+  return loadTopologyText(text, file);
+}

@@ -1,0 +1,261 @@
+// Data types of netlab's topology layer: the raw topology as written in YAML (after schema
+// validation), the diagnostics reported about it, and the resolved Lab model that every
+// other layer (plan, controller, runtime, web) consumes. Pure data: no behaviour here.
+
+/** One problem found in a topology file, located at a line and column (1-based). */
+export interface Diagnostic {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+  /** Dotted path of the offending key, e.g. `nodes.web.networks.lan.ipv4`. */
+  path: string;
+}
+
+export type Driver = 'bridge' | 'host' | 'none' | 'overlay';
+export type Expect = 'reach' | 'fail';
+
+// ---------------------------------------------------------------- raw topology (as written)
+
+export interface RawNetwork {
+  driver?: Driver;
+  subnet?: string;
+  /** true: first usable address on the host side (plus NAT); false: internal; or an explicit address. */
+  gateway?: boolean | string;
+  ipv6?: boolean;
+  mtu?: number;
+  vni?: number;
+  port?: number;
+}
+
+export interface RawNetworkAttachment {
+  ipv4?: string;
+  interface?: string;
+  mac?: string;
+}
+
+export interface RawRoute {
+  dst: string; // CIDR or "default"
+  via?: string;
+  dev?: string;
+}
+
+export interface RawResources {
+  cpu_shares?: number;
+  cpus?: number;
+  memory?: string | number;
+  pids?: number;
+}
+
+export interface RawNode {
+  image?: string;
+  host?: string;
+  networks?: string[] | Record<string, RawNetworkAttachment | null>;
+  network_mode?: 'none' | 'host';
+  command?: string | string[];
+  environment?: Record<string, string | number | boolean> | string[];
+  ports?: string[];
+  volumes?: string[];
+  working_dir?: string;
+  user?: string;
+  privileged?: boolean;
+  forwarding?: boolean;
+  resources?: RawResources;
+  routes?: RawRoute[];
+}
+
+export interface RawLink {
+  endpoints: [string, string];
+  ipv4?: [string, string];
+  mtu?: number;
+  state?: 'up' | 'down';
+}
+
+export interface RawHost {
+  address?: string;
+}
+
+export interface RawPingCheck { from: string; to: string; count?: number; timeout?: number; expect?: Expect }
+export interface RawTcpCheck { from: string; to: string; port: number; timeout?: number; expect?: Expect }
+export interface RawHttpCheck {
+  from: string;
+  url: string;
+  timeout?: number;
+  expect?: Expect | { status?: number; contains?: string };
+}
+export interface RawDnsCheck { from: string; name: string; address?: string; expect?: Expect }
+export type RawCheck =
+  | { ping: RawPingCheck }
+  | { tcp: RawTcpCheck }
+  | { http: RawHttpCheck }
+  | { dns: RawDnsCheck };
+
+export interface RawTopology {
+  name: string;
+  ipam?: { pool?: string; prefix?: number };
+  underlay?: { subnet?: string };
+  hosts?: Record<string, RawHost | null>;
+  networks?: Record<string, RawNetwork | null>;
+  nodes?: Record<string, RawNode | null>;
+  links?: RawLink[];
+  checks?: RawCheck[];
+}
+
+// ---------------------------------------------------------------- resolved model
+
+export interface Ipv4Address {
+  address: string; // dotted quad
+  prefixLen: number;
+}
+
+export interface LabNetwork {
+  name: string;
+  driver: Driver;
+  /** CIDR, e.g. 10.10.0.0/24; null for host/none. */
+  subnet: string | null;
+  /** Host-side gateway address (bridge) or null when internal / not applicable. */
+  gateway: string | null;
+  /** Masquerade outbound traffic (gateway: true on a bridge network). */
+  nat: boolean;
+  ipv6: boolean;
+  mtu: number;
+  /** Overlay only. */
+  vni: number | null;
+  port: number | null;
+  /** Overlay only: the simulated hosts with nodes on this network, sorted. */
+  hosts: string[];
+  /** Kernel name of the bridge (in the root netns, or in each host's netns for overlays). */
+  bridgeName: string | null;
+  /** Kernel name of the VXLAN device (overlay only). */
+  vxlanName: string | null;
+}
+
+export interface LabInterface {
+  /** Name inside the node's namespace, e.g. eth0. */
+  name: string;
+  kind: 'network' | 'link';
+  /** For kind 'network': the network name. */
+  network: string | null;
+  /** For kind 'link': index into Lab.links and the peer endpoint. */
+  link: number | null;
+  peer: { node: string; iface: string } | null;
+  ipv4: Ipv4Address | null;
+  mac: string | null;
+  mtu: number;
+  /** Kernel name of the host-side veth end (bridge attachment); null for point-to-point links. */
+  hostSide: string | null;
+  /** Readable alias written to IFLA_IFALIAS: netlab:<lab>:<node>:<iface>. */
+  alias: string;
+  up: boolean;
+}
+
+export interface LabRoute {
+  dst: string; // CIDR; 0.0.0.0/0 for default
+  via: string | null;
+  dev: string | null;
+  /** 'user': written in the topology; 'gateway': the default route via the first network's
+   *  gateway that netlab adds, as Docker does, when the user gave no default route. */
+  origin: 'user' | 'gateway';
+}
+
+export interface PortMapping {
+  hostIp: string; // 0.0.0.0 when not given
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+export interface VolumeMount {
+  source: string; // absolute path on the host
+  target: string; // absolute path in the container
+  readOnly: boolean;
+}
+
+export interface Resources {
+  cpuShares: number | null;
+  cpus: number | null;
+  memoryBytes: number | null;
+  pids: number | null;
+}
+
+export interface LabNode {
+  name: string;
+  image: string;
+  /** Simulated host the node lives on, or null for the local machine. */
+  host: string | null;
+  networkMode: 'bridge' | 'none' | 'host';
+  /** Named netns of the node (null for network_mode: host). */
+  netns: string | null;
+  interfaces: LabInterface[];
+  routes: LabRoute[];
+  command: string[] | null;
+  environment: Record<string, string>;
+  ports: PortMapping[];
+  volumes: VolumeMount[];
+  workingDir: string | null;
+  user: string | null;
+  privileged: boolean;
+  forwarding: boolean;
+  resources: Resources;
+}
+
+export interface LabLinkEnd {
+  node: string;
+  iface: string;
+  ipv4: Ipv4Address | null;
+}
+
+export interface LabLink {
+  index: number;
+  a: LabLinkEnd;
+  b: LabLinkEnd;
+  mtu: number;
+  up: boolean;
+}
+
+export interface LabHost {
+  name: string;
+  /** Underlay address of the simulated machine (or the real machine's address). */
+  address: string;
+  prefixLen: number;
+  /** Named netns of the simulated machine. */
+  netns: string;
+  /** Kernel name of the host-side underlay veth (on the underlay bridge). */
+  underlaySide: string;
+  /** Name of the underlay interface inside the host's netns. */
+  underlayIface: string;
+}
+
+export interface LabCheck {
+  index: number;
+  kind: 'ping' | 'tcp' | 'http' | 'dns';
+  from: string;
+  /** ping/tcp: node name or address; http: URL; dns: name to resolve. */
+  target: string;
+  port: number | null;
+  count: number;
+  timeoutMs: number;
+  /** null: take the simulator's prediction. */
+  expect: Expect | null;
+  httpStatus: number | null;
+  httpContains: string | null;
+  dnsAddress: string | null;
+  /** Human label, e.g. "ping client -> web". */
+  label: string;
+}
+
+export interface Lab {
+  name: string;
+  /** Absolute path of the topology file ('' when built in memory). */
+  file: string;
+  /** Short stable hash of the lab name: the ownership marker in kernel names. */
+  id: string;
+  /** IFLA_GROUP shared by every link the lab creates in the root netns. */
+  group: number;
+  underlay: { subnet: string; bridgeName: string } | null;
+  hosts: LabHost[];
+  networks: LabNetwork[];
+  nodes: LabNode[];
+  links: LabLink[];
+  checks: LabCheck[];
+}
