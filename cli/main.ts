@@ -1,12 +1,19 @@
 // The `netlab` command line: maps commands and flags to library calls. This is the one place
 // that prints errors and decides exit codes: 0 success, 1 a failed check or invalid input,
 // 2 usage errors (commander's own).
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { loadTopologyFile } from '../topology/load.js';
 import { formatDiagnostic } from '../topology/source.js';
 import { toDot, toJson, toMermaid } from '../topology/graph.js';
 import type { Diagnostic, Lab } from '../topology/types.js';
 import { buildPlan, formatPlan } from '../controller/plan.js';
+import * as fs from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { makeProgress } from './progress.js';
+import { cleanup, down, LabError, setLink, status, up } from '../controller/lab.js';
+import { AbortedError, ApplyError } from '../controller/apply.js';
+import { KernelError } from '../controller/kernel.js';
+import { LockBusyError } from '../controller/state.js';
 
 /** An error meant for the user: printed as one line (or the listed diagnostics), exit code `code`. */
 export class UserError extends Error {
@@ -79,7 +86,95 @@ export function buildProgram(io: Io): Command {
       io.out(text.endsWith('\n') ? text : text + '\n');
     });
 
+  program
+    .command('up')
+    .description('build the lab in the kernel (needs root)')
+    .argument('<file>', 'topology file')
+    .action(async (file: string) => {
+      const lab = loadOrThrow(file);
+      const progress = makeProgress(io, process.stderr.isTTY === true);
+      const r = await up(lab, { progress: progress.update });
+      progress.done();
+      io.out(`lab ${lab.name} is up: ${lab.nodes.length} nodes, ${lab.networks.length} networks, ${lab.links.length} links (${r.plan.steps.length} steps in ${fmtMs(r.ms)})\n`);
+      for (const n of lab.nodes) {
+        const addrs = n.interfaces.map((f) => `${f.name} ${f.ipv4 ? `${f.ipv4.address}/${f.ipv4.prefixLen}` : '-'}`).join(', ');
+        io.out(`  ${n.name.padEnd(16)} ${n.networkMode === 'bridge' ? (addrs || 'no interfaces') : `network_mode ${n.networkMode}`}\n`);
+      }
+    });
+
+  program
+    .command('down')
+    .description('remove every kernel object of a lab (needs root)')
+    .argument('<lab>', 'lab name or topology file')
+    .action(async (arg: string) => {
+      const name = labNameOf(arg);
+      const r = await down(name);
+      const what = r.netns.length || r.rootLinks || r.nftTable ? `removed ${r.netns.length} namespaces${r.rootLinks ? ', its links' : ''}${r.nftTable ? `, nft table ${r.nftTable}` : ''}` : 'nothing was up';
+      io.out(`lab ${name} is down: ${what} (${fmtMs(r.ms)})\n`);
+    });
+
+  program
+    .command('status')
+    .description('labs, nodes, interfaces, addresses and link state, read back from the kernel (needs root)')
+    .argument('[lab]', 'lab name or topology file')
+    .option('--json', 'print as JSON')
+    .action(async (arg: string | undefined, opts: { json?: boolean }) => {
+      const labs = await status(arg ? labNameOf(arg) : undefined);
+      if (opts.json) { io.out(JSON.stringify(labs, null, 2) + '\n'); return; }
+      if (labs.length === 0) { io.out('no labs are up\n'); return; }
+      for (const l of labs) {
+        io.out(`lab ${l.lab}: ${l.status}${l.file ? ` (${l.file})` : ''}\n`);
+        for (const n of l.nodes) {
+          if (!n.present) { io.out(`  ${n.name}: namespace ${n.netns} missing\n`); continue; }
+          if (n.netns === null) { io.out(`  ${n.name}: host network\n`); continue; }
+          const ifs = n.interfaces.map((f) => `${f.name}${f.up ? (f.operUp ? '' : ' (no carrier)') : ' DOWN'}${f.addresses.length ? ' ' + f.addresses.join(' ') : ''}`);
+          io.out(`  ${n.name.padEnd(16)} ${ifs.join(', ')}\n`);
+        }
+      }
+    });
+
+  program
+    .command('cleanup')
+    .description('remove every object carrying netlab\'s markers, even without state files (needs root)')
+    .action(async () => {
+      const r = await cleanup();
+      if (r.labs.length === 0 && r.strayLinks.length === 0 && r.strayTables.length === 0) { io.out('nothing to clean up\n'); return; }
+      for (const l of r.labs) io.out(`lab ${l.lab}: removed ${l.netns.length} namespaces${l.netns.length ? ` (${l.netns.join(', ')})` : ''}${l.rootLinks ? ', its links' : ''}${l.nftTable ? `, nft table ${l.nftTable}` : ''}\n`);
+      if (r.strayLinks.length) io.out(`stray links: ${r.strayLinks.join(', ')}\n`);
+      if (r.strayTables.length) io.out(`stray nft tables: ${r.strayTables.join(', ')}\n`);
+    });
+
+  program
+    .command('link')
+    .description('set a link down or up, both ends, like pulling a cable (needs root)')
+    .argument('<lab>', 'lab name or topology file')
+    .argument('<endpoint>', 'NODE:IFACE')
+    .addArgument(new Argument('<state>', 'up or down').choices(['up', 'down']))
+    .action(async (arg: string, endpoint: string, state: 'up' | 'down') => {
+      const m = /^([^:]+):([^:]+)$/.exec(endpoint);
+      if (!m) throw new UserError(`"${endpoint}" is not an endpoint; expected NODE:IFACE, e.g. web:eth0`, 2);
+      await setLink(labNameOf(arg), m[1], m[2], state === 'up');
+      io.out(`${labNameOf(arg)} ${endpoint} ${state}\n`);
+    });
+
   return program;
+}
+
+function fmtMs(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** A lab name given directly, or read from a topology file's `name`. */
+function labNameOf(arg: string): string {
+  if (/\.ya?ml$/.test(arg) || (arg.includes('/') && fs.existsSync(arg))) {
+    let doc: unknown;
+    try { doc = parseYaml(fs.readFileSync(arg, 'utf8')); } catch (e) { throw new UserError(`${arg}: ${(e as Error).message.split('\n')[0]}`); }
+    const name = (doc as { name?: unknown } | null)?.name;
+    if (typeof name !== 'string') throw new UserError(`${arg}: no lab name in this file`);
+    return name;
+  }
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(arg)) throw new UserError(`"${arg}" is neither a lab name nor a topology file`, 2);
+  return arg;
 }
 
 /** Runs the CLI and returns the exit code (never calls process.exit, so tests can call it). */
@@ -91,6 +186,18 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
   } catch (e) {
     if (e instanceof CommanderError) {
       return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof LabError) {
+      io.err(`netlab: ${e.message}\n`);
+      return e.exitCode;
+    }
+    if (e instanceof LockBusyError || e instanceof KernelError) {
+      io.err(`netlab: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof ApplyError || e instanceof AbortedError) {
+      io.err(`netlab: ${e.message}; everything it made was removed\n`);
+      return e instanceof AbortedError ? 130 : 1;
     }
     if (e instanceof UserError) {
       for (const d of e.diagnostics) io.err(formatDiagnostic(d) + '\n');

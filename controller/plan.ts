@@ -9,7 +9,9 @@ import { labRuleset, needsFirewall, NFT_FAMILY } from './firewall.js';
 /** null netns = the host's own (root) namespace. */
 export type Ns = string | null;
 
-export type PlanStep =
+export type Phase = 'underlay' | 'networks' | 'namespaces' | 'interfaces' | 'routes' | 'firewall' | 'containers';
+
+export type PlanStepBody =
   | { op: 'netns.add'; netns: string; reason: string }
   | { op: 'sysctl.set'; netns: Ns; key: string; value: string; reason: string }
   | { op: 'bridge.add'; netns: Ns; name: string; mtu: number; alias: string; group: number; reason: string }
@@ -32,7 +34,13 @@ export type PlanStep =
       hostname: string; reason: string;
     };
 
+/** A step, tagged with the phase of `up` it belongs to (for progress output). */
+export type PlanStep = PlanStepBody & { phase: Phase };
+
 export type PlanOp = PlanStep['op'];
+
+/** Whether `up` starts container processes yet (the runtime issue); plan shows exactly what up does. */
+export const CONTAINERS_AVAILABLE = false;
 
 export interface Plan {
   lab: string;
@@ -51,15 +59,22 @@ function bridgeNs(lab: Lab, host: string | null): Ns {
   return host === null ? null : lab.hosts.find((h) => h.name === host)!.netns;
 }
 
-export function buildPlan(lab: Lab): Plan {
+export interface PlanOptions {
+  /** Include the container processes (the runtime); without them nodes are bare namespaces. */
+  containers?: boolean;
+}
+
+export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS_AVAILABLE }): Plan {
   const steps: PlanStep[] = [];
-  const add = (s: PlanStep) => steps.push(s);
+  let phase: Phase = 'underlay';
+  const add = (s: PlanStepBody) => steps.push({ phase, ...s });
   const G = lab.group;
 
   // 1. Simulated machines on the underlay.
   if (lab.underlay && lab.hosts.length > 0) {
     const u = lab.underlay;
     add({ op: 'bridge.add', netns: null, name: u.bridgeName, mtu: 1500, alias: `netlab:${lab.name}:@underlay`, group: G, reason: `underlay segment ${u.subnet} shared by the simulated hosts` });
+    add({ op: 'sysctl.set', netns: null, key: `net.ipv6.conf.${u.bridgeName}.disable_ipv6`, value: '1', reason: 'no IPv6 on the underlay' });
     add({ op: 'link.up', netns: null, dev: u.bridgeName, reason: 'underlay bridge up' });
     for (const h of lab.hosts) {
       add({ op: 'netns.add', netns: h.netns, reason: `simulated host ${h.name}` });
@@ -71,6 +86,7 @@ export function buildPlan(lab: Lab): Plan {
         mtu: 1500, master: u.bridgeName, alias: `netlab:${lab.name}:@${h.name}:underlay`, peerAlias: `netlab:${lab.name}:@${h.name}:${h.underlayIface}`, group: G,
         reason: `underlay cable of host ${h.name}`,
       });
+      add({ op: 'sysctl.set', netns: null, key: `net.ipv6.conf.${h.underlaySide}.disable_ipv6`, value: '1', reason: 'no IPv6 on the underlay' });
       add({ op: 'link.up', netns: null, dev: h.underlaySide, reason: `underlay port of ${h.name} up` });
       add({ op: 'addr.add', netns: h.netns, dev: h.underlayIface, address: `${h.address}/${h.prefixLen}`, reason: `underlay address of ${h.name}` });
       add({ op: 'link.up', netns: h.netns, dev: h.underlayIface, reason: `underlay interface of ${h.name} up` });
@@ -78,6 +94,7 @@ export function buildPlan(lab: Lab): Plan {
   }
 
   // 2. Networks: a bridge where its nodes are (root netns, or each spanned host), gateway, VXLAN.
+  phase = 'networks';
   for (const n of lab.networks) {
     if (n.driver !== 'bridge' && n.driver !== 'overlay') continue;
     const places: Ns[] = n.driver === 'overlay' ? n.hosts.map((h) => bridgeNs(lab, h)) : [bridgeNs(lab, n.hosts[0] ?? null)];
@@ -86,8 +103,11 @@ export function buildPlan(lab: Lab): Plan {
       if (n.gateway && ns === null) {
         add({ op: 'addr.add', netns: ns, dev: n.bridgeName!, address: `${n.gateway}/${n.subnet!.split('/')[1]}`, reason: `gateway of ${n.name}${n.nat ? ' (NAT out)' : ''}` });
       }
-      if (n.gateway && ns === null && !n.ipv6) {
-        add({ op: 'sysctl.set', netns: null, key: `net.ipv6.conf.${n.bridgeName}.disable_ipv6`, value: '1', reason: `no IPv6 on ${n.name} (opt-in)` });
+      if (ns === null && !n.ipv6) {
+        add({ op: 'sysctl.set', netns: null, key: `net.ipv6.conf.${n.bridgeName}.disable_ipv6`, value: '1', reason: `no IPv6 on ${n.name} (opt-in; it floods every port at scale)` });
+      }
+      if (ns === null && n.gateway && lab.nodes.some((nd) => nd.ports.length > 0 && nd.interfaces.some((f) => f.network === n.name))) {
+        add({ op: 'sysctl.set', netns: null, key: `net.ipv4.conf.${n.bridgeName}.route_localnet`, value: '1', reason: `ports published on 127.0.0.1 are forwarded into ${n.name}` });
       }
       add({ op: 'link.up', netns: ns, dev: n.bridgeName!, reason: `bridge of ${n.name} up` });
     }
@@ -115,6 +135,7 @@ export function buildPlan(lab: Lab): Plan {
   }
 
   // 3. Node namespaces.
+  phase = 'namespaces';
   for (const node of lab.nodes) {
     const ns = nsOfNode(lab, node);
     if (ns === null) continue;
@@ -129,6 +150,7 @@ export function buildPlan(lab: Lab): Plan {
   }
 
   // 4. Interfaces: veths to bridges, then point-to-point links.
+  phase = 'interfaces';
   for (const node of lab.nodes) {
     const ns = nsOfNode(lab, node);
     if (ns === null) continue;
@@ -141,6 +163,7 @@ export function buildPlan(lab: Lab): Plan {
         mtu: f.mtu, master: net.bridgeName, alias: f.alias, peerAlias: f.alias, group: G,
         reason: `${node.name}:${f.name} on network ${net.name}`,
       });
+      if (bns === null && !net.ipv6) add({ op: 'sysctl.set', netns: null, key: `net.ipv6.conf.${f.hostSide}.disable_ipv6`, value: '1', reason: 'no IPv6 on the host side (opt-in)' });
       add({ op: 'link.up', netns: bns, dev: f.hostSide!, reason: `bridge port of ${node.name}:${f.name} up` });
       if (f.ipv4) add({ op: 'addr.add', netns: ns, dev: f.name, address: `${f.ipv4.address}/${f.ipv4.prefixLen}`, reason: `address of ${node.name}:${f.name}` });
       if (f.up) add({ op: 'link.up', netns: ns, dev: f.name, reason: `${node.name}:${f.name} up` });
@@ -163,6 +186,7 @@ export function buildPlan(lab: Lab): Plan {
   }
 
   // 5. Routes (after every address exists, so next hops are reachable).
+  phase = 'routes';
   for (const node of lab.nodes) {
     if (node.netns === null) continue;
     for (const r of node.routes) {
@@ -174,13 +198,21 @@ export function buildPlan(lab: Lab): Plan {
   }
 
   // 6. Firewall: one table per lab, applied atomically.
+  phase = 'firewall';
   if (needsFirewall(lab)) {
+    // Like Docker: NAT out and published ports reached from other machines need the host to route.
+    if (lab.networks.some((n) => n.nat) || lab.nodes.some((n) => n.ports.length > 0)) {
+      add({ op: 'sysctl.set', netns: null, key: 'net.ipv4.ip_forward', value: '1', reason: 'the host routes for NAT and published ports (restored when the last lab is down)' });
+    }
     add({ op: 'nft.apply', family: NFT_FAMILY, table: nftTable(lab.name), ruleset: labRuleset(lab), reason: 'isolation, NAT and published ports of the lab, in one table' });
   }
 
   // 7. Containers.
-  for (const node of lab.nodes) {
-    add({ op: 'container.start', node: node.name, netns: node.netns, image: node.image, command: node.command, hostname: node.name, reason: `container ${node.name}` });
+  phase = 'containers';
+  if (opts.containers) {
+    for (const node of lab.nodes) {
+      add({ op: 'container.start', node: node.name, netns: node.netns, image: node.image, command: node.command, hostname: node.name, reason: `container ${node.name}` });
+    }
   }
 
   const counts: Partial<Record<PlanOp, number>> = {};

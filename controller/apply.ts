@@ -1,0 +1,102 @@
+// Executes a Plan against the kernel interface, step by step in plan order, reporting progress
+// per phase and naming the step (node, object, errno) when one fails. Talks only to the
+// KernelApi interface below, which controller/kernel.ts implements and tests fake.
+import type { Plan, PlanStep } from './plan.js';
+
+/** What apply needs from one namespace's handle (a subset of kernel.ts's NetnsHandle). */
+export interface NsApi {
+  linkAddBridge(name: string, o: { mtu?: number; alias?: string; group?: number; up?: boolean }): Promise<void>;
+  linkAddVeth(name: string, peerName: string, peerNetns: string | null, o: {
+    mtu?: number; master?: string; mac?: string; peerMac?: string; alias?: string; peerAlias?: string;
+    group?: number; peerGroup?: number; up?: boolean; peerUp?: boolean;
+  }): Promise<void>;
+  linkAddVxlan(name: string, o: { vni: number; local?: string; dev?: string; port?: number; mtu?: number; master?: string; learning?: boolean; group?: number; alias?: string }): Promise<void>;
+  linkSet(name: string, o: { up?: boolean }): Promise<void>;
+  addrAdd(dev: string, cidr: string, o?: { nodad?: boolean }): Promise<void>;
+  routeAdd(r: { dst: string; via?: string; dev?: string }): Promise<void>;
+  neighAdd(dev: string, ip: string, mac: string): Promise<void>;
+  fdbAppend(dev: string, mac: string, dstIp: string): Promise<void>;
+  sysctlSet(key: string, value: string): void;
+}
+
+export interface KernelApi {
+  netnsAdd(name: string): unknown;
+  ns(name: string | null): NsApi;
+  nftApply(ruleset: string): void;
+}
+
+/** A step failed: which step, why, and the kernel's own error as the cause. */
+export class ApplyError extends Error {
+  constructor(readonly step: PlanStep, readonly index: number, cause: unknown) {
+    super(`step ${index + 1} (${step.op}: ${step.reason}) failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+export class AbortedError extends Error {
+  constructor(readonly signal: string) {
+    super(`interrupted by ${signal}`);
+  }
+}
+
+
+export interface ApplyHooks {
+  /** Called after each step with the count done. */
+  progress?: (done: number, total: number, step: PlanStep) => void;
+  /** Checked before each step: return a signal name to stop (the caller rolls back). */
+  aborted?: () => string | null;
+  /** Runs container.start steps (the runtime); absent: such steps are an error. */
+  startContainer?: (step: Extract<PlanStep, { op: 'container.start' }>) => Promise<void>;
+}
+
+async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<void> {
+  switch (s.op) {
+    case 'netns.add':
+      k.netnsAdd(s.netns);
+      return;
+    case 'sysctl.set':
+      k.ns(s.netns).sysctlSet(s.key, s.value);
+      return;
+    case 'bridge.add':
+      return k.ns(s.netns).linkAddBridge(s.name, { mtu: s.mtu, alias: s.alias, group: s.group });
+    case 'veth.add':
+      return k.ns(s.netns).linkAddVeth(s.name, s.peerName, s.peerNetns, {
+        mtu: s.mtu, master: s.master ?? undefined, mac: s.mac ?? undefined, peerMac: s.peerMac ?? undefined,
+        alias: s.alias, peerAlias: s.peerAlias, group: s.group, peerGroup: s.group,
+      });
+    case 'vxlan.add':
+      return k.ns(s.netns).linkAddVxlan(s.name, { vni: s.vni, local: s.local, dev: s.dev, port: s.port, mtu: s.mtu, master: s.master, learning: false, group: s.group, alias: s.alias });
+    case 'addr.add':
+      // No duplicate address detection wait: the model already guarantees uniqueness.
+      return k.ns(s.netns).addrAdd(s.dev, s.address, { nodad: true });
+    case 'link.up':
+      return k.ns(s.netns).linkSet(s.dev, { up: true });
+    case 'route.add':
+      return k.ns(s.netns).routeAdd({ dst: s.dst, via: s.via ?? undefined, dev: s.dev ?? undefined });
+    case 'fdb.append':
+      return k.ns(s.netns).fdbAppend(s.dev, s.mac, s.dst);
+    case 'neigh.add':
+      return k.ns(s.netns).neighAdd(s.dev, s.ip, s.mac);
+    case 'nft.apply':
+      k.nftApply(s.ruleset);
+      return;
+    case 'container.start':
+      if (!hooks.startContainer) throw new Error('no container runtime available');
+      return hooks.startContainer(s);
+  }
+}
+
+/** Applies the plan's steps in order; throws ApplyError or AbortedError, leaving rollback to the caller. */
+export async function applyPlan(plan: Plan, k: KernelApi, hooks: ApplyHooks = {}): Promise<void> {
+  const total = plan.steps.length;
+  for (let i = 0; i < total; i++) {
+    const sig = hooks.aborted?.();
+    if (sig) throw new AbortedError(sig);
+    const s = plan.steps[i];
+    try {
+      await runStep(k, s, hooks);
+    } catch (e) {
+      throw new ApplyError(s, i, e);
+    }
+    hooks.progress?.(i + 1, total, s);
+  }
+}

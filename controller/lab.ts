@@ -1,0 +1,327 @@
+// Lab lifecycle: up (plan + apply with rollback on failure or signal), down, status read back
+// from the kernel, cleanup of everything carrying netlab's markers, and link up/down. Kernel
+// access goes through kernel.ts only; everything a lab made is found again from its name
+// (netns prefix, IFLA_GROUP, nft table), so down works after a crash at any point.
+import * as fs from 'node:fs';
+import type { Lab } from '../topology/types.js';
+import { labGroup, labOfNetns, nftTable, NAME_PREFIX, NETNS_PREFIX, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
+import { buildPlan, type Plan } from './plan.js';
+import { applyPlan, type ApplyHooks, type KernelApi } from './apply.js';
+import { Kernel, KernelError, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
+import { NFT_FAMILY } from './firewall.js';
+import { listStateLabs, lockLab, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
+
+/** A failure to show the user as is (one line), with the exit code. */
+export class LabError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+export function requireRoot(command: string): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new LabError(`netlab ${command} needs root: it changes network namespaces, links and nftables (validate, plan and graph do not)`);
+  }
+}
+
+function kernelApi(k: Kernel): KernelApi {
+  return { netnsAdd: (n) => k.netnsAdd(n), ns: (n) => k.ns(n), nftApply };
+}
+
+// ---------------------------------------------------------------- host sysctl we change
+
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+const IP_FORWARD_SAVED = `${STATE_ROOT}/ip_forward.before`;
+
+/** Remembers the host's ip_forward before the first lab turns it on. */
+function saveIpForward(plan: Plan): void {
+  if (!plan.steps.some((s) => s.op === 'sysctl.set' && s.netns === null && s.key === 'net.ipv4.ip_forward')) return;
+  if (fs.existsSync(IP_FORWARD_SAVED)) return;
+  fs.mkdirSync(STATE_ROOT, { recursive: true });
+  fs.writeFileSync(IP_FORWARD_SAVED, fs.readFileSync(IP_FORWARD, 'utf8').trim());
+}
+
+/** Puts ip_forward back once no lab is left. */
+function restoreIpForward(): void {
+  if (!fs.existsSync(IP_FORWARD_SAVED) || listStateLabs().length > 0) return;
+  try {
+    fs.writeFileSync(IP_FORWARD, fs.readFileSync(IP_FORWARD_SAVED, 'utf8').trim());
+  } finally {
+    fs.rmSync(IP_FORWARD_SAVED, { force: true });
+  }
+}
+
+// ---------------------------------------------------------------- up
+
+export interface UpOptions {
+  progress?: (phase: string, done: number, total: number) => void;
+  /** Extra hooks (the runtime's container start). */
+  hooks?: Pick<ApplyHooks, 'startContainer'>;
+}
+
+/** Names of netns that belong to a lab (node and simulated host namespaces). */
+function labNetns(k: Kernel, lab: string): string[] {
+  return k.netnsList().filter((n) => labOfNetns(n) === lab);
+}
+
+export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; ms: number }> {
+  requireRoot('up');
+  const t0 = performance.now();
+  const release = lockLab(lab.name);
+  let kernel: Kernel | null = null;
+  let signal: string | null = null;
+  const onSignal = (s: NodeJS.Signals) => { signal = s; };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const prior = readState(lab.name);
+    if (prior?.status === 'up') {
+      throw new LabError(`lab ${lab.name} is already up (from ${prior.file || 'memory'} since ${prior.createdAt}); run \`netlab down ${lab.name}\` first`);
+    }
+    kernel = await Kernel.open();
+    const leftovers = labNetns(kernel, lab.name);
+    if (prior || leftovers.length > 0) {
+      throw new LabError(`lab ${lab.name} is half-built (${prior ? `state ${prior.status}` : `${leftovers.length} namespaces left`} from an earlier run that did not finish); run \`netlab down ${lab.name}\` first`);
+    }
+    const plan = buildPlan(lab, { containers: !!opts.hooks?.startContainer });
+    const now = new Date().toISOString();
+    const state: LabState = {
+      version: 1, lab: lab.name, file: lab.file, status: 'creating', pid: process.pid, createdAt: now, updatedAt: now,
+      progress: { done: 0, total: plan.steps.length, phase: 'starting' }, error: null, model: lab,
+    };
+    // The intent: from here on, down/cleanup know this lab may have kernel objects.
+    writeState(state);
+    saveIpForward(plan);
+    try {
+      await applyPlan(plan, kernelApi(kernel), {
+        ...opts.hooks,
+        aborted: () => signal,
+        progress: (done, total, step) => opts.progress?.(step.phase, done, total),
+      });
+    } catch (e) {
+      state.status = 'failed';
+      state.error = (e as Error).message;
+      try { writeState(state); } catch { /* rollback below removes it anyway */ }
+      await teardown(kernel, lab.name);
+      throw e;
+    }
+    state.status = 'up';
+    state.progress = { done: plan.steps.length, total: plan.steps.length, phase: 'done' };
+    writeState(state);
+    return { plan, ms: performance.now() - t0 };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    kernel?.close();
+    release();
+  }
+}
+
+// ---------------------------------------------------------------- down and cleanup
+
+export interface TeardownReport {
+  lab: string;
+  netns: string[];
+  rootLinks: boolean;
+  nftTable: string | null;
+}
+
+/** Removes every kernel object of a lab, found from its name alone: one group delete for the
+ *  links in the host's namespace, an unmount per namespace (the kernel then removes the links
+ *  inside), the nft table, and the state. Tolerant: objects already gone are fine. */
+async function teardown(k: Kernel, lab: string, hooks: TeardownHooks = {}): Promise<TeardownReport> {
+  await hooks.stopContainers?.(lab);
+  const rootLinks = await k.ns(null).linkDelGroup(labGroup(lab));
+  const netns = labNetns(k, lab);
+  for (const n of netns) k.netnsDel(n);
+  const table = nftTable(lab);
+  const hadTable = nftListTables().some((t) => t.family === NFT_FAMILY && t.name === table);
+  if (hadTable) nftDeleteTable(NFT_FAMILY, table);
+  removeState(lab);
+  restoreIpForward();
+  return { lab, netns, rootLinks, nftTable: hadTable ? table : null };
+}
+
+export interface TeardownHooks {
+  stopContainers?: (lab: string) => Promise<void>;
+}
+
+export async function down(labName: string, hooks: TeardownHooks = {}): Promise<TeardownReport & { ms: number }> {
+  requireRoot('down');
+  const t0 = performance.now();
+  const release = lockLab(labName);
+  const kernel = await Kernel.open();
+  try {
+    const r = await teardown(kernel, labName, hooks);
+    return { ...r, ms: performance.now() - t0 };
+  } finally {
+    kernel.close();
+    release();
+  }
+}
+
+/** Labs that exist on this machine: with state, or with namespaces carrying the marker. */
+export async function knownLabs(k?: Kernel): Promise<string[]> {
+  const names = new Set(listStateLabs());
+  const own = k ?? await Kernel.open();
+  try {
+    for (const n of own.netnsList()) {
+      const l = labOfNetns(n);
+      if (l) names.add(l);
+    }
+  } finally {
+    if (!k) own.close();
+  }
+  return [...names].sort();
+}
+
+export interface CleanupReport {
+  labs: TeardownReport[];
+  strayLinks: string[];
+  strayTables: string[];
+}
+
+/** Removes everything carrying netlab's markers, with or without state files. */
+export async function cleanup(hooks: TeardownHooks = {}): Promise<CleanupReport> {
+  requireRoot('cleanup');
+  const kernel = await Kernel.open();
+  try {
+    const labs: TeardownReport[] = [];
+    for (const lab of await knownLabs(kernel)) {
+      const release = lockLab(lab);
+      try { labs.push(await teardown(kernel, lab, hooks)); } finally { release(); }
+    }
+    // Links of labs whose namespaces are already gone: our name prefix and alias, any group.
+    const root = kernel.ns(null);
+    const strayLinks: string[] = [];
+    for (const l of await root.linkList()) {
+      if (isNetlabLink(l)) {
+        try { await root.linkDel(l.name); strayLinks.push(l.name); } catch (e) {
+          if (!(e instanceof KernelError && e.errno === 'ENODEV')) throw e; // a veth whose peer went first
+        }
+      }
+    }
+    const strayTables: string[] = [];
+    for (const t of nftListTables()) {
+      if (t.name.startsWith(NFT_TABLE_PREFIX)) { nftDeleteTable(t.family, t.name); strayTables.push(`${t.family} ${t.name}`); }
+    }
+    restoreIpForward();
+    return { labs, strayLinks, strayTables };
+  } finally {
+    kernel.close();
+  }
+}
+
+export function isNetlabLink(l: LinkInfo): boolean {
+  return l.name.startsWith(NAME_PREFIX) && (l.alias?.startsWith(ALIAS_PREFIX) ?? false);
+}
+
+// ---------------------------------------------------------------- status
+
+export interface InterfaceStatus {
+  name: string;
+  up: boolean;
+  operUp: boolean;
+  mtu: number;
+  mac: string | null;
+  addresses: string[];
+}
+
+export interface NodeStatus {
+  name: string;
+  netns: string | null;
+  present: boolean;
+  interfaces: InterfaceStatus[];
+  routes: { dst: string; via: string | null; dev: string | null }[];
+}
+
+export interface LabStatusReport {
+  lab: string;
+  status: string;
+  file: string;
+  createdAt: string | null;
+  nodes: NodeStatus[];
+}
+
+async function nodeStatus(k: Kernel, name: string, netns: string | null, existing: Set<string>): Promise<NodeStatus> {
+  if (netns === null) return { name, netns, present: true, interfaces: [], routes: [] };
+  if (!existing.has(netns)) return { name, netns, present: false, interfaces: [], routes: [] };
+  const h = k.ns(netns);
+  const [links, addrs, routes] = await Promise.all([h.linkList(), h.addrList(), h.routeList()]);
+  return {
+    name, netns, present: true,
+    interfaces: links.map((l) => ({
+      name: l.name, up: l.up, operUp: l.operUp, mtu: l.mtu, mac: l.mac,
+      addresses: addrs.filter((a) => a.index === l.index).map((a) => `${a.address}/${a.prefixLen}`),
+    })),
+    routes: routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
+  };
+}
+
+/** Status of one lab or of all, read back from the kernel (the state file gives only the model). */
+export async function status(labName?: string): Promise<LabStatusReport[]> {
+  requireRoot('status');
+  const kernel = await Kernel.open();
+  try {
+    const labs = labName ? [labName] : await knownLabs(kernel);
+    const existing = new Set(kernel.netnsList());
+    const out: LabStatusReport[] = [];
+    for (const lab of labs) {
+      const st = readState(lab);
+      const names = st ? st.model.nodes.map((n) => ({ name: n.name, netns: n.netns }))
+        : [...existing].filter((n) => labOfNetns(n) === lab && n.startsWith(`${NETNS_PREFIX}${lab}.`)).map((n) => ({ name: n.slice(`${NETNS_PREFIX}${lab}.`.length), netns: n }));
+      if (!st && names.length === 0) {
+        if (labName) throw new LabError(`lab ${lab} is not up`);
+        continue;
+      }
+      const nodes: NodeStatus[] = [];
+      for (const n of names) nodes.push(await nodeStatus(kernel, n.name, n.netns, existing));
+      out.push({ lab, status: st?.status ?? 'unknown (no state file)', file: st?.file ?? '', createdAt: st?.createdAt ?? null, nodes });
+    }
+    return out;
+  } finally {
+    kernel.close();
+  }
+}
+
+// ---------------------------------------------------------------- link up/down
+
+/** `netlab link LAB NODE:IFACE up|down`: both ends of the cable (the node's side and its peer,
+ *  or the bridge port), as pulling or plugging a cable would. Recorded in the state's model. */
+export async function setLink(labName: string, node: string, iface: string, up: boolean): Promise<void> {
+  requireRoot('link');
+  const release = lockLab(labName);
+  try {
+    await setLinkLocked(labName, node, iface, up);
+  } finally {
+    release();
+  }
+}
+
+async function setLinkLocked(labName: string, node: string, iface: string, up: boolean): Promise<void> {
+  const st = readState(labName);
+  if (!st || st.status !== 'up') throw new LabError(`lab ${labName} is not up`);
+  const nd = st.model.nodes.find((n) => n.name === node);
+  if (!nd) throw new LabError(`lab ${labName} has no node ${node} (nodes: ${st.model.nodes.map((n) => n.name).join(', ')})`);
+  const f = nd.interfaces.find((i) => i.name === iface);
+  if (!f || !nd.netns) throw new LabError(`node ${node} has no interface ${iface} (interfaces: ${nd.interfaces.map((i) => i.name).join(', ') || 'none'})`);
+  const kernel = await Kernel.open();
+  try {
+    await kernel.ns(nd.netns).linkSet(iface, { up });
+    if (f.kind === 'network' && f.hostSide) {
+      const host = nd.host ? st.model.hosts.find((h) => h.name === nd.host)!.netns : null;
+      await kernel.ns(host).linkSet(f.hostSide, { up });
+    } else if (f.peer) {
+      const peer = st.model.nodes.find((n) => n.name === f.peer!.node)!;
+      await kernel.ns(peer.netns).linkSet(f.peer.iface, { up });
+      const pf = peer.interfaces.find((i) => i.name === f.peer!.iface);
+      if (pf) pf.up = up;
+      const l = st.model.links[f.link!];
+      if (l) l.up = up;
+    }
+    f.up = up;
+    writeState(st);
+  } finally {
+    kernel.close();
+  }
+}

@@ -1,0 +1,116 @@
+// Per-lab state on disk under /run/netlab/<lab>/ (a tmpfs: kernel objects vanish at reboot,
+// and so does this): the resolved model, the status and progress of `up`, written atomically
+// (temp file + rename), and the lock that stops two up/down runs of one lab from racing.
+//
+// Crash safety does not depend on this file: every kernel object a lab creates is derivable
+// from the lab name (netns prefix, IFLA_GROUP, nft table name), so `down LAB` and `cleanup`
+// work from the name alone. The state records the intent (status 'creating' with the model)
+// before the first kernel step, so `status` can tell a half-built lab from a running one.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Lab } from '../topology/types.js';
+
+export const STATE_ROOT = process.env.NETLAB_STATE_DIR || '/run/netlab';
+
+export type LabStatus = 'creating' | 'up' | 'failed' | 'deleting';
+
+export interface LabState {
+  version: 1;
+  lab: string;
+  file: string;
+  status: LabStatus;
+  /** pid of the `netlab up` that wrote it (meaningful while creating). */
+  pid: number;
+  createdAt: string;
+  updatedAt: string;
+  /** Steps of the plan done so far, out of total. */
+  progress: { done: number; total: number; phase: string };
+  error: string | null;
+  model: Lab;
+}
+
+export function labDir(lab: string): string {
+  return path.join(STATE_ROOT, lab);
+}
+
+function statePath(lab: string): string {
+  return path.join(labDir(lab), 'state.json');
+}
+
+/** Atomic replace: readers see the old or the new file, never half of one. */
+export function writeFileAtomic(file: string, data: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data, { mode: 0o644 });
+  fs.renameSync(tmp, file);
+}
+
+export function writeState(s: LabState): void {
+  fs.mkdirSync(labDir(s.lab), { recursive: true, mode: 0o755 });
+  s.updatedAt = new Date().toISOString();
+  writeFileAtomic(statePath(s.lab), JSON.stringify(s, null, 2) + '\n');
+}
+
+export function readState(lab: string): LabState | null {
+  try {
+    const s = JSON.parse(fs.readFileSync(statePath(lab), 'utf8')) as LabState;
+    return s.version === 1 ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Labs with a state directory, sorted. */
+export function listStateLabs(): string[] {
+  try {
+    return fs.readdirSync(STATE_ROOT, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  } catch {
+    return [];
+  }
+}
+
+export function removeState(lab: string): void {
+  fs.rmSync(labDir(lab), { recursive: true, force: true });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class LockBusyError extends Error {
+  constructor(readonly lab: string, readonly holder: number) {
+    super(`lab ${lab} is busy: another netlab (pid ${holder}) is bringing it up or down`);
+  }
+}
+
+/** Takes the lab's lock (a file holding our pid, created exclusively). A lock left by a dead
+ *  process is taken over. Returns the release function. */
+export function lockLab(lab: string): () => void {
+  const dir = labDir(lab);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const file = path.join(dir, 'lock');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = fs.openSync(file, 'wx', 0o644);
+      fs.writeSync(fd, String(process.pid));
+      fs.closeSync(fd);
+      return () => {
+        try {
+          if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.unlinkSync(file);
+        } catch { /* the lab directory may be gone with `down` */ }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let holder = 0;
+      try { holder = Number(fs.readFileSync(file, 'utf8')) || 0; } catch { continue; }
+      if (holder > 0 && holder !== process.pid && pidAlive(holder)) throw new LockBusyError(lab, holder);
+      // Stale (its owner died, e.g. SIGKILL during up): take it over.
+      try { fs.unlinkSync(file); } catch { /* raced with another taker */ }
+    }
+  }
+  throw new LockBusyError(lab, 0);
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# netlab set-up for a Debian 12 machine with Node 20, as root: installs the Debian packages that
+# labs and tests use (only the missing ones), the npm dependencies, and builds the TypeScript.
+# Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Debian packages: ping/busybox inside containers and checks, nft for lab firewalls.
+packages=(iproute2 iputils-ping busybox-static nftables util-linux procps curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: missing Debian packages (${missing[*]}); run as root to install them" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm dependencies: reinstall only when the lock file changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build
