@@ -10,7 +10,8 @@ import { buildPlan, formatPlan } from '../controller/plan.js';
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { makeProgress } from './progress.js';
-import { cleanup, down, LabError, setLink, status, up } from '../controller/lab.js';
+import { cleanup, down, LabError, requireRoot, setLink, status, up } from '../controller/lab.js';
+import { describeState, execInContainer, RuntimeError, streamLogs } from '../runtime/container.js';
 import { AbortedError, ApplyError } from '../controller/apply.js';
 import { KernelError } from '../controller/kernel.js';
 import { LockBusyError } from '../controller/state.js';
@@ -43,6 +44,7 @@ export function buildProgram(io: Io): Command {
     .description('Network labs from a YAML topology, built with real kernel primitives (netns, veth, bridges, VXLAN) over netlink.')
     .version('0.1.0')
     .showHelpAfterError()
+    .enablePositionalOptions()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .exitOverride();
 
@@ -111,6 +113,8 @@ export function buildProgram(io: Io): Command {
       const r = await down(name);
       const what = r.netns.length || r.rootLinks || r.nftTable ? `removed ${r.netns.length} namespaces${r.rootLinks ? ', its links' : ''}${r.nftTable ? `, nft table ${r.nftTable}` : ''}` : 'nothing was up';
       io.out(`lab ${name} is down: ${what} (${fmtMs(r.ms)})\n`);
+      for (const [node, exit] of Object.entries(r.exits)) io.out(`  ${node.padEnd(16)} ${exit}\n`);
+      if (r.cgroupsLeft.length) io.err(`netlab: could not remove cgroups: ${r.cgroupsLeft.join(', ')}\n`);
     });
 
   program
@@ -125,10 +129,11 @@ export function buildProgram(io: Io): Command {
       for (const l of labs) {
         io.out(`lab ${l.lab}: ${l.status}${l.file ? ` (${l.file})` : ''}\n`);
         for (const n of l.nodes) {
-          if (!n.present) { io.out(`  ${n.name}: namespace ${n.netns} missing\n`); continue; }
-          if (n.netns === null) { io.out(`  ${n.name}: host network\n`); continue; }
-          const ifs = n.interfaces.map((f) => `${f.name}${f.up ? (f.operUp ? '' : ' (no carrier)') : ' DOWN'}${f.addresses.length ? ' ' + f.addresses.join(' ') : ''}`);
-          io.out(`  ${n.name.padEnd(16)} ${ifs.join(', ')}\n`);
+          const ctr = describeState(n.container);
+          if (!n.present) { io.out(`  ${n.name.padEnd(16)} ${ctr}; namespace ${n.netns} missing\n`); continue; }
+          if (n.netns === null) { io.out(`  ${n.name.padEnd(16)} ${ctr}; host network\n`); continue; }
+          const ifs = n.interfaces.filter((f) => f.name !== 'lo').map((f) => `${f.name}${f.up ? (f.operUp ? '' : ' (no carrier)') : ' DOWN'}${f.addresses.length ? ' ' + f.addresses.join(' ') : ''}`);
+          io.out(`  ${n.name.padEnd(16)} ${ctr}; ${ifs.join(', ') || 'loopback only'}\n`);
         }
       }
     });
@@ -157,7 +162,49 @@ export function buildProgram(io: Io): Command {
       io.out(`${labNameOf(arg)} ${endpoint} ${state}\n`);
     });
 
+  program
+    .command('exec')
+    .description('run a command inside a running container (all its namespaces and its root); exits with its code (needs root)')
+    .argument('<lab>', 'lab name or topology file')
+    .argument('<node>', 'node name')
+    .argument('[command...]', 'command and arguments (after --); default sh with -it')
+    .option('-i, --interactive', 'keep standard input open')
+    .option('-t, --tty', 'the command talks to your terminal (with -i: an interactive shell)')
+    .passThroughOptions()
+    .action(async (arg: string, node: string, command: string[], opts: { interactive?: boolean; tty?: boolean }) => {
+      requireRoot('exec');
+      const given = command[0] === '--' ? command.slice(1) : command;
+      const argv = given.length > 0 ? given : opts.interactive ? ['sh'] : [];
+      if (argv.length === 0) throw new UserError('no command given; e.g. netlab exec LAB NODE -- ip addr, or -it for a shell', 2);
+      throw new ExitCode(await execInContainer(labNameOf(arg), node, argv, { tty: opts.tty, stdin: opts.interactive }));
+    });
+
+  program
+    .command('logs')
+    .description('print a container\'s output (stdout and stderr) (needs root)')
+    .argument('<lab>', 'lab name or topology file')
+    .argument('<node>', 'node name')
+    .option('-f, --follow', 'keep printing new output until the container exits or Ctrl-C')
+    .action(async (arg: string, node: string, opts: { follow?: boolean }) => {
+      requireRoot('logs');
+      let interrupted = false;
+      const onInt = () => { interrupted = true; };
+      process.on('SIGINT', onInt);
+      try {
+        await streamLogs(labNameOf(arg), node, (b) => io.out(b.toString()), { follow: opts.follow, stop: () => interrupted });
+      } finally {
+        process.off('SIGINT', onInt);
+      }
+    });
+
   return program;
+}
+
+/** Not an error: the exit code of a command netlab ran for the user (exec). */
+class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
 }
 
 function fmtMs(ms: number): string {
@@ -179,13 +226,17 @@ function labNameOf(arg: string): string {
 
 /** Runs the CLI and returns the exit code (never calls process.exit, so tests can call it). */
 export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
-  const program = buildProgram(io);
   try {
-    await program.parseAsync(argv);
+    await buildProgram(io).parseAsync(argv);
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof ExitCode) return e.code;
+    if (e instanceof RuntimeError) {
+      io.err(`netlab: ${e.message}\n`);
+      return 1;
     }
     if (e instanceof LabError) {
       io.err(`netlab: ${e.message}\n`);

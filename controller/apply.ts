@@ -44,8 +44,9 @@ export interface ApplyHooks {
   progress?: (done: number, total: number, step: PlanStep) => void;
   /** Checked before each step: return a signal name to stop (the caller rolls back). */
   aborted?: () => string | null;
-  /** Runs container.start steps (the runtime); absent: such steps are an error. */
-  startContainer?: (step: Extract<PlanStep, { op: 'container.start' }>) => Promise<void>;
+  /** Runs a run of consecutive container.start steps at once (the runtime starts a lab's
+   *  containers under one supervisor); absent: such steps are an error. */
+  startContainers?: (steps: Extract<PlanStep, { op: 'container.start' }>[]) => Promise<void>;
 }
 
 async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<void> {
@@ -80,8 +81,8 @@ async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<vo
       k.nftApply(s.ruleset);
       return;
     case 'container.start':
-      if (!hooks.startContainer) throw new Error('no container runtime available');
-      return hooks.startContainer(s);
+      if (!hooks.startContainers) throw new Error('no container runtime available');
+      return hooks.startContainers([s]);
   }
 }
 
@@ -92,6 +93,19 @@ export async function applyPlan(plan: Plan, k: KernelApi, hooks: ApplyHooks = {}
     const sig = hooks.aborted?.();
     if (sig) throw new AbortedError(sig);
     const s = plan.steps[i];
+    if (s.op === 'container.start' && hooks.startContainers) {
+      let j = i;
+      while (j < total && plan.steps[j].op === 'container.start') j++;
+      const batch = plan.steps.slice(i, j) as Extract<PlanStep, { op: 'container.start' }>[];
+      try {
+        await hooks.startContainers(batch);
+      } catch (e) {
+        throw new ApplyError(s, i, e);
+      }
+      for (let k2 = i; k2 < j; k2++) hooks.progress?.(k2 + 1, total, plan.steps[k2]);
+      i = j - 1;
+      continue;
+    }
     try {
       await runStep(k, s, hooks);
     } catch (e) {

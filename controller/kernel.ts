@@ -42,6 +42,7 @@ const c_mount = libc.func(
 const c_umount2 = libc.func('int umount2(const char *tgt, int flags)') as (tgt: string, flags: number) => number;
 const c_gettid = libc.func('int gettid()') as () => number;
 const c_strerror = libc.func('const char *strerror(int errnum)') as (errnum: number) => string;
+const c_if_nametoindex = libc.func('unsigned int if_nametoindex(const char *ifname)') as (name: string) => number;
 
 const ERRNO_NUMBERS = os.constants.errno as Record<string, number>;
 
@@ -133,9 +134,15 @@ const IF_OPER_UNKNOWN = 0;
 const IF_OPER_UP = 6;
 /** IFLA_EXT_MASK = RTEXT_FILTER_SKIP_STATS: link replies without counters are half the size. */
 const SKIP_STATS = Buffer.from([8, 0, 0, 0]);
-/** Requests in flight per socket: each unread ACK costs ~1 KiB of the 208 KiB receive buffer and
- *  an overflow (ENOBUFS) loses replies, so callers may fire thousands of ops at once safely. */
-const MAX_IN_FLIGHT = 64;
+/** Receive-buffer bytes each unread reply may take (skb truesize, measured: an ACK ~0.8 KiB, an
+ *  error ACK echoes the request, a GETLINK reply 3-4 KiB). Replies are only read when the event
+ *  loop turns, and an overflowing buffer does not just lose replies: netlink@0.3.0 then throws
+ *  from its native poll callback (null syscall name) and the whole process aborts. So requests
+ *  wait for budget instead, and callers may fire thousands of operations at once. */
+const ACK_COST = 2048;
+const GETLINK_COST = 8192;
+/** Asked for; the kernel caps it at net.core.rmem_max (208 KiB by default) and doubles it. */
+const RCVBUF_WANTED = 1 << 20;
 
 function toBuf(d: StreamData): Buffer {
   const s = new AttrStream();
@@ -375,6 +382,8 @@ export class Kernel {
       try { fs.unlinkSync(file); } catch { /* best effort: the error below is the one that matters */ }
       throw toKernelError(e, 'netnsAdd', name, 'host');
     }
+    // A handle left from a namespace of the same name deleted behind our back would pin it.
+    this.handles.get(name)?.dispose();
     const h = new NetnsHandle(HANDLE_TOKEN, this, name, fd, sock);
     this.handles.set(name, h);
     return h;
@@ -453,8 +462,8 @@ export class Kernel {
     fs.closeSync(this.homeFd);
   }
 
-  /** rtnetlink socket bound to netns `fd` (a socket belongs to its creator thread's netns).
-   *  Internal to this module. */
+  /** @internal rtnetlink socket bound to netns `fd` (a socket belongs to the netns of the
+   *  thread that creates it). */
   socketIn(fd: number, op: string, object: string): RtNetlinkSocket {
     try {
       return this.inNetns(fd, op, object, () => createRtNetlink());
@@ -463,8 +472,8 @@ export class Kernel {
     }
   }
 
-  /** Runs a synchronous fn with the calling thread in netns `fd`. Internal to this module. */
-  inNetns<T>(fd: number, op: string, object: string, fn: () => T): T {
+  /** @internal Runs a synchronous fn with the calling thread in netns `fd`. */
+  inNetns<T>(fd: number, op: string, object: string, fn: () => T extends PromiseLike<unknown> ? never : T): T {
     if (fd === this.homeFd) return fn();
     if (c_setns(fd, CLONE_NEWNET) < 0) throw sysFail(op, object, 'host', 'setns');
     try {
@@ -521,9 +530,11 @@ export class NetnsHandle {
   readonly label: string;
   /** ifindex by name. Indexes are never reused soon (cyclic allocation), so a stale entry
    *  yields ENODEV, on which the operation is retried once with fresh lookups. */
-  private readonly index = new Map<string, Promise<number>>();
-  private inFlight = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly index = new Map<string, number>();
+  /** Receive-buffer bytes the replies still to be read may take, and the most allowed. */
+  private used = 0;
+  private readonly budget: number;
+  private readonly waiting: { cost: number; go: () => void }[] = [];
   /** Dumps get their own socket, one at a time: the kernel allows one dump per socket, and
    *  the package mis-groups a dump's parts when another request's ACK arrives between them. */
   private dumpSock: RtNetlinkSocket | null = null;
@@ -542,9 +553,13 @@ export class NetnsHandle {
   ) {
     if (token !== HANDLE_TOKEN) throw new TypeError('use Kernel.ns() or Kernel.netnsAdd()');
     this.label = name ?? 'host';
+    try {
+      sock.socket.setRecvBufferSize(RCVBUF_WANTED);
+    } catch {
+      // keep the default size; the budget below follows whatever the socket has
+    }
+    this.budget = Math.max(GETLINK_COST, Math.floor(sock.socket.getRecvBufferSize() / 2));
     this.armFailure();
-    // Without a listener an ENOBUFS on the socket would be thrown as an uncaught 'error' event;
-    // the requests waiting for lost replies are failed instead.
     this.watch(sock);
   }
 
@@ -654,7 +669,7 @@ export class NetnsHandle {
   // ip -d link show NAME (null when there is no such link)
   async linkGet(name: string): Promise<LinkInfo | null> {
     try {
-      const [m] = await this.request('linkGet', name, () => this.sock.getLink({}, { ifname: name, extMask: SKIP_STATS }));
+      const [m] = await this.request('linkGet', name, () => this.sock.getLink({}, { ifname: name, extMask: SKIP_STATS }), undefined, GETLINK_COST);
       return m ? toLinkInfo(m) : null;
     } catch (e) {
       if (e instanceof KernelError && e.errno === 'ENODEV') return null;
@@ -767,7 +782,8 @@ export class NetnsHandle {
 
   // ---------------------------------------------------------------- internals
 
-  /** Closes the socket and fd (pins on the netns) and fails requests still waiting. */
+  /** @internal (Kernel.netnsDel/close) Closes the sockets and fd that pin the netns and fails
+   *  requests still waiting. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -777,6 +793,8 @@ export class NetnsHandle {
     if (this.name !== null) fs.closeSync(this.fd);
   }
 
+  /** A socket error reported through recvmsg fails the requests whose replies it lost (the
+   *  package would otherwise throw it as an unhandled 'error' event). */
   private watch(sock: RtNetlinkSocket): void {
     sock.socket.on('error', (e) => {
       const f = this.fail;
@@ -809,46 +827,51 @@ export class NetnsHandle {
     this.failure.catch(() => { /* observed through request() */ });
   }
 
-  /** Sends one request (bounded in flight) and turns any failure into a KernelError. */
-  private async request<T>(op: string, object: string, send: () => Promise<T>, detail?: string): Promise<T> {
-    if (this.disposed) throw new KernelError(op, object, this.label, 'EBADF', 'namespace handle closed');
-    if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.waiting.push(r));
-    else this.inFlight++;
+  /** Sends one request once its reply fits the receive-buffer budget, and turns any failure
+   *  into a KernelError. */
+  private async request<T>(op: string, object: string, send: () => Promise<T>, detail?: string, cost = ACK_COST): Promise<T> {
+    if (this.used + cost > this.budget || this.waiting.length) {
+      await new Promise<void>((go) => this.waiting.push({ cost, go }));
+    } else {
+      this.used += cost;
+    }
     try {
+      if (this.disposed) throw new KernelError(op, object, this.label, 'EBADF', 'namespace handle closed');
       return await Promise.race([send(), this.failure]);
     } catch (e) {
       throw toKernelError(e, op, object, this.label, detail);
     } finally {
-      const next = this.waiting.shift();
-      if (next) next(); // the slot passes to the next waiter
-      else this.inFlight--;
+      this.used -= cost;
+      while (this.waiting.length && this.used + this.waiting[0].cost <= this.budget) {
+        const next = this.waiting.shift()!;
+        this.used += next.cost;
+        next.go();
+      }
     }
   }
 
-  private resolveIndex(op: string, name: string): Promise<number> {
-    let p = this.index.get(name);
-    if (!p) {
-      p = this.request(op, name, () => this.sock.getLink({}, { ifname: name, extMask: SKIP_STATS })).then(([m]) => {
-        if (!m?.data.index) throw new KernelError(op, name, this.label, 'ENODEV');
-        return m.data.index;
-      });
-      p.catch(() => this.index.delete(name));
-      this.index.set(name, p);
-    }
-    return p;
+  /** ifindex of a link here: if_nametoindex (an ioctl) in a setns window, ~10x cheaper than a
+   *  GETLINK round trip and with no reply to buffer. */
+  private resolveIndex(op: string, name: string): number {
+    const cached = this.index.get(name);
+    if (cached !== undefined) return cached;
+    const index = this.kernel.inNetns(this.fd, op, name, () => c_if_nametoindex(name));
+    if (!index) throw new KernelError(op, name, this.label, errnoName(koffi.errno() || ERRNO_NUMBERS.ENODEV));
+    this.index.set(name, index);
+    return index;
   }
 
   /** Resolves names to ifindexes, runs send, and retries once on ENODEV if a cached index
    *  may have been stale (the link was deleted and re-made behind our back). */
   private async withIndexes<T>(op: string, object: string, names: string[], send: (ix: number[]) => Promise<T>, detail?: string): Promise<T> {
     const cached = names.some((n) => this.index.has(n));
-    const ix = await Promise.all(names.map((n) => this.resolveIndex(op, n)));
+    const ix = names.map((n) => this.resolveIndex(op, n));
     try {
       return await this.request(op, object, () => send(ix), detail);
     } catch (e) {
       if (!cached || !(e instanceof KernelError) || e.errno !== 'ENODEV') throw e;
       for (const n of names) this.index.delete(n);
-      const fresh = await Promise.all(names.map((n) => this.resolveIndex(op, n)));
+      const fresh = names.map((n) => this.resolveIndex(op, n));
       return this.request(op, object, () => send(fresh), detail);
     }
   }

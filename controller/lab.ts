@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import type { Lab } from '../topology/types.js';
 import { labGroup, labOfNetns, nftTable, NAME_PREFIX, NETNS_PREFIX, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
 import { buildPlan, type Plan } from './plan.js';
-import { applyPlan, type ApplyHooks, type KernelApi } from './apply.js';
+import { applyPlan, type KernelApi } from './apply.js';
+import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
 import { Kernel, KernelError, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
 import { NFT_FAMILY } from './firewall.js';
 import { listStateLabs, lockLab, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
@@ -55,8 +56,8 @@ function restoreIpForward(): void {
 
 export interface UpOptions {
   progress?: (phase: string, done: number, total: number) => void;
-  /** Extra hooks (the runtime's container start). */
-  hooks?: Pick<ApplyHooks, 'startContainer'>;
+  /** Start the nodes' containers (default true); false builds bare namespaces only. */
+  containers?: boolean;
 }
 
 /** Names of netns that belong to a lab (node and simulated host namespaces). */
@@ -83,7 +84,9 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     if (prior || leftovers.length > 0) {
       throw new LabError(`lab ${lab.name} is half-built (${prior ? `state ${prior.status}` : `${leftovers.length} namespaces left`} from an earlier run that did not finish); run \`netlab down ${lab.name}\` first`);
     }
-    const plan = buildPlan(lab, { containers: !!opts.hooks?.startContainer });
+    const containers = opts.containers ?? true;
+    if (containers) checkRuntime(lab); // images and helper are there before any kernel object
+    const plan = buildPlan(lab, { containers });
     const now = new Date().toISOString();
     const state: LabState = {
       version: 1, lab: lab.name, file: lab.file, status: 'creating', pid: process.pid, createdAt: now, updatedAt: now,
@@ -94,7 +97,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     saveIpForward(plan);
     try {
       await applyPlan(plan, kernelApi(kernel), {
-        ...opts.hooks,
+        startContainers: async (steps) => { await startContainers(lab, steps.map((st) => st.node)); },
         aborted: () => signal,
         progress: (done, total, step) => opts.progress?.(step.phase, done, total),
       });
@@ -102,7 +105,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
       state.status = 'failed';
       state.error = (e as Error).message;
       try { writeState(state); } catch { /* rollback below removes it anyway */ }
-      await teardown(kernel, lab.name);
+      await teardown(kernel, lab.name, { starting: true });
       throw e;
     }
     state.status = 'up';
@@ -124,13 +127,19 @@ export interface TeardownReport {
   netns: string[];
   rootLinks: boolean;
   nftTable: string | null;
+  /** Exit status of each container, as the runtime recorded it. */
+  exits: Record<string, string>;
+  /** Cgroups that could not be removed (should be none). */
+  cgroupsLeft: string[];
 }
 
 /** Removes every kernel object of a lab, found from its name alone: one group delete for the
  *  links in the host's namespace, an unmount per namespace (the kernel then removes the links
  *  inside), the nft table, and the state. Tolerant: objects already gone are fine. */
-async function teardown(k: Kernel, lab: string, hooks: TeardownHooks = {}): Promise<TeardownReport> {
-  await hooks.stopContainers?.(lab);
+async function teardown(k: Kernel, lab: string, o: { starting?: boolean } = {}): Promise<TeardownReport> {
+  // Containers first: their processes pin the namespaces (and so the veths) they live in.
+  const starting = o.starting ?? readState(lab)?.status !== 'up';
+  const stopped = await stopContainers(lab, { starting });
   const rootLinks = await k.ns(null).linkDelGroup(labGroup(lab));
   const netns = labNetns(k, lab);
   for (const n of netns) k.netnsDel(n);
@@ -139,20 +148,16 @@ async function teardown(k: Kernel, lab: string, hooks: TeardownHooks = {}): Prom
   if (hadTable) nftDeleteTable(NFT_FAMILY, table);
   removeState(lab);
   restoreIpForward();
-  return { lab, netns, rootLinks, nftTable: hadTable ? table : null };
+  return { lab, netns, rootLinks, nftTable: hadTable ? table : null, exits: stopped.exits, cgroupsLeft: stopped.cgroupsLeft };
 }
 
-export interface TeardownHooks {
-  stopContainers?: (lab: string) => Promise<void>;
-}
-
-export async function down(labName: string, hooks: TeardownHooks = {}): Promise<TeardownReport & { ms: number }> {
+export async function down(labName: string): Promise<TeardownReport & { ms: number }> {
   requireRoot('down');
   const t0 = performance.now();
   const release = lockLab(labName);
   const kernel = await Kernel.open();
   try {
-    const r = await teardown(kernel, labName, hooks);
+    const r = await teardown(kernel, labName);
     return { ...r, ms: performance.now() - t0 };
   } finally {
     kernel.close();
@@ -182,14 +187,14 @@ export interface CleanupReport {
 }
 
 /** Removes everything carrying netlab's markers, with or without state files. */
-export async function cleanup(hooks: TeardownHooks = {}): Promise<CleanupReport> {
+export async function cleanup(): Promise<CleanupReport> {
   requireRoot('cleanup');
   const kernel = await Kernel.open();
   try {
     const labs: TeardownReport[] = [];
     for (const lab of await knownLabs(kernel)) {
       const release = lockLab(lab);
-      try { labs.push(await teardown(kernel, lab, hooks)); } finally { release(); }
+      try { labs.push(await teardown(kernel, lab)); } finally { release(); }
     }
     // Links of labs whose namespaces are already gone: our name prefix and alias, any group.
     const root = kernel.ns(null);
@@ -233,6 +238,7 @@ export interface NodeStatus {
   present: boolean;
   interfaces: InterfaceStatus[];
   routes: { dst: string; via: string | null; dev: string | null }[];
+  container: ContainerState;
 }
 
 export interface LabStatusReport {
@@ -243,9 +249,10 @@ export interface LabStatusReport {
   nodes: NodeStatus[];
 }
 
-async function nodeStatus(k: Kernel, name: string, netns: string | null, existing: Set<string>): Promise<NodeStatus> {
-  if (netns === null) return { name, netns, present: true, interfaces: [], routes: [] };
-  if (!existing.has(netns)) return { name, netns, present: false, interfaces: [], routes: [] };
+async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | null, existing: Set<string>): Promise<NodeStatus> {
+  const container = containerState(lab, name);
+  if (netns === null) return { name, netns, present: true, interfaces: [], routes: [], container };
+  if (!existing.has(netns)) return { name, netns, present: false, interfaces: [], routes: [], container };
   const h = k.ns(netns);
   const [links, addrs, routes] = await Promise.all([h.linkList(), h.addrList(), h.routeList()]);
   return {
@@ -255,6 +262,7 @@ async function nodeStatus(k: Kernel, name: string, netns: string | null, existin
       addresses: addrs.filter((a) => a.index === l.index).map((a) => `${a.address}/${a.prefixLen}`),
     })),
     routes: routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
+    container,
   };
 }
 
@@ -275,7 +283,7 @@ export async function status(labName?: string): Promise<LabStatusReport[]> {
         continue;
       }
       const nodes: NodeStatus[] = [];
-      for (const n of names) nodes.push(await nodeStatus(kernel, n.name, n.netns, existing));
+      for (const n of names) nodes.push(await nodeStatus(kernel, lab, n.name, n.netns, existing));
       out.push({ lab, status: st?.status ?? 'unknown (no state file)', file: st?.file ?? '', createdAt: st?.createdAt ?? null, nodes });
     }
     return out;

@@ -40,7 +40,7 @@ export type PlanStep = PlanStepBody & { phase: Phase };
 export type PlanOp = PlanStep['op'];
 
 /** Whether `up` starts container processes yet (the runtime issue); plan shows exactly what up does. */
-export const CONTAINERS_AVAILABLE = false;
+export const CONTAINERS_AVAILABLE = true;
 
 export interface Plan {
   lab: string;

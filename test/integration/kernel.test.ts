@@ -125,7 +125,7 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
     await host.linkAddBridge(br, { up: true, group: GROUP, mtu: 1400 });
     for (const [s, ip] of [['a', '198.18.1.1/24'], ['b', '198.18.1.2/24']] as const) {
       const h = netns(s);
-      await host.linkAddVeth(ifn(`v${s}`), 'eth0', h.name, { master: br, mtu: 1400, group: GROUP, up: true, peerUp: true });
+      await host.linkAddVeth(ifn(`v${s}`), 'eth0', nsn(s), { master: br, mtu: 1400, group: GROUP, up: true, peerUp: true });
       await h.linkSet('lo', { up: true });
       await h.addrAdd('eth0', ip);
     }
@@ -154,34 +154,34 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
   it('creates a veth directly between two namespaces', async () => {
     const a = netns('a');
     const b = netns('b');
-    await a.linkAddVeth('p2p0', 'p2p1', b.name, { up: true, peerUp: true, mtu: 9000, alias: 'a-side', peerAlias: 'b-side' });
+    await a.linkAddVeth('p2p0', 'p2p1', nsn('b'), { up: true, peerUp: true, mtu: 9000, alias: 'a-side', peerAlias: 'b-side' });
     await Promise.all([a.addrAdd('p2p0', '198.18.2.1/30'), b.addrAdd('p2p1', '198.18.2.2/30')]);
-    const ea = ipLink('p2p0', a.name)!;
-    const eb = ipLink('p2p1', b.name)!;
+    const ea = ipLink('p2p0', nsn('a'))!;
+    const eb = ipLink('p2p1', nsn('b'))!;
     expect([ea.mtu, eb.mtu]).toEqual([9000, 9000]);
     expect([ea.ifalias, eb.ifalias]).toEqual(['a-side', 'b-side']);
     expect(eb.flags).toContain('UP');
-    expect(ipLink('p2p1', a.name)).toBeNull(); // the peer never existed outside its namespace
-    expect(pingFrom(a.name, '198.18.2.2')).toBe(true);
+    expect(ipLink('p2p1', nsn('a'))).toBeNull(); // the peer never existed outside its namespace
+    expect(pingFrom(nsn('a'), '198.18.2.2')).toBe(true);
   });
 
   it('adds, lists and deletes routes', async () => {
     const a = netns('a');
     const b = netns('b');
-    await a.linkAddVeth('eth0', 'eth0', b.name, { up: true, peerUp: true });
+    await a.linkAddVeth('eth0', 'eth0', nsn('b'), { up: true, peerUp: true });
     await a.addrAdd('eth0', '198.18.3.1/24');
     await a.routeAdd({ dst: '203.0.113.0/24', via: '198.18.3.254' });
     await a.routeAdd({ dst: '192.0.2.0/24', dev: 'eth0' });
     await a.routeAdd({ dst: '0.0.0.0/0', via: '198.18.3.254', dev: 'eth0' });
 
-    const seen = ipj<IpRoute>(['route', 'show', 'table', 'main'], a.name);
+    const seen = ipj<IpRoute>(['route', 'show', 'table', 'main'], nsn('a'));
     expect(seen).toEqual(expect.arrayContaining([
       expect.objectContaining({ dst: '203.0.113.0/24', gateway: '198.18.3.254', dev: 'eth0' }),
       expect.objectContaining({ dst: '192.0.2.0/24', dev: 'eth0', scope: 'link' }),
       expect.objectContaining({ dst: 'default', gateway: '198.18.3.254', dev: 'eth0' }),
     ]));
     // iproute2 hides 'proto boot' (its default) unless asked for by filter.
-    expect(ipj<IpRoute>(['route', 'show', 'table', 'main', 'proto', 'boot'], a.name).map((r) => r.dst).sort())
+    expect(ipj<IpRoute>(['route', 'show', 'table', 'main', 'proto', 'boot'], nsn('a')).map((r) => r.dst).sort())
       .toEqual(['192.0.2.0/24', '203.0.113.0/24', 'default']);
     const ours = await a.routeList();
     expect(ours).toEqual(expect.arrayContaining([
@@ -195,7 +195,7 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
 
     await a.routeDel({ dst: '203.0.113.0/24' });
     await a.routeDel({ dst: 'default' });
-    const after = ipj<IpRoute>(['route', 'show', 'table', 'main'], a.name).map((r) => r.dst);
+    const after = ipj<IpRoute>(['route', 'show', 'table', 'main'], nsn('a')).map((r) => r.dst);
     expect(after).not.toContain('203.0.113.0/24');
     expect(after).not.toContain('default');
     expect(after).toContain('192.0.2.0/24');
@@ -205,16 +205,16 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
   it('sets MTU, alias, group and MAC, and reads them back', async () => {
     const a = netns('a');
     await a.linkAddBridge('br0', { group: 5, alias: 'netlab:t:br0' });
-    await a.linkAddVeth('v0', 'v1', a.name, { group: 5 });
+    await a.linkAddVeth('v0', 'v1', nsn('a'), { group: 5 });
     await a.linkSet('v0', { mtu: 1280, alias: 'netlab:t:n:eth0', mac: '02:00:5e:10:00:01', group: 9, master: 'br0', up: true });
-    const l = ipLink('v0', a.name)!;
+    const l = ipLink('v0', nsn('a'))!;
     expect(l.mtu).toBe(1280);
     expect(l.ifalias).toBe('netlab:t:n:eth0');
     expect(l.address).toBe('02:00:5e:10:00:01');
     expect(l.group).toBe('9');
     expect(l.master).toBe('br0');
     expect(l.flags).toContain('UP');
-    expect(ipLink('br0', a.name)!.ifalias).toBe('netlab:t:br0');
+    expect(ipLink('br0', nsn('a'))!.ifalias).toBe('netlab:t:br0');
 
     const mine = await a.linkGet('v0');
     expect(mine).toMatchObject({ name: 'v0', kind: 'veth', mtu: 1280, alias: 'netlab:t:n:eth0', mac: '02:00:5e:10:00:01', group: 9, up: true });
@@ -223,10 +223,11 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
     expect(mine!.master).toBe(brInfo.index);
     expect(await a.linkGet('nosuch0')).toBeNull();
 
-    await a.linkSet('v0', { master: null, up: false });
-    const released = ipLink('v0', a.name)!;
+    await a.linkSet('v0', { master: null, up: false, alias: '' });
+    const released = ipLink('v0', nsn('a'))!;
     expect(released.master).toBeUndefined();
     expect(released.flags).not.toContain('UP');
+    expect(released.ifalias).toBeUndefined();
     await expectKernelError(a.linkSet('v0', { mac: 'not-a-mac' }), 'EINVAL');
   });
 
@@ -236,7 +237,7 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
     await a.linkAddVeth('g4', 'g4p', null, { group: 77, peerGroup: 77 });
     await a.linkAddBridge('keep0', { group: 78 });
     expect(await a.linkDelGroup(77)).toBe(true);
-    expect(ipj<IpLink>(['link', 'show'], a.name).map((l) => l.ifname).sort()).toEqual(['keep0', 'lo']);
+    expect(ipj<IpLink>(['link', 'show'], nsn('a')).map((l) => l.ifname).sort()).toEqual(['keep0', 'lo']);
     expect(await a.linkDelGroup(77)).toBe(false); // nothing left: not an error
     await expectKernelError(a.linkDelGroup(0), 'EINVAL'); // group 0 would be every link
   });
@@ -244,11 +245,11 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
   it('creates a VXLAN device with its VNI, port and FDB entries, and permanent neighbours', async () => {
     const a = netns('a');
     const b = netns('b');
-    await a.linkAddVeth('ul0', 'ul0', b.name, { up: true, peerUp: true });
+    await a.linkAddVeth('ul0', 'ul0', nsn('b'), { up: true, peerUp: true });
     await a.addrAdd('ul0', '198.18.4.1/24');
     await a.linkAddBridge('br0', { up: true });
     await a.linkAddVxlan('vx0', { vni: 4242, port: 4790, local: '198.18.4.1', dev: 'ul0', learning: false, master: 'br0', mtu: 1450, alias: 'netlab:t:vx' });
-    const vx = ipLink('vx0', a.name, true)!;
+    const vx = ipLink('vx0', nsn('a'), true)!;
     expect(vx.linkinfo?.info_kind).toBe('vxlan');
     expect(vx.linkinfo?.info_data).toMatchObject({ id: 4242, port: 4790, local: '198.18.4.1', link: 'ul0', learning: false });
     expect(vx.master).toBe('br0');
@@ -257,12 +258,12 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
 
     await a.fdbAppend('vx0', '00:00:00:00:00:00', '198.18.4.2');
     await a.fdbAppend('vx0', '00:00:00:00:00:00', '198.18.4.3'); // append: both flood targets stay
-    const fdb = JSON.parse(execFileSync('bridge', ['-n', a.name, '-j', 'fdb', 'show', 'dev', 'vx0'], { encoding: 'utf8' })) as { mac: string; dst?: string; state?: string }[];
+    const fdb = JSON.parse(execFileSync('bridge', ['-n', nsn('a'), '-j', 'fdb', 'show', 'dev', 'vx0'], { encoding: 'utf8' })) as { mac: string; dst?: string; state?: string }[];
     const flood = fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst).sort();
     expect(flood).toEqual(['198.18.4.2', '198.18.4.3']);
 
     await a.neighAdd('br0', '198.18.5.9', '02:00:5e:00:00:09');
-    const neigh = ipj<{ dst: string; lladdr: string; state: string[] }>(['neigh', 'show', 'dev', 'br0'], a.name);
+    const neigh = ipj<{ dst: string; lladdr: string; state: string[] }>(['neigh', 'show', 'dev', 'br0'], nsn('a'));
     expect(neigh).toEqual([expect.objectContaining({ dst: '198.18.5.9', lladdr: '02:00:5e:00:00:09', state: ['PERMANENT'] })]);
     await expectKernelError(a.neighAdd('br0', '198.18.5.9', '02:00:5e:00:00:09'), 'EEXIST');
   });
@@ -273,12 +274,12 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
     const want = hostForward === '1' ? '0' : '1';
     a.sysctlSet('net.ipv4.ip_forward', want);
     a.sysctlSet('net/ipv6/conf/lo/disable_ipv6', '1'); // '/' form: dots in the name stay literal
-    const read = (key: string) => execFileSync('ip', ['netns', 'exec', a.name, 'sysctl', '-n', key], { encoding: 'utf8' }).trim();
+    const read = (key: string) => execFileSync('ip', ['netns', 'exec', nsn('a'), 'sysctl', '-n', key], { encoding: 'utf8' }).trim();
     expect(read('net.ipv4.ip_forward')).toBe(want);
     expect(read('net.ipv6.conf.lo.disable_ipv6')).toBe('1');
     expect(fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()).toBe(hostForward);
     const e = await expectKernelError(() => a.sysctlSet('net.ipv4.no_such_key', '1'), 'ENOENT');
-    expect(e.netns).toBe(a.name);
+    expect(e.netns).toBe(nsn('a'));
   });
 
   it('reports failures as KernelError naming op, object, namespace and errno', async () => {
@@ -287,8 +288,8 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
     const e = await expectKernelError(a.linkAddBridge('br0'), 'EEXIST');
     expect(e.op).toBe('linkAdd');
     expect(e.object).toBe('br0');
-    expect(e.netns).toBe(a.name);
-    expect(e.message).toBe(`linkAdd br0 in netns ${a.name}: EEXIST (File exists)`);
+    expect(e.netns).toBe(nsn('a'));
+    expect(e.message).toBe(`linkAdd br0 in netns ${nsn('a')}: EEXIST (File exists)`);
 
     const host = k.ns(null);
     const br = ifn('dup');
@@ -309,14 +310,14 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
     // More than the in-flight bound, with dumps interleaved: replies must neither be lost
     // (ENOBUFS) nor mis-grouped with a dump's parts. Veth pairs, not bridges: the kernel takes
     // ~18 ms to delete each bridge even in a group delete, ~0.2 ms per veth.
-    const creates = Array.from({ length: n / 2 }, (_, i) => a.linkAddVeth(`c${i}`, `d${i}`, a.name, { group: 3, peerGroup: 3 }));
+    const creates = Array.from({ length: n / 2 }, (_, i) => a.linkAddVeth(`c${i}`, `d${i}`, nsn('a'), { group: 3, peerGroup: 3 }));
     const dumps = [a.linkList(), a.addrList(), a.linkList()];
     await Promise.all([...creates, ...dumps]);
     // (`ip -j link show group G` also prints an empty {} per non-matching link: filter those)
-    expect(ipj<IpLink>(['link', 'show', 'group', '3'], a.name).filter((l) => l.ifname)).toHaveLength(n);
+    expect(ipj<IpLink>(['link', 'show', 'group', '3'], nsn('a')).filter((l) => l.ifname)).toHaveLength(n);
     expect((await a.linkList()).filter((l) => l.group === 3)).toHaveLength(n);
     expect(await a.linkDelGroup(3)).toBe(true);
-    expect(ipj<IpLink>(['link', 'show'], a.name).map((l) => l.ifname)).toEqual(['lo']);
+    expect(ipj<IpLink>(['link', 'show'], nsn('a')).map((l) => l.ifname)).toEqual(['lo']);
   });
 
   it('never leaves a thread of this process in a lab namespace', async () => {

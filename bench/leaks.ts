@@ -1,0 +1,71 @@
+// What the bench could leave behind, read with the system's tools (ip, nft, /proc), not with
+// netlab's code: named namespaces, root-namespace links, nft tables, netlab state directories,
+// mounts under /run/netns and child processes. A snapshot is taken before the run; at the end,
+// every object that is new AND carries one of this run's markers is a leak (the run fails).
+// New objects without our markers (another user's lab started meanwhile) are only reported.
+import * as fs from 'node:fs';
+import { sh } from './util.js';
+
+export type Snapshot = Record<string, string[]>;
+
+function netns(): string[] {
+  try { return fs.readdirSync('/run/netns'); } catch { return []; }
+}
+
+function links(): string[] {
+  return (JSON.parse(sh('ip', ['-j', 'link', 'show']) || '[]') as { ifname: string }[]).map((l) => l.ifname);
+}
+
+function nftTables(): string[] {
+  const out = sh('nft', ['-j', 'list', 'tables']);
+  if (!out) return [];
+  const items = (JSON.parse(out) as { nftables?: { table?: { family: string; name: string } }[] }).nftables ?? [];
+  return items.flatMap((i) => (i.table ? [`${i.table.family} ${i.table.name}`] : []));
+}
+
+function stateDirs(): string[] {
+  try { return fs.readdirSync(process.env.NETLAB_STATE_DIR || '/run/netlab'); } catch { return []; }
+}
+
+function mounts(): string[] {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+    .map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith('/run/netns/'));
+}
+
+function children(): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(rest[1]) === process.pid && rest[0] !== 'Z') out.push(`${pid} ${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}`);
+    } catch { /* exited meanwhile */ }
+  }
+  return out;
+}
+
+export function snapshot(): Snapshot {
+  return { netns: netns(), links: links(), nftTables: nftTables(), stateDirs: stateDirs(), mounts: mounts(), children: children() };
+}
+
+export interface LeakReport {
+  leaked: Record<string, string[]>;
+  /** New since the start but not ours (another user's). */
+  foreign: Record<string, string[]>;
+}
+
+/** `ours(kind, name)` says whether an object carries this run's markers. */
+export function compare(before: Snapshot, after: Snapshot, ours: (kind: string, name: string) => boolean): LeakReport {
+  const leaked: Record<string, string[]> = {};
+  const foreign: Record<string, string[]> = {};
+  for (const kind of Object.keys(after)) {
+    const old = new Set(before[kind] ?? []);
+    for (const x of after[kind]) {
+      if (old.has(x)) continue;
+      const target = kind === 'children' || ours(kind, x) ? leaked : foreign;
+      (target[kind] ??= []).push(x);
+    }
+  }
+  return { leaked, foreign };
+}

@@ -1,0 +1,143 @@
+// Small helpers shared by the benchmark: statistics, timing of child commands, the machine's
+// description, and a wait for the machine to be quiet between measured runs.
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+  samples: number[];
+}
+
+export function stats(samples: number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  const n = s.length;
+  const median = n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  return { median: round(median), min: round(s[0] ?? NaN), max: round(s[n - 1] ?? NaN), n, samples: samples.map(round) };
+}
+
+export function round(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export function fmtMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return '-';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+export function fmtStats(s: Stats | null | undefined): string {
+  if (!s || s.n === 0) return '-';
+  return `${fmtMs(s.median)} (${fmtMs(s.min)}–${fmtMs(s.max)})`;
+}
+
+export interface CmdResult {
+  ms: number;
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion, timing it from spawn to exit (wall clock). */
+export function timeCmd(cmd: string, args: string[], opts: SpawnOptions & { input?: string; timeoutMs?: number } = {}): Promise<CmdResult> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    let timer: NodeJS.Timeout | undefined;
+    if (opts.timeoutMs) timer = setTimeout(() => child.kill('SIGTERM'), opts.timeoutMs);
+    child.on('error', (e) => { if (timer) clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      const ms = performance.now() - t0;
+      if (timer) clearTimeout(timer);
+      resolve({ ms, code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+/** stdout of a short command, '' when it fails. */
+export function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : '';
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function cpuTicks(): { busy: number; total: number } {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/** Waits until the machine is quiet (the kernel's deferred netns clean-up of the previous run
+ *  and anything else has finished): a 200 ms window with less than `maxBusy` of all CPUs busy,
+ *  at most `capMs`. Returns the busy fraction of the last window (recorded with each sample so
+ *  a noisy run can be seen). */
+export async function waitQuiet(maxBusy = 0.1, capMs = 6000): Promise<number> {
+  const t0 = Date.now();
+  let busy = 1;
+  do {
+    const a = cpuTicks();
+    await sleep(200);
+    const b = cpuTicks();
+    busy = (b.busy - a.busy) / Math.max(1, b.total - a.total);
+  } while (busy > maxBusy && Date.now() - t0 < capMs);
+  return round(busy, 3);
+}
+
+export function loadavg(): number[] {
+  return os.loadavg().map((x) => round(x, 2));
+}
+
+export interface Machine {
+  hostname: string;
+  nproc: number;
+  cpuModel: string;
+  memoryMiB: number;
+  kernel: string;
+  os: string;
+  node: string;
+  iproute2: string;
+  mininet: string | null;
+}
+
+export function machine(): Machine {
+  let osName = '';
+  try {
+    osName = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '';
+  } catch { /* not Linux-standard: leave empty */ }
+  const cpuModel = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? '';
+  const mn = sh('mn', ['--version']);
+  return {
+    hostname: os.hostname(),
+    nproc: Number(sh('nproc', [])) || os.cpus().length,
+    cpuModel,
+    memoryMiB: Math.round(os.totalmem() / 1048576),
+    kernel: `${os.type()} ${os.release()}`,
+    os: osName,
+    node: process.version,
+    iproute2: sh('ip', ['-V']).replace(/^ip utility, /, ''),
+    mininet: mn || null,
+  };
+}
+
+/** Peak resident set of this process in KiB (VmHWM, the same as resourceUsage().maxRSS). */
+export function peakRssKiB(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]);
+  } catch { /* fall through */ }
+  return process.resourceUsage().maxRSS;
+}

@@ -1,0 +1,188 @@
+// Container cgroups on v2 (unified, most machines) and v1 (this machine: cpu, cpuacct, memory,
+// pids each mounted on its own). Groups are created below the cgroup netlab itself runs in
+// (read from /proc/self/cgroup), as <own>/netlab/<lab>/<node>, never elsewhere; their paths are
+// recorded in the lab state so `down` from another shell removes exactly them. The translation
+// of limits to each version's files is pure and unit-tested.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Resources } from '../topology/types.js';
+
+export const CGROUP_ROOT = '/sys/fs/cgroup';
+export const CFS_PERIOD_US = 100_000;
+
+export type CgroupVersion = 1 | 2;
+
+export interface CgroupLayout {
+  version: CgroupVersion;
+  /** Controller -> directory where netlab's group for that controller lives (v2: one dir). */
+  base: Record<string, string>;
+}
+
+/** v1 controllers netlab uses; each may be mounted alone or co-mounted (cpu,cpuacct). */
+const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids'] as const;
+
+/** Parses /proc/self/cgroup: controller -> path (v2 entry under key ''). */
+export function parseProcCgroup(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    if (m[1] === '') out.set('', m[2]);
+    for (const c of m[1].split(',')) if (c && !c.startsWith('name=')) out.set(c, m[2]);
+  }
+  return out;
+}
+
+/** Where each controller's hierarchy is mounted, from /proc/self/mountinfo-like mount lines. */
+export function parseCgroupMounts(mounts: string): { v2: string | null; v1: Map<string, string> } {
+  let v2: string | null = null;
+  const v1 = new Map<string, string>();
+  for (const line of mounts.split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 4) continue;
+    if (f[2] === 'cgroup2' && (f[1] === CGROUP_ROOT || v2 === null)) v2 = f[1];
+    if (f[2] === 'cgroup') for (const o of f[3].split(',')) if ((V1_CONTROLLERS as readonly string[]).includes(o)) v1.set(o, f[1]);
+  }
+  return { v2, v1 };
+}
+
+/** v2 when the unified hierarchy is the one holding the controllers, else v1. */
+export function detectLayout(procCgroup: string, mounts: string, v2Controllers: (dir: string) => string | null): CgroupLayout {
+  const own = parseProcCgroup(procCgroup);
+  const { v2, v1 } = parseCgroupMounts(mounts);
+  if (v2 !== null) {
+    const ctrls = v2Controllers(v2) ?? '';
+    if (/\bmemory\b/.test(ctrls) || v1.size === 0) {
+      return { version: 2, base: { '': path.join(v2, own.get('') ?? '/', 'netlab') } };
+    }
+  }
+  const base: Record<string, string> = {};
+  for (const c of V1_CONTROLLERS) {
+    const mnt = v1.get(c);
+    if (mnt) base[c] = path.join(mnt, own.get(c) ?? '/', 'netlab');
+  }
+  return { version: 1, base };
+}
+
+export function currentLayout(): CgroupLayout {
+  return detectLayout(fs.readFileSync('/proc/self/cgroup', 'utf8'), fs.readFileSync('/proc/mounts', 'utf8'), (dir) => {
+    try { return fs.readFileSync(path.join(dir, 'cgroup.controllers'), 'utf8'); } catch { return null; }
+  });
+}
+
+/** cpu.shares (v1, 2..262144) -> cpu.weight (v2, 1..10000), the mapping runc and systemd use. */
+export function sharesToWeight(shares: number): number {
+  return Math.max(1, Math.min(10000, 1 + Math.floor(((shares - 2) * 9999) / 262142)));
+}
+
+/** The files and values that apply `r` to one container's group(s). */
+export function limitFiles(layout: CgroupLayout, dirs: Record<string, string>, r: Resources): [string, string][] {
+  const out: [string, string][] = [];
+  if (layout.version === 2) {
+    const d = dirs[''];
+    if (r.cpuShares !== null) out.push([path.join(d, 'cpu.weight'), String(sharesToWeight(r.cpuShares))]);
+    if (r.cpus !== null) out.push([path.join(d, 'cpu.max'), `${Math.round(r.cpus * CFS_PERIOD_US)} ${CFS_PERIOD_US}`]);
+    if (r.memoryBytes !== null) {
+      out.push([path.join(d, 'memory.max'), String(r.memoryBytes)]);
+      out.push([path.join(d, 'memory.swap.max'), '0']);
+    }
+    if (r.pids !== null) out.push([path.join(d, 'pids.max'), String(r.pids)]);
+    return out;
+  }
+  if (r.cpuShares !== null && dirs.cpu) out.push([path.join(dirs.cpu, 'cpu.shares'), String(r.cpuShares)]);
+  if (r.cpus !== null && dirs.cpu) {
+    out.push([path.join(dirs.cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US)]);
+    out.push([path.join(dirs.cpu, 'cpu.cfs_quota_us'), String(Math.round(r.cpus * CFS_PERIOD_US))]);
+  }
+  if (r.memoryBytes !== null && dirs.memory) out.push([path.join(dirs.memory, 'memory.limit_in_bytes'), String(r.memoryBytes)]);
+  if (r.pids !== null && dirs.pids) out.push([path.join(dirs.pids, 'pids.max'), String(r.pids)]);
+  return out;
+}
+
+/** Controllers to turn on in v2 parents, so children get the interface files. */
+const V2_ENABLE = ['cpu', 'memory', 'pids'];
+
+function enableV2(dir: string): void {
+  let avail = '';
+  try { avail = fs.readFileSync(path.join(dir, 'cgroup.controllers'), 'utf8'); } catch { return; }
+  const want = V2_ENABLE.filter((c) => new RegExp(`\\b${c}\\b`).test(avail)).map((c) => `+${c}`).join(' ');
+  if (want) fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), want);
+}
+
+/** Creates <base>/<lab>/<node> for every controller, writes the limits; returns the dirs. */
+export function createContainerGroups(layout: CgroupLayout, lab: string, node: string, r: Resources): Record<string, string> {
+  const dirs: Record<string, string> = {};
+  for (const [ctrl, base] of Object.entries(layout.base)) {
+    const labDir = path.join(base, lab);
+    const dir = path.join(labDir, node);
+    if (layout.version === 2) {
+      // v2's "no internal processes" rule: controllers are enabled top-down on our own subtree.
+      fs.mkdirSync(base, { recursive: true });
+      enableV2(path.dirname(base));
+      enableV2(base);
+      fs.mkdirSync(labDir, { recursive: true });
+      enableV2(labDir);
+    }
+    fs.mkdirSync(dir, { recursive: true });
+    dirs[ctrl] = dir;
+  }
+  for (const [file, value] of limitFiles(layout, dirs, r)) fs.writeFileSync(file, value);
+  return dirs;
+}
+
+/** The cgroup.procs files the shim writes "0" into to join the container's groups. */
+export function procsFiles(dirs: Record<string, string>): string[] {
+  return Object.values(dirs).map((d) => path.join(d, 'cgroup.procs'));
+}
+
+export function pidsIn(dirs: Record<string, string>): number[] {
+  const pids = new Set<number>();
+  for (const d of Object.values(dirs)) {
+    try {
+      for (const l of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n')) if (l) pids.add(Number(l));
+    } catch { /* gone already */ }
+  }
+  return [...pids];
+}
+
+/** Removes the groups (and the lab's parent when empty); processes must be gone. Retries
+ *  briefly: a killed task leaves its cgroup a moment after it is reaped. */
+export async function removeGroups(dirs: Record<string, string>): Promise<string[]> {
+  const left: string[] = [];
+  for (const d of Object.values(dirs)) {
+    let ok = false;
+    for (let i = 0; i < 50 && !ok; i++) {
+      try { fs.rmdirSync(d); ok = true; } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') ok = true;
+        else if (code === 'EBUSY') await new Promise((r) => setTimeout(r, 20));
+        else throw e;
+      }
+    }
+    if (!ok) left.push(d);
+    for (const parent of [path.dirname(d), path.dirname(path.dirname(d))]) {
+      try { fs.rmdirSync(parent); } catch { /* not empty: other labs or nodes */ }
+    }
+  }
+  return left;
+}
+
+/** CPU time used by a container's group, in nanoseconds. */
+export function cpuUsageNs(layout: CgroupLayout, dirs: Record<string, string>): number {
+  if (layout.version === 2) {
+    const m = /usage_usec (\d+)/.exec(fs.readFileSync(path.join(dirs[''], 'cpu.stat'), 'utf8'));
+    return m ? Number(m[1]) * 1000 : 0;
+  }
+  return Number(fs.readFileSync(path.join(dirs.cpuacct ?? dirs.cpu, 'cpuacct.usage'), 'utf8').trim());
+}
+
+/** How many times the kernel OOM-killed a task of this group. */
+export function oomKills(layout: CgroupLayout, dirs: Record<string, string>): number {
+  try {
+    const file = layout.version === 2 ? path.join(dirs[''], 'memory.events') : path.join(dirs.memory, 'memory.oom_control');
+    const m = /oom_kill (\d+)/.exec(fs.readFileSync(file, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,84 @@
+// Root filesystem images. `busybox` (the default) is built locally from the host's static
+// busybox (Debian's busybox-static) with every applet linked in, cached by the binary's hash,
+// and shared read-only as the lower layer of every container's overlay (never copied per
+// container). `host` is the host's own filesystem, read-only (the shim mounts it).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+
+export const IMAGE_CACHE = process.env.NETLAB_IMAGE_CACHE || '/var/cache/netlab/images';
+const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
+
+export class ImageError extends Error {}
+
+export const HOST_IMAGE = 'host';
+
+/** Images this runtime can provide without a registry. */
+export function isSupportedImage(image: string): boolean {
+  return image === 'busybox' || image === HOST_IMAGE;
+}
+
+function findStaticBusybox(): string {
+  for (const p of BUSYBOX_CANDIDATES) {
+    if (!fs.existsSync(p)) continue;
+    // A dynamic busybox would need the host's libc inside the image: insist on the static one.
+    const head = fs.readFileSync(p).subarray(0, 4096);
+    if (head.includes(Buffer.from('/lib64/ld-linux')) || head.includes(Buffer.from('/lib/ld-linux'))) continue;
+    return p;
+  }
+  throw new ImageError('image busybox needs a static busybox on the host: install Debian\'s busybox-static (./setup.sh does)');
+}
+
+const ETC_FILES: Record<string, string> = {
+  'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n',
+  'etc/group': 'root:x:0:\nnogroup:x:65534:\n',
+  'etc/nsswitch.conf': 'hosts: files dns\n',
+};
+
+/** The busybox image directory (built on first use, atomically, then reused). */
+export function busyboxImage(): string {
+  const bin = findStaticBusybox();
+  const hash = createHash('sha256').update(fs.readFileSync(bin)).digest('hex').slice(0, 16);
+  const dir = path.join(IMAGE_CACHE, `busybox-${hash}`);
+  if (fs.existsSync(path.join(dir, '.complete'))) return dir;
+  fs.mkdirSync(IMAGE_CACHE, { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root', 'run', 'var/log', 'www', 'home']) {
+    fs.mkdirSync(path.join(tmp, d), { recursive: true, mode: d === 'tmp' ? 0o1777 : 0o755 });
+  }
+  fs.chmodSync(path.join(tmp, 'tmp'), 0o1777);
+  fs.copyFileSync(bin, path.join(tmp, 'bin/busybox'));
+  fs.chmodSync(path.join(tmp, 'bin/busybox'), 0o755);
+  // `busybox --list-full` names every applet with its usual directory (bin/sh, usr/bin/wget...).
+  const applets = execFileSync(bin, ['--list-full'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  for (const a of applets) {
+    const target = path.join(tmp, a);
+    if (a === 'bin/busybox' || fs.existsSync(target)) continue;
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.symlinkSync('/bin/busybox', target);
+  }
+  for (const [f, text] of Object.entries(ETC_FILES)) fs.writeFileSync(path.join(tmp, f), text);
+  fs.writeFileSync(path.join(tmp, '.complete'), `${bin} ${hash} ${applets.length} applets\n`);
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (e) {
+    // Another netlab built it at the same time: theirs is as good as ours.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (!fs.existsSync(path.join(dir, '.complete'))) throw e;
+  }
+  return dir;
+}
+
+/** Lower layer for an image: a directory, or HOST_IMAGE. */
+export function resolveImage(image: string): string {
+  if (image === 'busybox') return busyboxImage();
+  if (image === HOST_IMAGE) return HOST_IMAGE;
+  throw new ImageError(`image "${image}" is not available: netlab provides busybox and host (OCI images are not supported yet)`);
+}
+
+/** Default command when a node gives none: idle until stopped. */
+export function defaultCommand(image: string): string[] {
+  return image === HOST_IMAGE ? ['sleep', 'infinity'] : ['sleep', 'inf'];
+}

@@ -1,0 +1,502 @@
+// netlab-shim: the small native helper of netlab's container runtime. Node cannot fork safely
+// (it is multi-threaded), so the namespace and mount work that must happen between fork and
+// exec lives here. Two modes:
+//
+//   netlab-shim supervise LABDIR NODE...
+//     One process per lab (not per container). Starts each NODE from LABDIR/NODE/{spec,argv,env}
+//     as PID 1 of new pid/mount/uts/ipc/cgroup namespaces, joined to its network namespace,
+//     root filesystem set up and pivoted into, capabilities dropped, then exec'd. Prints
+//     "ok NODE PID" or "err NODE MESSAGE" per node and "ready", then detaches (own session) and
+//     stays only to reap: each exit is written to LABDIR/NODE/exit ("exited N" / "killed SIG").
+//     It exits when its last container has exited.
+//
+//   netlab-shim exec PID [-t] -- CMD ARGS...
+//     Runs CMD inside the container whose PID 1 is PID (host pid): its cgroups, namespaces,
+//     root, environment, capability bounding set and no_new_privs; returns CMD's exit code.
+//
+// It reads specs written by runtime/container.ts; every value it needs is a plain line
+// KEY=VALUE there, argv and env are NUL-separated. No shell is ever involved.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+struct nl_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
+
+#define MAX_LINES 256
+#define MAX_ARGS 4096
+
+static int err_fd = -1; // child -> supervisor: why setup failed (CLOEXEC pipe)
+
+static void die(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 64, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  if (n > (int)sizeof buf - 64) n = sizeof buf - 64;
+  n += snprintf(buf + n, 64, ": %s", strerror(errno));
+  if (err_fd >= 0) { ssize_t w = write(err_fd, buf, n); (void)w; }
+  else fprintf(stderr, "netlab-shim: %s\n", buf);
+  _exit(127);
+}
+
+static char *read_file(const char *path, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap + 1);
+  for (;;) {
+    if (n == cap) { cap *= 2; buf = realloc(buf, cap + 1); }
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0) { if (errno == EINTR) continue; free(buf); close(fd); return NULL; }
+    if (r == 0) break;
+    n += r;
+  }
+  close(fd);
+  buf[n] = 0;
+  if (len) *len = n;
+  return buf;
+}
+
+/** Splits a NUL-separated file into a NULL-terminated vector. */
+static char **read_vec(const char *path) {
+  size_t len = 0;
+  char *buf = read_file(path, &len);
+  if (!buf) return NULL;
+  char **v = calloc(MAX_ARGS + 1, sizeof(char *));
+  size_t k = 0;
+  for (size_t i = 0; i < len && k < MAX_ARGS; ) {
+    v[k++] = buf + i;
+    i += strlen(buf + i) + 1;
+  }
+  v[k] = NULL;
+  return v;
+}
+
+struct spec {
+  char *lines[MAX_LINES];
+  int n;
+};
+
+static int read_spec(const char *path, struct spec *s) {
+  char *buf = read_file(path, NULL);
+  if (!buf) return -1;
+  s->n = 0;
+  for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l && s->n < MAX_LINES; l = strtok_r(NULL, "\n", &save)) s->lines[s->n++] = l;
+  return 0;
+}
+
+/** The value of the first KEY=, or NULL. */
+static const char *get(struct spec *s, const char *key) {
+  size_t kl = strlen(key);
+  for (int i = 0; i < s->n; i++) if (!strncmp(s->lines[i], key, kl) && s->lines[i][kl] == '=') return s->lines[i] + kl + 1;
+  return NULL;
+}
+
+static void write_str(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die("open %s", path);
+  if (write(fd, text, strlen(text)) < 0) die("write %s", path);
+  close(fd);
+}
+
+static void mkdir_p(const char *path, mode_t mode) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p == '/') { *p = 0; mkdir(tmp, mode); *p = '/'; }
+  }
+  if (mkdir(tmp, mode) < 0 && errno != EEXIST) die("mkdir %s", path);
+}
+
+static void touch(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0 && errno != EEXIST && errno != EISDIR) die("create %s", path);
+  if (fd >= 0) close(fd);
+}
+
+static void bind_mount(const char *src, const char *dst, int readonly, int is_dir) {
+  if (is_dir) mkdir_p(dst, 0755); else touch(dst);
+  if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind mount %s on %s", src, dst);
+  if (readonly) {
+    struct nl_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+    // Recursive read-only (submounts too); fall back to a plain remount on old kernels.
+    if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof attr) < 0 &&
+        mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
+      die("make %s read-only", dst);
+  }
+}
+
+static void path_join(char *out, size_t n, const char *a, const char *b) {
+  snprintf(out, n, "%s%s%s", a, b[0] == '/' ? "" : "/", b);
+}
+
+/** A minimal /dev: device nodes bound from the host, a private devpts, shm. */
+static void setup_dev(const char *root) {
+  char p[4096], q[4096];
+  path_join(p, sizeof p, root, "/dev");
+  mkdir_p(p, 0755);
+  if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0) die("mount /dev");
+  const char *devs[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
+  for (int i = 0; devs[i]; i++) {
+    snprintf(p, sizeof p, "%s/dev/%s", root, devs[i]);
+    snprintf(q, sizeof q, "/dev/%s", devs[i]);
+    touch(p);
+    if (mount(q, p, NULL, MS_BIND, NULL) < 0) die("bind %s", q);
+  }
+  snprintf(p, sizeof p, "%s/dev/pts", root);
+  mkdir_p(p, 0755);
+  if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0) die("mount /dev/pts");
+  snprintf(p, sizeof p, "%s/dev/shm", root);
+  mkdir_p(p, 01777);
+  if (mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0) die("mount /dev/shm");
+  const char *links[][2] = { { "pts/ptmx", "ptmx" }, { "/proc/self/fd", "fd" }, { "/proc/self/fd/0", "stdin" },
+                             { "/proc/self/fd/1", "stdout" }, { "/proc/self/fd/2", "stderr" }, { NULL, NULL } };
+  for (int i = 0; links[i][0]; i++) {
+    snprintf(p, sizeof p, "%s/dev/%s", root, links[i][1]);
+    if (symlink(links[i][0], p) < 0 && errno != EEXIST) die("symlink %s", p);
+  }
+}
+
+/** Docker's default capability set plus NET_ADMIN (labs configure their own interfaces). */
+static const int default_caps[] = {
+  CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW, CAP_SETGID, CAP_SETUID,
+  CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE, CAP_NET_ADMIN, -1,
+};
+
+static int last_cap(void) {
+  char *s = read_file("/proc/sys/kernel/cap_last_cap", NULL);
+  int n = s ? atoi(s) : CAP_LAST_CAP;
+  free(s);
+  return n;
+}
+
+/** Bounding set reduced to `keep` (a 64-bit mask), effective/permitted/inheritable likewise. */
+static void limit_caps(unsigned long long keep) {
+  int last = last_cap();
+  for (int c = 0; c <= last; c++) {
+    if (!(keep & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) die("drop capability %d", c);
+  }
+  struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capget, &hdr, data) < 0) die("capget");
+  for (int i = 0; i < 2; i++) {
+    unsigned int m = (unsigned int)(keep >> (32 * i));
+    data[i].effective &= m; data[i].permitted &= m; data[i].inheritable &= m;
+  }
+  if (syscall(SYS_capset, &hdr, data) < 0) die("capset");
+}
+
+/** USER = name (looked up in the container's /etc/passwd) or uid[:gid]. */
+static void switch_user(const char *user) {
+  uid_t uid = 0; gid_t gid = 0;
+  char name[256];
+  snprintf(name, sizeof name, "%s", user);
+  char *colon = strchr(name, ':');
+  if (colon) *colon = 0;
+  char *end;
+  unsigned long v = strtoul(name, &end, 10);
+  if (*name && !*end) { uid = v; gid = v; }
+  else {
+    char *pw = read_file("/etc/passwd", NULL);
+    int found = 0;
+    for (char *save = NULL, *l = pw ? strtok_r(pw, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+      char *f[7] = { 0 };
+      int k = 0;
+      for (char *s2 = NULL, *t = strtok_r(l, ":", &s2); t && k < 7; t = strtok_r(NULL, ":", &s2)) f[k++] = t;
+      if (k >= 4 && !strcmp(f[0], name)) { uid = atoi(f[2]); gid = atoi(f[3]); found = 1; break; }
+    }
+    if (!found) { errno = ENOENT; die("user %s not found in the container's /etc/passwd", name); }
+  }
+  if (colon) gid = strtoul(colon + 1, NULL, 10);
+  if (setgroups(0, NULL) < 0) die("setgroups");
+  if (setgid(gid) < 0) die("setgid %u", gid);
+  if (setuid(uid) < 0) die("setuid %u", uid);
+}
+
+static void set_env(char **env) {
+  clearenv();
+  setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+  for (int i = 0; env && env[i]; i++) putenv(env[i]);
+}
+
+/** Runs in the cloned child (PID 1 of its pid namespace): everything between fork and exec. */
+static void container_child(const char *dir, struct spec *s, int log_fd, int null_fd) {
+  char p[4096], q[4096];
+  // Read before pivot_root: the spec directory is on the host side.
+  snprintf(p, sizeof p, "%s/argv", dir);
+  char **argv = read_vec(p);
+  snprintf(p, sizeof p, "%s/env", dir);
+  char **env = read_vec(p);
+  if (!argv || !argv[0]) { errno = EINVAL; die("empty command in %s/argv", dir); }
+  // 1. cgroups: join, then a cgroup namespace rooted at the container's own cgroup.
+  for (int i = 0; i < s->n; i++) if (!strncmp(s->lines[i], "cgroup=", 7)) write_str(s->lines[i] + 7, "0");
+  if (unshare(CLONE_NEWCGROUP) < 0) die("unshare cgroup namespace");
+  // 2. network namespace (absent: the host's stack, network_mode host).
+  const char *netns = get(s, "netns");
+  if (netns && *netns) {
+    int fd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open netns %s", netns);
+    if (setns(fd, CLONE_NEWNET) < 0) die("join netns %s", netns);
+    close(fd);
+  }
+  const char *hostname = get(s, "hostname");
+  if (hostname && sethostname(hostname, strlen(hostname)) < 0) die("sethostname");
+  // 3. root filesystem, in this private mount namespace (gone when the container is).
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make / private");
+  const char *root = get(s, "rootfs"), *image = get(s, "image"), *upper = get(s, "upper"), *work = get(s, "work");
+  if (!root || !image || !upper || !work) { errno = EINVAL; die("spec %s lacks rootfs/image/upper/work", dir); }
+  if (!strcmp(image, "host")) {
+    // The host's filesystem read-only, with private writable /tmp, /run and /etc.
+    bind_mount("/", root, 1, 1);
+    path_join(p, sizeof p, root, "/tmp");
+    if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) die("mount /tmp");
+    path_join(p, sizeof p, root, "/run");
+    if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0) die("mount /run");
+    path_join(p, sizeof p, root, "/etc");
+    snprintf(q, sizeof q, "lowerdir=/etc,upperdir=%s,workdir=%s", upper, work);
+    if (mount("overlay", p, "overlay", 0, q) < 0) die("mount overlay on /etc");
+    // The host's account files stay read-only: a container must not even appear to change them.
+    const char *ro[] = { "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", NULL };
+    for (int i = 0; ro[i]; i++) {
+      if (access(ro[i], F_OK) < 0) continue;
+      path_join(p, sizeof p, root, ro[i]);
+      bind_mount(ro[i], p, 1, 0);
+    }
+  } else {
+    snprintf(q, sizeof q, "lowerdir=%s,upperdir=%s,workdir=%s", image, upper, work);
+    if (mount("overlay", root, "overlay", 0, q) < 0) die("mount overlay rootfs from %s", image);
+  }
+  // Volumes: volume=ro|rw<TAB>SRC<TAB>DST
+  for (int i = 0; i < s->n; i++) {
+    if (strncmp(s->lines[i], "volume=", 7)) continue;
+    char line[8192];
+    snprintf(line, sizeof line, "%s", s->lines[i] + 7);
+    char *mode = line, *src = strchr(mode, '\t');
+    if (!src) continue;
+    *src++ = 0;
+    char *dst = strchr(src, '\t');
+    if (!dst) continue;
+    *dst++ = 0;
+    struct stat st;
+    if (stat(src, &st) < 0) die("volume source %s", src);
+    path_join(p, sizeof p, root, dst);
+    bind_mount(src, p, !strcmp(mode, "ro"), S_ISDIR(st.st_mode));
+  }
+  path_join(p, sizeof p, root, "/proc");
+  mkdir_p(p, 0555);
+  if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount /proc");
+  path_join(p, sizeof p, root, "/sys");
+  mkdir_p(p, 0555);
+  if (mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount /sys");
+  setup_dev(root);
+  // 4. pivot into it; the old root is detached so the host's tree is unreachable.
+  if (chdir(root) < 0) die("chdir %s", root);
+  if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root");
+  if (umount2(".", MNT_DETACH) < 0) die("detach old root");
+  if (chdir("/") < 0) die("chdir /");
+  const char *cwd = get(s, "cwd");
+  if (cwd && *cwd && chdir(cwd) < 0) die("working_dir %s", cwd);
+  // 5. privileges: fewer capabilities and no_new_privs unless privileged, then the user.
+  const char *priv = get(s, "privileged");
+  if (!priv || strcmp(priv, "1")) {
+    unsigned long long keep = 0;
+    for (int i = 0; default_caps[i] >= 0; i++) keep |= 1ULL << default_caps[i];
+    limit_caps(keep);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs");
+  }
+  const char *user = get(s, "user");
+  if (user && *user) switch_user(user);
+  // 6. stdio to the log, then the command itself becomes PID 1.
+  if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) die("redirect stdio");
+  set_env(env);
+  execvp(argv[0], argv);
+  die("exec %s", argv[0]);
+}
+
+struct started { pid_t pid; char name[256]; };
+
+static void write_exit(const char *labdir, const char *name, int status) {
+  char p[4096], tmp[4096], text[64];
+  if (WIFEXITED(status)) snprintf(text, sizeof text, "exited %d\n", WEXITSTATUS(status));
+  else snprintf(text, sizeof text, "killed %d\n", WTERMSIG(status));
+  snprintf(p, sizeof p, "%s/%s/exit", labdir, name);
+  snprintf(tmp, sizeof tmp, "%s.tmp", p);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  ssize_t w = write(fd, text, strlen(text));
+  (void)w;
+  close(fd);
+  rename(tmp, p);
+}
+
+static int supervise(const char *labdir, int count, char **names) {
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGINT, SIG_IGN); // ^C on `netlab up` must not reach the lab's containers
+  struct started *kids = calloc(count, sizeof *kids);
+  int running = 0;
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int i = 0; i < count; i++) {
+    char dir[4096], p[4096];
+    snprintf(dir, sizeof dir, "%s/%s", labdir, names[i]);
+    struct spec s;
+    snprintf(p, sizeof p, "%s/spec", dir);
+    if (read_spec(p, &s) < 0) { printf("err %s cannot read %s: %s\n", names[i], p, strerror(errno)); continue; }
+    const char *log = get(&s, "log");
+    int log_fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0) { printf("err %s cannot open log %s: %s\n", names[i], log, strerror(errno)); continue; }
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) { printf("err %s pipe: %s\n", names[i], strerror(errno)); close(log_fd); continue; }
+    fflush(stdout);
+    pid_t pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0) { printf("err %s clone: %s\n", names[i], strerror(errno)); close(log_fd); close(pipefd[0]); close(pipefd[1]); continue; }
+    if (pid == 0) {
+      close(pipefd[0]);
+      err_fd = pipefd[1];
+      container_child(dir, &s, log_fd, null_fd);
+    }
+    close(pipefd[1]);
+    close(log_fd);
+    char why[1024];
+    ssize_t n;
+    do n = read(pipefd[0], why, sizeof why - 1); while (n < 0 && errno == EINTR);
+    close(pipefd[0]);
+    if (n > 0) {
+      why[n] = 0;
+      int st;
+      waitpid(pid, &st, 0);
+      printf("err %s %s\n", names[i], why);
+      continue;
+    }
+    snprintf(p, sizeof p, "%s/pid", dir);
+    FILE *f = fopen(p, "w");
+    if (f) { fprintf(f, "%d\n", pid); fclose(f); }
+    kids[i].pid = pid;
+    snprintf(kids[i].name, sizeof kids[i].name, "%s", names[i]);
+    running++;
+    printf("ok %s %d\n", names[i], pid);
+  }
+  printf("ready\n");
+  fflush(stdout);
+  // Detach: no terminal, no pipe to the `netlab up` that started us.
+  dup2(null_fd, 0); dup2(null_fd, 1); dup2(null_fd, 2);
+  setsid();
+  while (running > 0) {
+    int st;
+    pid_t pid = waitpid(-1, &st, 0);
+    if (pid < 0) { if (errno == EINTR) continue; break; }
+    for (int i = 0; i < count; i++) {
+      if (kids[i].pid == pid) { write_exit(labdir, kids[i].name, st); kids[i].pid = 0; running--; break; }
+    }
+  }
+  return 0;
+}
+
+/** Reads "Key:\tVALUE" from /proc/PID/status as a number (hex when base 16). */
+static unsigned long long proc_status(pid_t pid, const char *key, int base) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/status", pid);
+  char *buf = read_file(p, NULL);
+  if (!buf) die("read %s", p);
+  char *l = strstr(buf, key);
+  unsigned long long v = l ? strtoull(l + strlen(key) + 1, NULL, base) : 0;
+  free(buf);
+  return v;
+}
+
+static int exec_in(pid_t target, int tty, char **argv) {
+  char p[4096];
+  // Namespaces first opened, then joined: cgroup, ipc, uts, net, pid, mnt (mnt last: it moves root).
+  const char *kinds[] = { "cgroup", "ipc", "uts", "net", "pid", "mnt", NULL };
+  int fds[8];
+  for (int i = 0; kinds[i]; i++) {
+    snprintf(p, sizeof p, "/proc/%d/ns/%s", target, kinds[i]);
+    fds[i] = open(p, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) die("open %s (is the container running?)", p);
+  }
+  unsigned long long bnd = proc_status(target, "CapBnd:", 16);
+  int nnp = (int)proc_status(target, "NoNewPrivs:", 10);
+  snprintf(p, sizeof p, "/proc/%d/environ", target);
+  size_t envlen = 0;
+  char *envbuf = read_file(p, &envlen);
+  // Join the container's cgroups so limits apply to what exec runs too.
+  snprintf(p, sizeof p, "/proc/%d/cgroup", target);
+  char *cg = read_file(p, NULL);
+  for (char *save = NULL, *l = cg ? strtok_r(cg, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+    char *c1 = strchr(l, ':'); if (!c1) continue;
+    char *c2 = strchr(c1 + 1, ':'); if (!c2) continue;
+    *c2 = 0;
+    const char *ctrls = c1 + 1, *path = c2 + 1;
+    char file[4096];
+    if (!*ctrls) snprintf(file, sizeof file, "/sys/fs/cgroup%s/cgroup.procs", path);
+    else if (!strncmp(ctrls, "name=", 5)) continue;
+    else snprintf(file, sizeof file, "/sys/fs/cgroup/%s%s/cgroup.procs", ctrls, path);
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) { ssize_t w = write(fd, "0", 1); (void)w; close(fd); }
+  }
+  for (int i = 0; kinds[i]; i++) {
+    if (setns(fds[i], 0) < 0) die("join %s namespace of %d", kinds[i], target);
+    close(fds[i]);
+  }
+  pid_t pid = fork(); // the pid namespace applies to children only
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    if (chdir("/") < 0) die("chdir /");
+    limit_caps(bnd);
+    if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs");
+    char *term = getenv("TERM");
+    char termv[256];
+    if (term) snprintf(termv, sizeof termv, "TERM=%s", term);
+    clearenv();
+    setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+    for (size_t i = 0; envbuf && i < envlen; i += strlen(envbuf + i) + 1) putenv(envbuf + i);
+    if (tty && term) putenv(termv);
+    execvp(argv[0], argv);
+    fprintf(stderr, "netlab exec: %s: %s\n", argv[0], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+  // Forward the usual termination signals to the command rather than dying first.
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  int st;
+  while (waitpid(pid, &st, 0) < 0) if (errno != EINTR) die("wait");
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  return 128 + WTERMSIG(st);
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 3 && !strcmp(argv[1], "supervise")) return supervise(argv[2], argc - 3, argv + 3);
+  if (argc >= 5 && !strcmp(argv[1], "exec")) {
+    pid_t target = atoi(argv[2]);
+    int tty = 0, i = 3;
+    for (; i < argc && strcmp(argv[i], "--"); i++) if (!strcmp(argv[i], "-t")) tty = 1;
+    if (i + 1 >= argc) { fprintf(stderr, "usage: netlab-shim exec PID [-t] -- CMD ARGS...\n"); return 2; }
+    return exec_in(target, tty, argv + i + 1);
+  }
+  fprintf(stderr, "usage: netlab-shim supervise LABDIR NODE... | exec PID [-t] -- CMD ARGS...\n");
+  return 2;
+}

@@ -1,0 +1,402 @@
+// Helpers for integration tests that drive the real `netlab` CLI (bin/netlab.js, built into
+// dist/) and look at what it made with the system's own tools (`ip -j`, `nft -j`, /proc,
+// /run/netns), never with netlab's own readers, so a shared bug cannot hide itself.
+// Everything here is scoped to one lab name: tests on a shared machine must never see, touch or
+// delete objects of labs they did not make.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { labGroup, labId, nftTable } from '../../topology/names.js';
+import type { Plan, PlanStep } from '../../controller/plan.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(REPO, 'bin/netlab.js');
+export const STATE_ROOT = '/run/netlab';
+
+// ---------------------------------------------------------------- running the CLI
+
+export interface CliResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** `node bin/netlab.js ARGS...`, no shell. `asUser` runs it through setpriv as that uid/gid. */
+export function netlab(args: string[], o: { asUser?: number; timeoutMs?: number } = {}): CliResult {
+  const argv = [CLI, ...args];
+  const [cmd, cmdArgs] = o.asUser === undefined
+    ? [process.execPath, argv]
+    : ['setpriv', [`--reuid=${o.asUser}`, `--regid=${o.asUser}`, '--clear-groups', process.execPath, ...argv]];
+  const t0 = performance.now();
+  const r = spawnSync(cmd, cmdArgs, { cwd: REPO, encoding: 'utf8', timeout: o.timeoutMs ?? 60_000, env: { ...process.env, NO_COLOR: '1' } });
+  if (r.error) throw r.error;
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - t0 };
+}
+
+/** Like netlab() but fails with the output when the exit code is not 0. */
+export function netlabOk(args: string[]): CliResult {
+  const r = netlab(args);
+  if (r.status !== 0) throw new Error(`netlab ${args.join(' ')} exited with ${r.status ?? r.signal}:\n${r.stdout}${r.stderr}`);
+  return r;
+}
+
+/** Starts the CLI without waiting (crash and signal tests). */
+export function netlabSpawn(args: string[]): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function waitExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+// ---------------------------------------------------------------- iproute2 / nft views
+
+export interface IpLink {
+  ifindex: number; ifname: string; mtu: number; address?: string; ifalias?: string; group?: string;
+  master?: string; flags: string[]; operstate: string;
+  linkinfo?: { info_kind?: string };
+}
+export interface IpAddr { ifname: string; addr_info: { family: string; local: string; prefixlen: number }[] }
+export interface IpRoute { dst: string; gateway?: string; dev?: string; protocol?: string; scope?: string }
+
+/** `ip [-n NS] -j ARGS` parsed; ns null = the root namespace. */
+export function ipj<T>(args: string[], ns: string | null = null): T[] {
+  const out = execFileSync('ip', [...(ns ? ['-n', ns] : []), '-j', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return JSON.parse(out || '[]') as T[];
+}
+
+export function links(ns: string | null, details = true): IpLink[] {
+  return ipj<IpLink>([...(details ? ['-d'] : []), 'link', 'show'], ns);
+}
+
+export function link(ns: string | null, name: string): IpLink | null {
+  const r = spawnSync('ip', [...(ns ? ['-n', ns] : []), '-j', '-d', 'link', 'show', 'dev', name], { encoding: 'utf8' });
+  return r.status === 0 ? (JSON.parse(r.stdout) as IpLink[])[0] ?? null : null;
+}
+
+export function netnsList(): string[] {
+  return ipj<{ name: string }>(['netns', 'list']).map((n) => n.name);
+}
+
+export function nftTableNames(): string[] {
+  const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const items = (JSON.parse(out) as { nftables?: { table?: { family: string; name: string } }[] }).nftables ?? [];
+  return items.flatMap((i) => (i.table ? [`${i.table.family} ${i.table.name}`] : []));
+}
+
+/** Chain names of one nft table, from `nft -j list table`. */
+export function nftChains(family: string, table: string): string[] {
+  const out = execFileSync('nft', ['-j', 'list', 'table', family, table], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const items = (JSON.parse(out) as { nftables?: { chain?: { name: string } }[] }).nftables ?? [];
+  return items.flatMap((i) => (i.chain ? [i.chain.name] : [])).sort();
+}
+
+function mountPoints(): string[] {
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => unescape(l.split(' ')[4] ?? ''));
+}
+
+// ---------------------------------------------------------------- one lab's footprint
+
+const labNsPrefixes = (lab: string) => [`netlab.${lab}.`, `netlab.${lab}+`];
+export const isLabNetns = (lab: string, ns: string) => labNsPrefixes(lab).some((p) => ns.startsWith(p));
+
+/** Everything of lab `lab` still on the machine, found by its markers (netns name, link name
+ *  prefix and IFLA_GROUP, nft table, mounts, state dir). Empty when the lab left nothing. */
+export function labLeftovers(lab: string, o: { ignoreLinks?: string[] } = {}): string[] {
+  const out: string[] = [];
+  let files: string[] = [];
+  try { files = fs.readdirSync('/run/netns'); } catch { /* no dir, no netns */ }
+  for (const n of new Set([...files, ...netnsList()])) if (isLabNetns(lab, n)) out.push(`netns ${n}`);
+  const prefix = `nl${labId(lab)}`;
+  const group = String(labGroup(lab));
+  for (const l of links(null, false)) {
+    if (o.ignoreLinks?.includes(l.ifname)) continue;
+    if (l.ifname.startsWith(prefix) || l.group === group) out.push(`link ${l.ifname} (group ${l.group})`);
+  }
+  const table = `ip ${nftTable(lab)}`;
+  if (nftTableNames().includes(table)) out.push(`nft table ${table}`);
+  for (const m of mountPoints()) if (labNsPrefixes(lab).some((p) => m.startsWith(`/run/netns/${p}`))) out.push(`mount ${m}`);
+  if (fs.existsSync(path.join(STATE_ROOT, lab))) out.push(`state dir ${path.join(STATE_ROOT, lab)}`);
+  return out;
+}
+
+/** Waits (bounded) for the lab to leave nothing: the kernel removes the veths of an unmounted
+ *  netns in the background. Returns what is still there after settleMs. */
+export async function settleLeftovers(lab: string, settleMs = 3000, o: { ignoreLinks?: string[] } = {}): Promise<string[]> {
+  const deadline = Date.now() + settleMs;
+  let left = labLeftovers(lab, o);
+  while (left.length > 0 && Date.now() < deadline) {
+    await sleep(50);
+    left = labLeftovers(lab, o);
+  }
+  return left;
+}
+
+/** netlab objects on this machine that belong to none of `mine` (another test file, a developer's
+ *  lab). `netlab cleanup` removes everything carrying netlab's markers, so tests run it only
+ *  when this is empty. */
+export function foreignNetlabObjects(mine: Set<string>): string[] {
+  const isMine = (lab: string | null) => lab !== null && mine.has(lab);
+  const out: string[] = [];
+  for (const n of netnsList()) {
+    if (!n.startsWith('netlab.')) continue;
+    const m = /^netlab\.([a-z0-9-]+)[.+]/.exec(n);
+    if (!isMine(m ? m[1] : null)) out.push(`netns ${n}`);
+  }
+  const myPrefixes = [...mine].map((l) => `nl${labId(l)}`);
+  const myGroups = new Set([...mine].map((l) => String(labGroup(l))));
+  for (const l of links(null, false)) {
+    if (l.ifname.startsWith('nl') && !myPrefixes.some((p) => l.ifname.startsWith(p)) && !myGroups.has(l.group ?? '')) out.push(`link ${l.ifname}`);
+  }
+  const myTables = new Set([...mine].map((l) => `ip ${nftTable(l)}`));
+  for (const t of nftTableNames()) if (t.split(' ')[1]?.startsWith('netlab_') && !myTables.has(t)) out.push(`nft table ${t}`);
+  try {
+    for (const d of fs.readdirSync(STATE_ROOT, { withFileTypes: true })) if (d.isDirectory() && !mine.has(d.name)) out.push(`state ${d.name}`);
+  } catch { /* no state root */ }
+  return out;
+}
+
+// ---------------------------------------------------------------- the plan, checked in the kernel
+
+function sysctlPath(key: string): string {
+  return path.join('/proc/sys', key.includes('/') ? key : key.replace(/\./g, '/'));
+}
+
+function network(cidr: string): string {
+  const [a, l] = cidr.split('/');
+  const len = Number(l);
+  const n = a.split('.').reduce((x, o) => (x << 8) + Number(o), 0) >>> 0;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const m = (n & mask) >>> 0;
+  return `${[m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255].join('.')}/${len}`;
+}
+
+interface ExpectedLink { kind: string; mtu: number; master: string | null; alias: string; group: number; mac: string | null }
+
+/** Compares the kernel with the plan, step by step, using iproute2's and nft's JSON output.
+ *  Returns one line per difference (empty: the kernel holds exactly what the plan made, no
+ *  more: no extra links in the lab's namespaces or group, no extra addresses or routes). */
+export function planDiff(plan: Plan): string[] {
+  const diff: string[] = [];
+  const key = (ns: string | null) => ns ?? 'host';
+  const want = new Map<string, Map<string, ExpectedLink>>(); // ns -> link name -> expected
+  const wantUp = new Set<string>(); // `${ns}/${dev}`
+  const wantAddrs = new Map<string, Set<string>>(); // `${ns}/${dev}` -> CIDRs
+  const wantRoutes = new Map<string, PlanStep[]>();
+  const namespaces = new Set<string | null>([null]);
+  const put = (ns: string | null, name: string, e: ExpectedLink) => {
+    if (!want.has(key(ns))) want.set(key(ns), new Map());
+    want.get(key(ns))!.set(name, e);
+  };
+  for (const s of plan.steps) {
+    switch (s.op) {
+      case 'netns.add': namespaces.add(s.netns); want.set(s.netns, want.get(s.netns) ?? new Map()); break;
+      case 'bridge.add': put(s.netns, s.name, { kind: 'bridge', mtu: s.mtu, master: null, alias: s.alias, group: s.group, mac: null }); break;
+      case 'veth.add':
+        put(s.netns, s.name, { kind: 'veth', mtu: s.mtu, master: s.master, alias: s.alias, group: s.group, mac: s.mac });
+        put(s.peerNetns, s.peerName, { kind: 'veth', mtu: s.mtu, master: null, alias: s.peerAlias, group: s.group, mac: s.peerMac });
+        break;
+      case 'vxlan.add': put(s.netns, s.name, { kind: 'vxlan', mtu: s.mtu, master: s.master, alias: s.alias, group: s.group, mac: null }); break;
+      case 'link.up': wantUp.add(`${key(s.netns)}/${s.dev}`); break;
+      case 'addr.add': {
+        const k = `${key(s.netns)}/${s.dev}`;
+        if (!wantAddrs.has(k)) wantAddrs.set(k, new Set());
+        wantAddrs.get(k)!.add(s.address);
+        break;
+      }
+      case 'route.add': {
+        const k = key(s.netns);
+        wantRoutes.set(k, [...(wantRoutes.get(k) ?? []), s]);
+        break;
+      }
+      case 'sysctl.set': {
+        const file = sysctlPath(s.key);
+        const got = s.netns === null
+          ? fs.readFileSync(file, 'utf8').trim()
+          : spawnSync('ip', ['netns', 'exec', s.netns, 'cat', file], { encoding: 'utf8' }).stdout.trim();
+        if (got !== s.value) diff.push(`sysctl ${s.key} in ${key(s.netns)}: ${JSON.stringify(got)}, planned ${s.value}`);
+        break;
+      }
+      case 'nft.apply': {
+        if (!nftTableNames().includes(`${s.family} ${s.table}`)) { diff.push(`nft table ${s.family} ${s.table} missing`); break; }
+        const planned = [...s.ruleset.matchAll(/^\s*chain (\S+) \{/gm)].map((m) => m[1]).sort();
+        const got = nftChains(s.family, s.table);
+        if (JSON.stringify(got) !== JSON.stringify(planned)) diff.push(`nft table ${s.table} chains ${got}, planned ${planned}`);
+        break;
+      }
+      default: break;
+    }
+  }
+
+  // Namespaces: exactly the planned ones carry the lab's prefix, each one a mount.
+  const lab = plan.lab;
+  const listed = netnsList().filter((n) => isLabNetns(lab, n)).sort();
+  const planned = [...namespaces].filter((n): n is string => n !== null).sort();
+  if (JSON.stringify(listed) !== JSON.stringify(planned)) diff.push(`ip netns list: ${listed.join(' ')}; planned ${planned.join(' ')}`);
+  const mounts = new Set(mountPoints());
+  for (const n of planned) if (!mounts.has(`/run/netns/${n}`)) diff.push(`netns ${n} is not a mount under /run/netns`);
+
+  for (const ns of namespaces) {
+    if (ns !== null && !listed.includes(ns)) continue;
+    const k = key(ns);
+    const expected = want.get(k) ?? new Map<string, ExpectedLink>();
+    const all = links(ns);
+    // In the root namespace only the lab's links are ours to judge.
+    const mine = ns === null
+      ? all.filter((l) => l.ifname.startsWith(`nl${plan.id}`) || l.group === String(plan.group))
+      : all.filter((l) => l.ifname !== 'lo');
+    const gotNames = mine.map((l) => l.ifname).sort();
+    const wantNames = [...expected.keys()].sort();
+    if (JSON.stringify(gotNames) !== JSON.stringify(wantNames)) diff.push(`links in ${k}: ${gotNames.join(' ')}; planned ${wantNames.join(' ')}`);
+    for (const l of all) {
+      const e = expected.get(l.ifname);
+      if (l.ifname === 'lo' && ns !== null) {
+        if (l.flags.includes('UP') !== wantUp.has(`${k}/lo`)) diff.push(`lo in ${k}: up=${l.flags.includes('UP')}`);
+        continue;
+      }
+      if (!e) continue;
+      const master = l.master ?? null;
+      const got = { kind: l.linkinfo?.info_kind ?? null, mtu: l.mtu, master, alias: l.ifalias ?? null, group: l.group, up: l.flags.includes('UP') };
+      const exp = { kind: e.kind, mtu: e.mtu, master: e.master, alias: e.alias, group: String(e.group), up: wantUp.has(`${k}/${l.ifname}`) };
+      if (JSON.stringify(got) !== JSON.stringify(exp)) diff.push(`link ${l.ifname} in ${k}: ${JSON.stringify(got)}; planned ${JSON.stringify(exp)}`);
+      if (e.mac && l.address !== e.mac) diff.push(`link ${l.ifname} in ${k}: mac ${l.address}; planned ${e.mac}`);
+    }
+    // Addresses: exactly the planned IPv4 addresses on the lab's links (lo keeps 127.0.0.1/8).
+    const mineNames = new Set(mine.map((l) => l.ifname));
+    for (const a of ipj<IpAddr>(['addr', 'show'], ns)) {
+      if (!mineNames.has(a.ifname)) continue;
+      const got = a.addr_info.filter((i) => i.family === 'inet').map((i) => `${i.local}/${i.prefixlen}`).sort();
+      const exp = [...(wantAddrs.get(`${k}/${a.ifname}`) ?? [])].sort();
+      if (JSON.stringify(got) !== JSON.stringify(exp)) diff.push(`addresses of ${a.ifname} in ${k}: ${got.join(' ')}; planned ${exp.join(' ')}`);
+      const v6 = a.addr_info.filter((i) => i.family === 'inet6');
+      if (v6.length) diff.push(`IPv6 on ${a.ifname} in ${k}: ${v6.map((i) => i.local).join(' ')} (IPv6 is off unless a network asks)`);
+    }
+    // Routes: the planned static ones, plus one connected route per planned address, nothing else.
+    const routes = ipj<IpRoute>(['route', 'show'], ns).filter((r) => ns !== null || (r.dev !== undefined && mineNames.has(r.dev)));
+    const gotStatic = routes.filter((r) => r.protocol !== 'kernel')
+      .map((r) => `${r.dst} via ${r.gateway ?? '-'} dev ${r.dev ?? '-'}`).sort();
+    const expStatic = (wantRoutes.get(k) ?? []).map((s) => {
+      const r = s as Extract<PlanStep, { op: 'route.add' }>;
+      // A route planned without dev goes out where the kernel finds its next hop: read it back.
+      const dev = r.dev ?? routes.find((x) => x.dst === (r.dst === '0.0.0.0/0' ? 'default' : r.dst) && x.gateway === (r.via ?? undefined))?.dev ?? '?';
+      return `${r.dst === '0.0.0.0/0' ? 'default' : r.dst} via ${r.via ?? '-'} dev ${dev}`;
+    }).sort();
+    if (JSON.stringify(gotStatic) !== JSON.stringify(expStatic)) diff.push(`static routes in ${k}: ${gotStatic.join('; ')}; planned ${expStatic.join('; ')}`);
+    const gotKernel = routes.filter((r) => r.protocol === 'kernel').map((r) => `${r.dst} dev ${r.dev}`).sort();
+    const expKernel: string[] = [];
+    for (const [kd, cidrs] of wantAddrs) {
+      const [n, dev] = [kd.slice(0, kd.lastIndexOf('/')), kd.slice(kd.lastIndexOf('/') + 1)];
+      if (n !== k) continue;
+      for (const c of cidrs) if (!c.endsWith('/32')) expKernel.push(`${network(c)} dev ${dev}`);
+    }
+    expKernel.sort();
+    if (JSON.stringify(gotKernel) !== JSON.stringify(expKernel)) diff.push(`connected routes in ${k}: ${gotKernel.join('; ')}; expected ${expKernel.join('; ')}`);
+  }
+  return diff;
+}
+
+// ---------------------------------------------------------------- traffic (only inside our labs)
+
+/** `ip netns exec NS ping -c1 -W1 ADDR`. expect true: up to `tries` attempts (a new bridge port
+ *  or a link just set up may need a moment); expect false: a single attempt must fail. */
+export function ping(ns: string, addr: string, expectReach: boolean, tries = 5): boolean {
+  const n = expectReach ? tries : 1;
+  for (let i = 0; i < n; i++) {
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-n', '-c1', '-W1', addr], { encoding: 'utf8', timeout: 5000 });
+    if (r.error) throw new Error(`cannot run ping: ${r.error.message} (apt-get install iputils-ping)`);
+    if (r.status === 0) return true;
+  }
+  return false;
+}
+
+/** HTTP GET from the test process (the host), bounded; the body or null. */
+export async function httpGet(url: string, timeoutMs = 1000): Promise<string | null> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? await res.text() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Processes a test starts inside a node (`ip netns exec NS CMD...`, no shell); killAll ends them. */
+export class Children {
+  private readonly procs = new Set<ChildProcess>();
+
+  start(ns: string, argv: string[]): ChildProcess {
+    const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: 'ignore' });
+    this.procs.add(p);
+    p.once('exit', () => this.procs.delete(p));
+    return p;
+  }
+
+  async killAll(): Promise<void> {
+    const waits = [...this.procs].map((p) => {
+      const w = waitExit(p);
+      p.kill('SIGKILL');
+      return w;
+    });
+    await Promise.all(waits);
+  }
+}
+
+// ---------------------------------------------------------------- picking free resources
+
+/** Second octets X of 10.X.0.0/16 that nothing in the root namespace routes or addresses, so
+ *  a test lab's gateway never shadows a developer's network. */
+export function freeOctets(count: number, rand: () => number): number[] {
+  const used = new Set<number>();
+  for (const r of ipj<IpRoute>(['-4', 'route', 'show', 'table', 'all'])) {
+    const m = /^10\.(\d+)\./.exec(r.dst);
+    if (m) used.add(Number(m[1]));
+  }
+  for (const a of ipj<IpAddr>(['-4', 'addr', 'show'])) {
+    for (const i of a.addr_info) { const m = /^10\.(\d+)\./.exec(i.local); if (m) used.add(Number(m[1])); }
+  }
+  const out: number[] = [];
+  for (let guard = 0; out.length < count && guard < 10_000; guard++) {
+    const x = 150 + Math.floor(rand() * 100); // 10.150-249: away from the examples' 10.0-10.99
+    if (!used.has(x) && !out.includes(x)) out.push(x);
+  }
+  if (out.length < count) throw new Error('no free 10.X.0.0/16 left for test labs');
+  return out;
+}
+
+/** A TCP port nobody listens on (checked on 0.0.0.0) in 20000-29999. */
+export async function freePort(rand: () => number, avoid: number[] = []): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(rand() * 10000);
+    if (avoid.includes(port)) continue;
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no free TCP port found');
+}
+
+// ---------------------------------------------------------------- misc
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** mulberry32: a small seeded PRNG, so a failing crash trial can be replayed with its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
