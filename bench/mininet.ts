@@ -16,7 +16,7 @@ export interface MininetAvailability {
 }
 
 export function mininetAvailable(): MininetAvailability {
-  const version = sh('mn', ['--version']);
+  const version = sh('mn', ['--version'], true);
   if (!version) {
     const policy = sh('apt-cache', ['policy', 'mininet']);
     const cand = /Candidate:\s*(\S+)/.exec(policy)?.[1];

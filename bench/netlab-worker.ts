@@ -6,7 +6,9 @@
 // the process's peak RSS. Everything it makes is removed in `finally`, even on error.
 //
 //   node dist/bench/netlab-worker.js --n 100 --reps 3 --lab bench-0123abcd-n100 --out FILE
-//        [--cpuprofile FILE] [--down-breakdown]
+//        [--bare] [--cpuprofile FILE] [--down-breakdown]
+// --bare: up(lab, { containers: false }), bare namespaces; default: containers started, as the
+// CLI's `netlab up` does.
 import * as fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { loadTopologyText } from '../topology/load.js';
@@ -16,6 +18,7 @@ import { down, up } from '../controller/lab.js';
 import { Kernel, nftDeleteTable, nftListTables } from '../controller/kernel.js';
 import { NFT_FAMILY } from '../controller/firewall.js';
 import { readState } from '../controller/state.js';
+import { stopContainers } from '../runtime/container.js';
 import { starTopology } from './star.js';
 import { loadavg, peakRssKiB, round, sleep, waitQuiet } from './util.js';
 
@@ -41,6 +44,7 @@ export interface RepResult {
 
 export interface WorkerResult {
   n: number;
+  containers: boolean;
   lab: string;
   steps: number;
   counts: Partial<Record<PlanOp, number>>;
@@ -90,10 +94,11 @@ async function main(): Promise<void> {
   const out = arg('out')!;
   const profFile = arg('cpuprofile');
   const doDownBreakdown = process.argv.includes('--down-breakdown');
+  const containers = !process.argv.includes('--bare');
   if (!Number.isInteger(n) || n < 1 || !labName || !out) throw new Error('usage: --n N --reps R --lab NAME --out FILE');
 
   const result: WorkerResult = {
-    n, lab: labName, steps: 0, counts: {}, loadTopologyMs: 0, buildPlanMs: 0, reps: [],
+    n, containers, lab: labName, steps: 0, counts: {}, loadTopologyMs: 0, buildPlanMs: 0, reps: [],
     rssBaselineKiB: 0, rssPeakKiB: 0, downBreakdown: null, cpuprofile: null, error: null,
   };
   try {
@@ -104,7 +109,7 @@ async function main(): Promise<void> {
     result.loadTopologyMs = round(performance.now() - t, 2);
     if (!lab) throw new Error(`generated topology is invalid: ${diagnostics.map((d) => `${d.line}:${d.col} ${d.message}`).join('; ')}`);
     t = performance.now();
-    const plan = buildPlan(lab, { containers: false });
+    const plan = buildPlan(lab, { containers });
     result.buildPlanMs = round(performance.now() - t, 2);
     result.steps = plan.steps.length;
     result.counts = plan.counts;
@@ -117,7 +122,7 @@ async function main(): Promise<void> {
       const marks = new Float64Array(total + 1);
       let c0 = process.cpuUsage();
       const t0 = performance.now();
-      const res = await up(lab, { progress: (_phase, done) => { marks[done] = performance.now(); } });
+      const res = await up(lab, { containers, progress: (_phase, done) => { marks[done] = performance.now(); } });
       const t1 = performance.now();
       const upCpu = cpuMs(process.cpuUsage(c0));
       if (res.plan.steps.length !== total) throw new Error('up() ran a different plan than buildPlan() gave');
@@ -148,7 +153,7 @@ async function main(): Promise<void> {
       await session.post('Profiler.enable');
       await session.post('Profiler.setSamplingInterval', { interval: 100 });
       await session.post('Profiler.start');
-      await up(lab);
+      await up(lab, { containers });
       const { profile } = await session.post('Profiler.stop');
       session.disconnect();
       fs.writeFileSync(profFile, JSON.stringify(profile));
@@ -161,12 +166,13 @@ async function main(): Promise<void> {
       // down()'s teardown, re-enacted call by call with the same kernel.ts functions, to see
       // which part costs what; down() at the end removes the state (and anything left).
       await waitQuiet();
-      await up(lab);
+      await up(lab, { containers });
       const b: Record<string, number> = {};
       const time = async (key: string, f: () => unknown) => { const s = performance.now(); await f(); b[key] = round((b[key] ?? 0) + performance.now() - s, 2); };
       let k!: Kernel;
       await time('Kernel.open', async () => { k = await Kernel.open(); });
       try {
+        if (containers) await time('stopContainers (signal, wait for exit, remove cgroups)', () => stopContainers(labName, { starting: false }));
         await time('linkDelGroup (host side of every veth + bridge)', () => k.ns(null).linkDelGroup(labGroup(labName)));
         const netns = k.netnsList().filter((x) => x.startsWith(`${NETNS_PREFIX}${labName}.`));
         await time(`netnsDel x${netns.length} (umount + unlink)`, () => { for (const x of netns) k.netnsDel(x); });

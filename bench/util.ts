@@ -63,10 +63,12 @@ export function timeCmd(cmd: string, args: string[], opts: SpawnOptions & { inpu
   });
 }
 
-/** stdout of a short command, '' when it fails. */
-export function sh(cmd: string, args: string[]): string {
+/** stdout of a short command ('' when it fails); with `both`, stdout + stderr (mn --version
+ *  prints to stderr). */
+export function sh(cmd: string, args: string[], both = false): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : '';
+  if (r.status !== 0) return '';
+  return (both ? `${r.stdout}${r.stderr}` : r.stdout).trim();
 }
 
 export function sleep(ms: number): Promise<void> {
@@ -119,7 +121,7 @@ export function machine(): Machine {
     osName = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '';
   } catch { /* not Linux-standard: leave empty */ }
   const cpuModel = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? '';
-  const mn = sh('mn', ['--version']);
+  const mn = sh('mn', ['--version'], true);
   return {
     hostname: os.hostname(),
     nproc: Number(sh('nproc', [])) || os.cpus().length,

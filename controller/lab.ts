@@ -3,7 +3,7 @@
 // access goes through kernel.ts only; everything a lab made is found again from its name
 // (netns prefix, IFLA_GROUP, nft table), so down works after a crash at any point.
 import * as fs from 'node:fs';
-import type { Lab } from '../topology/types.js';
+import type { Lab, LabNode } from '../topology/types.js';
 import { labGroup, labOfNetns, nftTable, NAME_PREFIX, NETNS_PREFIX, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
 import { buildPlan, type Plan } from './plan.js';
 import { applyPlan, type KernelApi } from './apply.js';
@@ -316,20 +316,40 @@ async function setLinkLocked(labName: string, node: string, iface: string, up: b
   const kernel = await Kernel.open();
   try {
     await kernel.ns(nd.netns).linkSet(iface, { up });
+    const touched: LabNode[] = [nd];
     if (f.kind === 'network' && f.hostSide) {
       const host = nd.host ? st.model.hosts.find((h) => h.name === nd.host)!.netns : null;
       await kernel.ns(host).linkSet(f.hostSide, { up });
     } else if (f.peer) {
       const peer = st.model.nodes.find((n) => n.name === f.peer!.node)!;
       await kernel.ns(peer.netns).linkSet(f.peer.iface, { up });
+      touched.push(peer);
       const pf = peer.interfaces.find((i) => i.name === f.peer!.iface);
       if (pf) pf.up = up;
       const l = st.model.links[f.link!];
       if (l) l.up = up;
     }
+    // Setting an interface down makes the kernel drop every IPv4 route through it, and up
+    // brings back only the connected route: put the static routes of both ends back.
+    if (up) for (const n of touched) await restoreRoutes(kernel, n);
     f.up = up;
     writeState(st);
   } finally {
     kernel.close();
+  }
+}
+
+/** Re-adds a node's routes from the model (after `link up`). Routes still there are fine, and
+ *  so are routes whose next hop is behind another interface that is down (they come back when
+ *  that one is set up). */
+async function restoreRoutes(k: Kernel, node: LabNode): Promise<void> {
+  if (node.netns === null) return;
+  const h = k.ns(node.netns);
+  for (const r of node.routes) {
+    try {
+      await h.routeAdd({ dst: r.dst, via: r.via ?? undefined, dev: r.dev ?? undefined });
+    } catch (e) {
+      if (!(e instanceof KernelError && ['EEXIST', 'ENETUNREACH', 'ENETDOWN'].includes(e.errno))) throw e;
+    }
   }
 }

@@ -10,9 +10,10 @@
 //     stays only to reap: each exit is written to LABDIR/NODE/exit ("exited N" / "killed SIG").
 //     It exits when its last container has exited.
 //
-//   netlab-shim exec PID [-t] -- CMD ARGS...
+//   netlab-shim exec PID [-t] [-u USER] [-w DIR] -- CMD ARGS...
 //     Runs CMD inside the container whose PID 1 is PID (host pid): its cgroups, namespaces,
-//     root, environment, capability bounding set and no_new_privs; returns CMD's exit code.
+//     root, environment, capability bounding set and no_new_privs, as USER in DIR (the node's
+//     user and working_dir, passed by container.ts); returns CMD's exit code.
 //
 // It reads specs written by runtime/container.ts; every value it needs is a plain line
 // KEY=VALUE there, argv and env are NUL-separated. No shell is ever involved.
@@ -428,7 +429,7 @@ static unsigned long long proc_status(pid_t pid, const char *key, int base) {
   return v;
 }
 
-static int exec_in(pid_t target, int tty, char **argv) {
+static int exec_in(pid_t target, int tty, const char *user, const char *cwd, char **argv) {
   char p[4096];
   // Namespaces first opened, then joined: cgroup, ipc, uts, net, pid, mnt (mnt last: it moves root).
   const char *kinds[] = { "cgroup", "ipc", "uts", "net", "pid", "mnt", NULL };
@@ -465,9 +466,11 @@ static int exec_in(pid_t target, int tty, char **argv) {
   pid_t pid = fork(); // the pid namespace applies to children only
   if (pid < 0) die("fork");
   if (pid == 0) {
-    if (chdir("/") < 0) die("chdir /");
+    // The container's working directory and user, as its command got them (like docker exec).
+    if (chdir(cwd && *cwd ? cwd : "/") < 0) die("chdir %s", cwd && *cwd ? cwd : "/");
     limit_caps(bnd);
     if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs");
+    if (user && *user) switch_user(user);
     char *term = getenv("TERM");
     char termv[256];
     if (term) snprintf(termv, sizeof termv, "TERM=%s", term);
@@ -493,10 +496,15 @@ int main(int argc, char **argv) {
   if (argc >= 5 && !strcmp(argv[1], "exec")) {
     pid_t target = atoi(argv[2]);
     int tty = 0, i = 3;
-    for (; i < argc && strcmp(argv[i], "--"); i++) if (!strcmp(argv[i], "-t")) tty = 1;
-    if (i + 1 >= argc) { fprintf(stderr, "usage: netlab-shim exec PID [-t] -- CMD ARGS...\n"); return 2; }
-    return exec_in(target, tty, argv + i + 1);
+    const char *user = NULL, *cwd = NULL;
+    for (; i < argc && strcmp(argv[i], "--"); i++) {
+      if (!strcmp(argv[i], "-t")) tty = 1;
+      else if (!strcmp(argv[i], "-u") && i + 1 < argc) user = argv[++i];
+      else if (!strcmp(argv[i], "-w") && i + 1 < argc) cwd = argv[++i];
+    }
+    if (i + 1 >= argc) { fprintf(stderr, "usage: netlab-shim exec PID [-t] [-u USER] [-w DIR] -- CMD ARGS...\n"); return 2; }
+    return exec_in(target, tty, user, cwd, argv + i + 1);
   }
-  fprintf(stderr, "usage: netlab-shim supervise LABDIR NODE... | exec PID [-t] -- CMD ARGS...\n");
+  fprintf(stderr, "usage: netlab-shim supervise LABDIR NODE... | exec PID [-t] [-u USER] [-w DIR] -- CMD ARGS...\n");
   return 2;
 }

@@ -187,9 +187,9 @@ export class SubnetAllocator {
       // Skip past the clashing range, to the next aligned boundary.
       start = Math.ceil((clash.last + 1) / size) * size;
     }
-    const total = blockSize(prefixLen - pool.prefixLen);
+    const total = 2 ** (prefixLen - pool.prefixLen);
     throw new IpamError(
-      `${what} (all ${total} overlap reserved or already allocated subnets; use a larger pool or a longer prefix)`,
+      `${what} (all ${total} overlap reserved or already allocated subnets)`,
     );
   }
 }

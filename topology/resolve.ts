@@ -24,6 +24,10 @@ const IFACE_RE = /^[A-Za-z0-9_.-]+$/;
 
 type Claim = { subnet: string; path: PathSeg[]; what: string };
 
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 export interface ResolveResult {
   lab: Lab | null;
   diagnostics: Diagnostic[];
@@ -126,6 +130,13 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
 
   const rawNodes = entries(raw.nodes).map(([n, v]) => [n, v ?? {}] as [string, RawNode]);
   const nodeNames = new Set(rawNodes.map(([n]) => n));
+  // Hostnames are case-insensitive: nodes whose names differ only in case would clash in /etc/hosts.
+  const lowerNames = new Map<string, string>();
+  for (const [n] of rawNodes) {
+    const other = lowerNames.get(n.toLowerCase());
+    if (other !== undefined) ds.push(loc.diag(['nodes', n], `node name "${n}" differs from "${other}" only in case; hostnames are case-insensitive, choose another name`, { key: true }));
+    else lowerNames.set(n.toLowerCase(), n);
+  }
   const rawNets = entries(raw.networks).map(([n, v]) => [n, v ?? {}] as const);
   const netNames = new Set(rawNets.map(([n]) => n));
   const rawHosts = entries(raw.hosts).map(([n, v]) => [n, v ?? {}] as const);
@@ -328,6 +339,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
   type AttDraft = { node: string; net: string; iface: string | null; ipv4: string | null; mac: string | null; p: PathSeg[] };
   const attachments: AttDraft[] = [];
   const nodeDrafts = new Map<string, { mode: 'bridge' | 'none' | 'host'; host: string | null; atts: AttDraft[] }>();
+  const hostGiven = new Set<string>(); // nodes that name a host, defined or not (one error is enough)
   for (const [name, n] of rawNodes) {
     const p: PathSeg[] = ['nodes', name];
     let mode: 'bridge' | 'none' | 'host' = n.network_mode ?? 'bridge';
@@ -359,6 +371,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     }
     let host: string | null = null;
     if (n.host !== undefined) {
+      hostGiven.add(name);
       if (!hostNames.has(n.host)) err([...p, 'host'], `host "${n.host}" is not defined${didYouMean(n.host, hostNames)} (hosts: ${[...hostNames].join(', ') || 'none: add a hosts: section'})`);
       else host = n.host;
     }
@@ -373,7 +386,10 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     const h = nodeDrafts.get(a.node)!.host;
     const d = netByName.get(a.net)!;
     if (d.driver === 'overlay' && h === null) {
-      err(['nodes', a.node, 'host'], `node ${a.node} is on overlay network ${a.net} but has no "host"; place it on one of: ${[...hostNames].join(', ')}`, true);
+      // Without any hosts the network itself is reported; with a misspelled host, the host is.
+      if (hostNames.size > 0 && !hostGiven.has(a.node)) {
+        err(['nodes', a.node], `node ${a.node} is on overlay network ${a.net} but has no "host"; place it on one of: ${[...hostNames].join(', ')}`, true);
+      }
       continue;
     }
     if (!netHosts.has(a.net)) netHosts.set(a.net, new Set());
@@ -383,6 +399,17 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
       continue;
     }
     set.add(h);
+  }
+
+  // A bridge on a simulated host is inside that host's namespace: the machine is not on it, so
+  // it has no host-side gateway (and no NAT).
+  for (const n of nets) {
+    if (n.driver !== 'bridge' || ![...(netHosts.get(n.name) ?? [])].some((h) => h !== null)) continue;
+    const rawGw = raw.networks?.[n.name]?.gateway;
+    if (rawGw !== undefined && rawGw !== false) {
+      err([...n.p, 'gateway'], `network ${n.name} is on simulated host ${[...netHosts.get(n.name)!].join(', ')}, where the host machine has no address; remove "gateway"`);
+    }
+    n.gw = false;
   }
 
   // Link endpoints: both nodes must have their own netns on the same machine.
@@ -404,7 +431,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
       claims.push({ subnet: s, path: p, what });
       return s;
     } catch (e) {
-      if (e instanceof IpamError) { err(p, `${e.message}; set a subnet or a larger ipam.pool`, true); return null; }
+      if (e instanceof IpamError) { err(p, `${e.message}; give the network a subnet, or use a larger ipam.pool or a longer ipam.prefix`, true); return null; }
       throw e;
     }
   };
@@ -462,7 +489,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
       const d = netByName.get(att.net)!;
       const need = byNet.get(att.net)!.length + (gateways.get(att.net) ? 1 : 0);
       err(d.subnet && raw.networks?.[att.net]?.subnet !== undefined ? [...d.p, 'subnet'] : d.p,
-        `network ${att.net}: subnet ${d.subnet} has ${a.capacity} usable addresses, ${need} needed (${byNet.get(att.net)!.length} nodes${gateways.get(att.net) ? ' + gateway' : ''}); use a larger subnet`);
+        `network ${att.net}: subnet ${d.subnet} has ${plural(a.capacity, 'usable address', 'usable addresses')}, ${need} needed (${plural(byNet.get(att.net)!.length, 'node', 'nodes')}${gateways.get(att.net) ? ' + gateway' : ''}); use a larger subnet`);
       break;
     }
   }
@@ -526,7 +553,9 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
         if (!isIpv4(r.via)) { err([...rp, 'via'], `"${r.via}" is not an IPv4 address`); return; }
         via = r.via;
         const onLink = interfaces.some((f) => f.ipv4 && cidrContains(`${f.ipv4.address}/${f.ipv4.prefixLen}`, via!) && f.ipv4.address !== via);
-        if (!onLink) {
+        if (interfaces.some((f) => f.ipv4?.address === via)) {
+          err([...rp, 'via'], `next hop ${via} is node ${name}'s own address; the gateway must be another node on the subnet`);
+        } else if (!onLink) {
           const subs = interfaces.filter((f) => f.ipv4).map((f) => `${f.name} ${canonicalCidr(`${f.ipv4!.address}/${f.ipv4!.prefixLen}`)}`);
           err([...rp, 'via'], `next hop ${via} is not on a subnet of node ${name} (${subs.join(', ') || 'it has no addresses'}); the gateway must be directly reachable`);
         }
@@ -536,7 +565,10 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
         if (!interfaces.some((f) => f.name === r.dev)) err([...rp, 'dev'], `node ${name} has no interface "${r.dev}"${didYouMean(r.dev, interfaces.map((f) => f.name))} (interfaces: ${interfaces.map((f) => f.name).join(', ') || 'none'})`);
         else dev = r.dev;
       }
-      if (via === null && dev === null) { err(rp, 'a route needs "via" (next hop) or "dev" (interface)', true); return; }
+      if (via === null && dev === null) {
+        if (r.via === undefined && r.dev === undefined) err(rp, 'a route needs "via" (next hop) or "dev" (interface)', true);
+        return;
+      }
       if (routes.some((x) => x.dst === dst)) { err([...rp, 'dst'], `node ${name} has two routes to ${dst}`); return; }
       routes.push({ dst, via, dev, origin: 'user' });
     });
@@ -654,7 +686,8 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     if (typeof body.timeout === 'number') lc.timeoutMs = Math.round(body.timeout * 1000);
     if (kind === 'ping' || kind === 'tcp') {
       const to = String(body.to);
-      if (!isIpv4(to)) needNode(to, 'to');
+      if (/^[0-9.]+$/.test(to) && !isIpv4(to)) { err([...p, 'to'], `"${to}" is not a valid IPv4 address`); ok = false; }
+      else if (!isIpv4(to)) needNode(to, 'to');
       lc.target = to;
       if (kind === 'ping') lc.count = (body.count as number | undefined) ?? 1;
       else lc.port = body.port as number;
@@ -664,7 +697,11 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
       let u: URL | null = null;
       try { u = new URL(url); } catch { /* reported below */ }
       if (!u || u.protocol !== 'http:') { err([...p, 'url'], `"${url}" is not an http:// URL; expected e.g. http://web/ or http://web:8080/path`); ok = false; }
-      else if (!isIpv4(u.hostname)) needNode(u.hostname, 'url');
+      else if (!isIpv4(u.hostname)) {
+        // URL hosts are case-folded by URL parsing; node names are matched the same way.
+        const node = [...nodeNames].find((n) => n.toLowerCase() === u!.hostname);
+        needNode(node ?? u.hostname, 'url');
+      }
       lc.target = url;
       if (expectRaw && typeof expectRaw === 'object') {
         lc.httpStatus = expectRaw.status ?? null;
@@ -678,7 +715,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
         if (!isIpv4(String(body.address))) { err([...p, 'address'], `"${body.address}" is not an IPv4 address`); ok = false; }
         else lc.dnsAddress = String(body.address);
       } else if (!nodeNames.has(name)) {
-        err([...p, 'name'], `"${name}" is not a node of this lab${didYouMean(name, nodeNames)}; give "address" to check another name`); ok = false;
+        err([...p, 'name'], `"${name}" is not a node of this lab${didYouMean(name, nodeNames)} (to check another name, give "address")`); ok = false;
       } else {
         // A node without an address (network_mode none) has no name to resolve: such a check can only fail.
         lc.dnsAddress = preferredAddress(nodeByName.get(name)!, nodeByName.get(from) ?? null);

@@ -101,13 +101,64 @@ function mountPoints(): string[] {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => unescape(l.split(' ')[4] ?? ''));
 }
 
+// ---------------------------------------------------------------- processes and cgroups
+
+/** Live (non-zombie) processes whose cgroup path (any hierarchy) contains `needle`. */
+export function processesInCgroup(needle: string | ((cgroupPath: string) => boolean)): { pid: number; comm: string }[] {
+  const match = typeof needle === 'string' ? (p: string) => p.includes(needle) : needle;
+  const out: { pid: number; comm: string }[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (stat.slice(close + 2, close + 3) === 'Z') continue;
+      const paths = fs.readFileSync(`/proc/${d}/cgroup`, 'utf8').split('\n').map((l) => l.split(':').slice(2).join(':'));
+      if (paths.some((p) => p && match(p))) out.push({ pid: Number(d), comm: stat.slice(stat.indexOf('(') + 1, close) });
+    } catch { /* exited while we looked */ }
+  }
+  return out;
+}
+
+/** Live processes whose command line contains `needle` (the lab's container supervisor). */
+function processesWithArg(needle: string): { pid: number; cmd: string }[] {
+  const out: { pid: number; cmd: string }[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmd.includes(needle)) out.push({ pid: Number(d), cmd });
+    } catch { /* exited while we looked */ }
+  }
+  return out;
+}
+
+/** Directories `<cgroup mount><our own cgroup>/netlab/<lab>` that exist: the runtime makes its
+ *  groups below the cgroup of the netlab process, which is ours (the CLI is our child). */
+function labCgroupDirs(lab: string): string[] {
+  const own = new Set(fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').filter(Boolean).map((l) => l.split(':').slice(2).join(':')));
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).flatMap((l) => {
+    const [left, right] = l.split(' - ');
+    return right && /^cgroup2? /.test(right) ? [left.split(' ')[4]] : [];
+  });
+  const out = new Set<string>();
+  for (const m of mounts) for (const p of own) {
+    const dir = path.join(m, p, 'netlab', lab);
+    if (fs.existsSync(dir)) out.add(dir);
+  }
+  return [...out];
+}
+
 // ---------------------------------------------------------------- one lab's footprint
 
 const labNsPrefixes = (lab: string) => [`netlab.${lab}.`, `netlab.${lab}+`];
 export const isLabNetns = (lab: string, ns: string) => labNsPrefixes(lab).some((p) => ns.startsWith(p));
 
 /** Everything of lab `lab` still on the machine, found by its markers (netns name, link name
- *  prefix and IFLA_GROUP, nft table, mounts, state dir). Empty when the lab left nothing. */
+ *  prefix and IFLA_GROUP, nft table, mounts, state dir, container processes and cgroups).
+ *  Empty when the lab left nothing. */
 export function labLeftovers(lab: string, o: { ignoreLinks?: string[] } = {}): string[] {
   const out: string[] = [];
   let files: string[] = [];
@@ -123,6 +174,9 @@ export function labLeftovers(lab: string, o: { ignoreLinks?: string[] } = {}): s
   if (nftTableNames().includes(table)) out.push(`nft table ${table}`);
   for (const m of mountPoints()) if (labNsPrefixes(lab).some((p) => m.startsWith(`/run/netns/${p}`))) out.push(`mount ${m}`);
   if (fs.existsSync(path.join(STATE_ROOT, lab))) out.push(`state dir ${path.join(STATE_ROOT, lab)}`);
+  for (const p of processesInCgroup(`/netlab/${lab}/`)) out.push(`process ${p.pid} (${p.comm}) in a cgroup of the lab`);
+  for (const p of processesWithArg(`${STATE_ROOT}/${lab}/`)) out.push(`process ${p.pid} (${p.cmd})`);
+  for (const d of labCgroupDirs(lab)) out.push(`cgroup ${d}`);
   return out;
 }
 
@@ -228,6 +282,15 @@ export function planDiff(plan: Plan): string[] {
         const planned = [...s.ruleset.matchAll(/^\s*chain (\S+) \{/gm)].map((m) => m[1]).sort();
         const got = nftChains(s.family, s.table);
         if (JSON.stringify(got) !== JSON.stringify(planned)) diff.push(`nft table ${s.table} chains ${got}, planned ${planned}`);
+        break;
+      }
+      case 'container.start': {
+        // A live process in the node's own cgroup, in the node's network namespace.
+        const procs = processesInCgroup((p) => p.endsWith(`/netlab/${plan.lab}/${s.node}`));
+        const wantNet = s.netns === null ? fs.readlinkSync('/proc/self/ns/net') : `net:[${fs.statSync(`/run/netns/${s.netns}`, { throwIfNoEntry: false })?.ino}]`;
+        const nets = procs.map((p) => { try { return fs.readlinkSync(`/proc/${p.pid}/ns/net`); } catch { return '?'; } });
+        if (procs.length === 0) diff.push(`container ${s.node}: no process in its cgroup`);
+        else if (!nets.every((n) => n === wantNet)) diff.push(`container ${s.node}: processes in ${nets.join(' ')}, planned ${key(s.netns)} (${wantNet})`);
         break;
       }
       default: break;

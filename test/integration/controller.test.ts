@@ -7,7 +7,8 @@
 // 10.X.0.0/16 blocks that nothing in the root namespace uses, its published ports are free
 // ones; `down LAB` is the only cleanup used on the normal path, and `netlab cleanup` (which
 // removes every netlab object on the machine) runs only when no other lab exists. Each test
-// asserts its labs left nothing (netns, root links, nft table, mounts, state dir).
+// asserts its labs left nothing (netns, root links, nft table, mounts, state dir, container
+// processes and cgroups).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -20,7 +21,7 @@ import type { Lab } from '../../topology/types.js';
 import { buildPlan, type Plan, type PlanStep } from '../../controller/plan.js';
 import { newSince, snapshot, type Snapshot } from '../helpers/leaks.js';
 import {
-  Children, REPO, STATE_ROOT, foreignNetlabObjects, freeOctets, freePort, httpGet, isLabNetns, labLeftovers, link, links,
+  Children, REPO, processesInCgroup, STATE_ROOT, foreignNetlabObjects, freeOctets, freePort, httpGet, isLabNetns, labLeftovers, link, links,
   netlab, netlabOk, netlabSpawn, netnsList, nftTableNames, ping, planDiff, prng, settleLeftovers, sleep, waitExit,
 } from '../helpers/netlab.js';
 
@@ -118,16 +119,16 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
 
   afterEach(async () => {
     await children.killAll();
+    for (const l of myLinks) {
+      spawnSync('ip', ['link', 'del', 'dev', l], { stdio: 'ignore' });
+      myLinks.delete(l);
+    }
     const problems: string[] = [];
     for (const lab of testLabs) {
       const left = await downAndCheck(lab);
       if (left.length) problems.push(`${lab}: ${left.join(', ')}`);
     }
     testLabs.clear();
-    for (const l of myLinks) {
-      spawnSync('ip', ['link', 'del', 'dev', l], { stdio: 'ignore' });
-      myLinks.delete(l);
-    }
     expect(problems, 'labs of this test left objects behind').toEqual([]);
   });
 
@@ -207,7 +208,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
 
     const down = netlabOk(['down', lab]);
     expect(down.stdout).toMatch(new RegExp(`lab ${lab} is down: removed 4 namespaces, its links, nft table netlab_${plan.id}`));
-    timings['bridge lab down (CLI process, wall)'] = `${Math.round(down.ms)} ms (netlab's own figure: ${/\(([^)]+)\)\s*$/.exec(down.stdout)?.[1]})`;
+    timings['bridge lab down (CLI process, wall)'] = `${Math.round(down.ms)} ms (netlab's own figure: ${/is down: .*\((\d+ ms|[\d.]+ s)\)/.exec(down.stdout)?.[1]})`;
     expect(labLeftovers(lab).filter((x) => !x.startsWith('netns'))).toEqual([]);
   });
 
@@ -235,6 +236,8 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     netlabOk(['link', lab, 'r2:eth2', 'up']);
     expect(link(nsOf(lab, 'r3'), 'eth1')!.flags).toContain('UP');
     expect(ping(h1, addrOf(m, 'h3'), true), 'h1 -> h3 with r2:eth2 up again').toBe(true);
+    // Down and up again is the planned lab again: static routes the kernel dropped are back.
+    expect(planDiff(planOf(m))).toEqual([]);
   });
 
   it('isolated.yml copy: same-bridge pairs reach, cross-bridge pairs do not, although the host forwards (ip_forward=1)', () => {
@@ -272,7 +275,8 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     const lab = newLab('host');
     const [o] = freeOctets(1, rand);
     const port = await freePort(rand);
-    const file = copyExample('host', lab, [['10.11.', `10.${o}.`], ['18080', String(port)]]);
+    const port2 = await freePort(rand, [port]);
+    const file = copyExample('host', lab, [['10.11.', `10.${o}.`], ['18080', String(port)], ['18081', String(port2)]]);
     const m = model(file);
     netlabOk(['up', file]);
     expect(planDiff(planOf(m))).toEqual([]);
@@ -280,6 +284,10 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     expect(fs.existsSync(`/run/netns/${nsOf(lab, 'hostweb')}`)).toBe(false);
     const st = JSON.parse(netlabOk(['status', lab, '--json']).stdout) as { nodes: { name: string; netns: string | null }[] }[];
     expect(st[0].nodes.find((n) => n.name === 'hostweb')?.netns).toBeNull();
+    // Its process shares the host's network namespace (planDiff checked the same for each node).
+    const procs = processesInCgroup((p) => p.endsWith(`/netlab/${lab}/hostweb`));
+    expect(procs.length).toBeGreaterThan(0);
+    for (const p of procs) expect(fs.readlinkSync(`/proc/${p.pid}/ns/net`)).toBe(fs.readlinkSync('/proc/1/ns/net'));
   });
 
   // ------------------------------------------------------------------ 3. published ports
@@ -348,7 +356,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
       `name: ${lab}`,
       'networks:',
       `  lan: { subnet: 10.${o}.0.0/24, gateway: true }`,
-      `  back: { subnet: 10.${o}.1.0/24 }`,
+      `  back: { subnet: 10.${o}.1.0/24, gateway: false }`,
       'nodes:',
     ];
     for (let i = 1; i <= 14; i++) lines.push(`  n${i}: { networks: [lan] }`);
@@ -480,6 +488,8 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     expect(link(null, hostSide)!.flags).toContain('UP');
     expect(webEth0().up).toBe(true);
     expect(ping(client1, addrOf(m, 'web'), true), 'client1 -> web with web:eth0 up again').toBe(true);
+    // Back to the planned lab, web's default route (dropped by the kernel with the link) included.
+    expect(planDiff(planOf(m))).toEqual([]);
   });
 
   // ------------------------------------------------------------------ 8. errors
@@ -496,6 +506,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
       nodes: netnsList().filter((n) => isLabNetns(lab, n)).sort().map((n) => links(n, false).map((l) => `${l.ifindex} ${l.ifname} ${l.flags.join(',')}`)),
       nft: execFileSync('nft', ['-j', 'list', 'table', 'ip', `netlab_${plan.id}`], { encoding: 'utf8' }),
       state: fs.readFileSync(path.join(STATE_ROOT, lab, 'state.json'), 'utf8'),
+      containers: processesInCgroup(`/netlab/${lab}/`).map((p) => `${p.pid} ${p.comm}`).sort(),
     });
     const a = fingerprint();
     const r = netlab(['up', file]);
@@ -520,11 +531,13 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
 
     const r = netlab(['up', file]);
     expect(r.status).toBe(1);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain(`step ${index + 1} (veth.add`);
-    expect(r.stderr).toContain(victim.name);
-    expect(r.stderr).toContain('EEXIST');
-    expect(r.stderr).toContain('everything it made was removed');
+    // stderr: progress lines of the phases that finished, then one error line.
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('netlab:'));
+    expect(errors, r.stderr).toHaveLength(1);
+    expect(errors[0]).toContain(`step ${index + 1} (veth.add`);
+    expect(errors[0]).toContain(victim.name);
+    expect(errors[0]).toContain('EEXIST');
+    expect(errors[0]).toContain('everything it made was removed');
     // Rolled back by `up` itself (no down here), and the foreign bridge untouched.
     expect(labLeftovers(lab, { ignoreLinks: [victim.name] })).toEqual([]);
     const foreign = link(null, victim.name);
