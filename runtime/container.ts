@@ -6,6 +6,7 @@
 // into and reads the logs of containers. No per-container helper stays resident: the
 // container's command is its PID 1, and the one supervisor per lab only reaps and records exits.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -220,7 +221,7 @@ export function describeState(s: ContainerState): string {
 }
 
 function signalName(n: number): string {
-  const found = Object.entries((fs.constants as unknown as { signals?: Record<string, number> }).signals ?? {}).find(([, v]) => v === n);
+  const found = Object.entries(os.constants.signals).find(([, v]) => v === n);
   return found?.[0] ?? `signal ${n}`;
 }
 
@@ -294,15 +295,21 @@ export async function stopContainers(lab: string, opts: { graceMs?: number; star
 
 // ---------------------------------------------------------------- exec and logs
 
-/** Runs argv inside a running container (all its namespaces, root, cgroups); resolves to the exit code. */
+/** Runs argv inside a running container (all its namespaces, root, cgroups, as its user in its
+ *  working_dir); resolves to the exit code. */
 export async function execInContainer(lab: string, node: string, argv: string[], o: { tty?: boolean; stdin?: boolean } = {}): Promise<number> {
   const s = containerState(lab, node);
   if (s.state !== 'running') throw new RuntimeError(`container ${node} of lab ${lab} is not running (${describeState(s)})`);
-  const args = ['exec', String(s.pid), ...(o.tty ? ['-t'] : []), '--', ...argv];
+  // The node's user and working_dir, as its command got them (docker exec does the same).
+  const spec = (() => { try { return fs.readFileSync(path.join(nodeDir(lab, node), 'spec'), 'utf8'); } catch { return ''; } })();
+  const specValue = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(spec)?.[1] ?? '';
+  const user = specValue('user');
+  const cwd = specValue('cwd');
+  const args = ['exec', String(s.pid), ...(o.tty ? ['-t'] : []), ...(user ? ['-u', user] : []), ...(cwd ? ['-w', cwd] : []), '--', ...argv];
   const child = spawn(SHIM_PATH, args, { stdio: [o.stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('exit', (code, sig) => resolve(code ?? 128 + (sig ? (fs.constants as unknown as { signals: Record<string, number> }).signals?.[sig] ?? 1 : 1)));
+    child.on('exit', (code, sig) => resolve(code ?? 128 + (sig ? os.constants.signals[sig] ?? 1 : 1)));
   });
 }
 

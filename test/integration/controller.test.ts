@@ -287,7 +287,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     // Its process shares the host's network namespace (planDiff checked the same for each node).
     const procs = processesInCgroup((p) => p.endsWith(`/netlab/${lab}/hostweb`));
     expect(procs.length).toBeGreaterThan(0);
-    for (const p of procs) expect(fs.readlinkSync(`/proc/${p.pid}/ns/net`)).toBe(fs.readlinkSync('/proc/1/ns/net'));
+    for (const p of procs) expect(fs.readlinkSync(`/proc/${p.pid}/ns/net`)).toBe(fs.readlinkSync('/proc/self/ns/net'));
   });
 
   // ------------------------------------------------------------------ 3. published ports
