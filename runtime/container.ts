@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabNode } from '../topology/types.js';
+import { hostsFile } from '../topology/hosts.js';
 import { labDir } from '../controller/state.js';
 import { createContainerGroups, currentLayout, oomKills, pidsIn, procsFiles, removeGroups, type CgroupLayout } from './cgroups.js';
 import { defaultCommand, HOST_IMAGE, resolveImage } from './image.js';
@@ -35,25 +36,6 @@ interface ContainerMeta {
 }
 
 // ---------------------------------------------------------------- generated /etc files
-
-/** Addresses of the nodes `node` shares a segment with (a network or a point-to-point link). */
-export function hostsFile(lab: Lab, node: LabNode): string {
-  const lines = ['127.0.0.1\tlocalhost', `127.0.1.1\t${node.name}`];
-  const seen = new Set<string>([node.name]);
-  const own = new Set(node.interfaces.map((f) => f.network).filter((n): n is string => n !== null));
-  const hostReach = new Set(lab.networks.filter((n) => n.gateway).map((n) => n.name));
-  for (const f of node.interfaces) if (f.ipv4) lines.push(`${f.ipv4.address}\t${node.name}`);
-  for (const other of lab.nodes) {
-    if (seen.has(other.name)) continue;
-    const shared = other.interfaces.find((f) => f.ipv4 && ((f.network && (own.has(f.network) || (node.networkMode === 'host' && hostReach.has(f.network))))
-      || (f.peer?.node === node.name)));
-    if (shared?.ipv4) {
-      lines.push(`${shared.ipv4.address}\t${other.name}`);
-      seen.add(other.name);
-    }
-  }
-  return lines.join('\n') + '\n';
-}
 
 /** The host's resolvers, without loopback ones (unreachable from a lab namespace), as Docker does. */
 export function resolvConf(hostText: string): string {
@@ -310,6 +292,22 @@ export async function execInContainer(lab: string, node: string, argv: string[],
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (code, sig) => resolve(code ?? 128 + (sig ? os.constants.signals[sig] ?? 1 : 1)));
+  });
+}
+
+/** Runs argv inside a running container and captures its output (for checks); bounded in time. */
+export async function execCapture(lab: string, node: string, argv: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
+  const s = containerState(lab, node);
+  if (s.state !== 'running') throw new RuntimeError(`container ${node} of lab ${lab} is not running (${describeState(s)})`);
+  const child = spawn(SHIM_PATH, ['exec', String(s.pid), '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve, reject) => {
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? 137, stdout, stderr }); });
   });
 }
 

@@ -491,7 +491,242 @@ static int exec_in(pid_t target, int tty, const char *user, const char *cwd, cha
   return 128 + WTERMSIG(st);
 }
 
+
+// ---------------------------------------------------------------- probe: ping, tcp, http
+//
+// netlab-shim probe  (reads probes from stdin, one per line, tab-separated)
+//   ID ping NETNS ADDR COUNT TIMEOUT_MS
+//   ID tcp  NETNS ADDR PORT TIMEOUT_MS
+//   ID http NETNS ADDR PORT TIMEOUT_MS HOST PATH
+// NETNS is a /run/netns path or '-' (the namespace the shim runs in). Every probe runs at once
+// from this one process: sockets are created inside each source namespace (a socket belongs to
+// the namespace it was created in) and then driven by one poll loop, so a full ping matrix of
+// N nodes costs one process, not N*(N-1). Output, one line per probe in completion order:
+//   ID ok DETAIL      (ping/tcp: rtt in microseconds; http: STATUS<TAB>BODY_HEX)
+//   ID fail REASON
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define BODY_MAX 16384
+
+struct probe {
+  char id[64];
+  int kind; // 0 ping, 1 tcp, 2 http
+  int ns;   // index into namespaces
+  struct in_addr addr;
+  int port, count, sent, done;
+  long long timeout_us, start_us, last_send_us;
+  int fd;   // tcp/http socket
+  char host[256], path[1024];
+  char *resp; size_t resp_len; int req_sent;
+};
+
+static long long now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static unsigned short icmp_sum(const void *data, int len) {
+  const unsigned short *w = data;
+  unsigned int sum = 0;
+  for (; len > 1; len -= 2) sum += *w++;
+  if (len == 1) sum += *(const unsigned char *)w;
+  sum = (sum >> 16) + (sum & 0xffff);
+  sum += sum >> 16;
+  return ~sum;
+}
+
+static void finish(struct probe *p, int ok, const char *detail) {
+  if (p->done) return;
+  p->done = 1;
+  if (p->fd >= 0) { close(p->fd); p->fd = -1; }
+  printf("%s\t%s\t%s\n", p->id, ok ? "ok" : "fail", detail);
+}
+
+static void send_ping(struct probe *p, int sock, int seq, unsigned short ident) {
+  struct { struct icmphdr h; char payload[32]; } pkt;
+  memset(&pkt, 0, sizeof pkt);
+  pkt.h.type = ICMP_ECHO;
+  pkt.h.un.echo.id = htons(ident);
+  pkt.h.un.echo.sequence = htons(seq);
+  snprintf(pkt.payload, sizeof pkt.payload, "netlab %d", seq);
+  pkt.h.checksum = icmp_sum(&pkt, sizeof pkt);
+  struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = p->addr };
+  if (sendto(sock, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) < 0) {
+    // No route, unreachable network: the kernel says so at once.
+    if (errno == ENETUNREACH || errno == EHOSTUNREACH || errno == EACCES || errno == EPERM) {
+      char why[128]; snprintf(why, sizeof why, "send: %s", strerror(errno)); finish(p, 0, why);
+    }
+  }
+  p->sent++;
+  p->last_send_us = now_us();
+}
+
+static int probe_main(void) {
+  static struct probe probes[65536];
+  static char *ns_names[4096];
+  static int ns_icmp[4096];
+  int np = 0, nns = 0;
+  char line[4096];
+  while (fgets(line, sizeof line, stdin) && np < 65536) {
+    line[strcspn(line, "\n")] = 0;
+    char *f[9] = { 0 };
+    int k = 0;
+    for (char *save = NULL, *t = strtok_r(line, "\t", &save); t && k < 9; t = strtok_r(NULL, "\t", &save)) f[k++] = t;
+    if (k < 6) continue;
+    struct probe *p = &probes[np];
+    memset(p, 0, sizeof *p);
+    p->fd = -1;
+    snprintf(p->id, sizeof p->id, "%s", f[0]);
+    p->kind = !strcmp(f[1], "ping") ? 0 : !strcmp(f[1], "tcp") ? 1 : 2;
+    int j;
+    for (j = 0; j < nns && strcmp(ns_names[j], f[2]); j++) {}
+    if (j == nns) { if (nns == 4096) continue; ns_names[nns] = strdup(f[2]); ns_icmp[nns] = -1; nns++; }
+    p->ns = j;
+    if (inet_pton(AF_INET, f[3], &p->addr) != 1) { np++; finish(p, 0, "bad address"); continue; }
+    if (p->kind == 0) { p->count = atoi(f[4]); p->timeout_us = atoll(f[5]) * 1000; }
+    else { p->port = atoi(f[4]); p->timeout_us = atoll(f[5]) * 1000; }
+    if (p->kind == 2) {
+      snprintf(p->host, sizeof p->host, "%s", k > 6 ? f[6] : f[3]);
+      snprintf(p->path, sizeof p->path, "%s", k > 7 ? f[7] : "/");
+    }
+    if (p->count < 1) p->count = 1;
+    np++;
+  }
+  int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (home < 0) die("open own netns");
+  // Sockets made inside each namespace, one window per namespace.
+  for (int j = 0; j < nns; j++) {
+    int fd = -1;
+    if (strcmp(ns_names[j], "-")) {
+      fd = open(ns_names[j], O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+        for (int i = 0; i < np; i++) if (probes[i].ns == j) finish(&probes[i], 0, "namespace missing");
+        if (fd >= 0) close(fd);
+        continue;
+      }
+    }
+    int need_icmp = 0;
+    for (int i = 0; i < np; i++) {
+      struct probe *p = &probes[i];
+      if (p->ns != j || p->done) continue;
+      if (p->kind == 0) { need_icmp = 1; continue; }
+      p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (p->fd < 0) { finish(p, 0, "socket failed"); continue; }
+    }
+    if (need_icmp) ns_icmp[j] = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+    if (fd >= 0) { if (setns(home, CLONE_NEWNET) < 0) die("return to own netns"); close(fd); }
+  }
+  unsigned short ident = (unsigned short)(getpid() & 0xffff);
+  long long t0 = now_us();
+  for (int i = 0; i < np; i++) {
+    struct probe *p = &probes[i];
+    if (p->done) continue;
+    p->start_us = t0;
+    if (p->kind == 0) {
+      if (ns_icmp[p->ns] < 0) { finish(p, 0, "no ICMP socket"); continue; }
+      send_ping(p, ns_icmp[p->ns], i, ident);
+    } else {
+      struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(p->port), .sin_addr = p->addr };
+      if (connect(p->fd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS) {
+        char why[128]; snprintf(why, sizeof why, "connect: %s", strerror(errno)); finish(p, 0, why);
+      }
+    }
+  }
+  struct pollfd *pfd = calloc(np + nns, sizeof *pfd);
+  int *owner = calloc(np + nns, sizeof(int));
+  for (;;) {
+    long long now = now_us();
+    int pending = 0, n = 0;
+    for (int i = 0; i < np; i++) {
+      struct probe *p = &probes[i];
+      if (p->done) continue;
+      if (now - p->start_us >= p->timeout_us) { finish(p, 0, p->kind == 0 ? "no reply" : p->req_sent ? "no response" : "timeout"); continue; }
+      pending++;
+      // ping -c COUNT: another request every 200 ms while unanswered.
+      if (p->kind == 0 && p->sent < p->count && now - p->last_send_us >= 200000) send_ping(p, ns_icmp[p->ns], i, ident);
+      if (p->kind != 0 && p->fd >= 0) {
+        pfd[n].fd = p->fd;
+        pfd[n].events = p->kind == 2 && p->req_sent ? POLLIN : POLLOUT;
+        owner[n++] = i;
+      }
+    }
+    if (!pending) break;
+    for (int j = 0; j < nns; j++) if (ns_icmp[j] >= 0) { pfd[n].fd = ns_icmp[j]; pfd[n].events = POLLIN; owner[n++] = -1 - j; }
+    int r = poll(pfd, n, 20);
+    if (r < 0 && errno != EINTR) die("poll");
+    for (int q = 0; r > 0 && q < n; q++) {
+      if (!pfd[q].revents) continue;
+      if (owner[q] < 0) {
+        unsigned char buf[1500];
+        struct sockaddr_in from;
+        socklen_t fl = sizeof from;
+        ssize_t len;
+        while ((len = recvfrom(pfd[q].fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl)) > 0) {
+          struct iphdr *ip = (struct iphdr *)buf;
+          int hl = ip->ihl * 4;
+          if (len < hl + (int)sizeof(struct icmphdr)) continue;
+          struct icmphdr *h = (struct icmphdr *)(buf + hl);
+          if (h->type != ICMP_ECHOREPLY || ntohs(h->un.echo.id) != ident) continue;
+          int i = ntohs(h->un.echo.sequence);
+          // Sequence numbers are 16-bit: match every probe with this low part and this source.
+          for (int i2 = i; i2 < np; i2 += 65536) {
+            struct probe *p = &probes[i2];
+            if (p->kind == 0 && !p->done && p->ns == -1 - owner[q] && p->addr.s_addr == from.sin_addr.s_addr) {
+              char d[64]; snprintf(d, sizeof d, "%lld", now_us() - p->start_us); finish(p, 1, d);
+            }
+          }
+          fl = sizeof from;
+        }
+        continue;
+      }
+      struct probe *p = &probes[owner[q]];
+      if (p->done) continue;
+      if (!p->req_sent) {
+        int soerr = 0; socklen_t sl = sizeof soerr;
+        getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        if (soerr) { char why[128]; snprintf(why, sizeof why, "connect: %s", strerror(soerr)); finish(p, 0, why); continue; }
+        if (p->kind == 1) { char d[64]; snprintf(d, sizeof d, "%lld", now_us() - p->start_us); finish(p, 1, d); continue; }
+        char req[2048];
+        int rl = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: netlab-check\r\nConnection: close\r\n\r\n", p->path, p->host);
+        if (write(p->fd, req, rl) != rl) { finish(p, 0, "request write failed"); continue; }
+        p->req_sent = 1;
+        p->resp = malloc(BODY_MAX + 4096);
+        continue;
+      }
+      ssize_t got = read(p->fd, p->resp + p->resp_len, BODY_MAX + 4096 - p->resp_len);
+      if (got > 0) { p->resp_len += got; if (p->resp_len < BODY_MAX + 4096) continue; }
+      if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (got < 0 && !p->resp_len) { char why[128]; snprintf(why, sizeof why, "read: %s", strerror(errno)); finish(p, 0, why); continue; }
+      // Response complete (EOF) or large enough: status code, then the body as hex.
+      p->resp[p->resp_len] = 0;
+      int status = 0;
+      if (sscanf(p->resp, "HTTP/%*d.%*d %d", &status) != 1) { finish(p, 0, "not an HTTP response"); continue; }
+      char *body = strstr(p->resp, "\r\n\r\n");
+      body = body ? body + 4 : p->resp + p->resp_len;
+      size_t bl = p->resp + p->resp_len - body;
+      if (bl > BODY_MAX) bl = BODY_MAX;
+      char *d = malloc(16 + bl * 2 + 1);
+      int off = snprintf(d, 16, "%d\t", status);
+      for (size_t b = 0; b < bl; b++) off += snprintf(d + off, 3, "%02x", (unsigned char)body[b]);
+      finish(p, 1, d);
+      free(d);
+    }
+    fflush(stdout);
+  }
+  fflush(stdout);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && !strcmp(argv[1], "probe")) return probe_main();
   if (argc >= 3 && !strcmp(argv[1], "supervise")) return supervise(argv[2], argc - 3, argv + 3);
   if (argc >= 5 && !strcmp(argv[1], "exec")) {
     pid_t target = atoi(argv[2]);
