@@ -5,7 +5,7 @@ import { Argument, Command, CommanderError, Option } from 'commander';
 import { loadTopologyFile } from '../topology/load.js';
 import { formatDiagnostic } from '../topology/source.js';
 import { toDot, toJson, toMermaid } from '../topology/graph.js';
-import type { Diagnostic, Lab } from '../topology/types.js';
+import type { Diagnostic, Lab, LabCheck } from '../topology/types.js';
 import { buildPlan, formatPlan } from '../controller/plan.js';
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -14,7 +14,8 @@ import { cleanup, down, LabError, requireRoot, setLink, status, up } from '../co
 import { describeState, execInContainer, RuntimeError, streamLogs } from '../runtime/container.js';
 import { AbortedError, ApplyError } from '../controller/apply.js';
 import { KernelError } from '../controller/kernel.js';
-import { LockBusyError } from '../controller/state.js';
+import { LockBusyError, readState } from '../controller/state.js';
+import { adHocCheck, formatMatrix, formatTable, matrixChecks, runChecks, toJUnit } from '../controller/checks.js';
 
 /** An error meant for the user: printed as one line (or the listed diagnostics), exit code `code`. */
 export class UserError extends Error {
@@ -90,9 +91,10 @@ export function buildProgram(io: Io): Command {
 
   program
     .command('up')
-    .description('build the lab in the kernel (needs root)')
+    .description('build the lab in the kernel and start its containers (needs root)')
     .argument('<file>', 'topology file')
-    .action(async (file: string) => {
+    .option('--check', 'run the lab\'s checks once it is up (exit 1 if any fails)')
+    .action(async (file: string, opts: { check?: boolean }) => {
       const lab = loadOrThrow(file);
       const progress = makeProgress(io, process.stderr.isTTY === true);
       const r = await up(lab, { progress: progress.update });
@@ -102,6 +104,48 @@ export function buildProgram(io: Io): Command {
         const addrs = n.interfaces.map((f) => `${f.name} ${f.ipv4 ? `${f.ipv4.address}/${f.ipv4.prefixLen}` : '-'}`).join(', ');
         io.out(`  ${n.name.padEnd(16)} ${n.networkMode === 'bridge' ? (addrs || 'no interfaces') : `network_mode ${n.networkMode}`}\n`);
       }
+      if (opts.check) {
+        const r = await runChecks(lab, lab.checks, 'checks');
+        io.out(formatTable(r));
+        if (r.failed > 0) throw new UserError('', 1);
+      }
+    });
+
+  const collect = (v: string, prev: string[] = []) => [...prev, v];
+  program
+    .command('check')
+    .description('run connectivity checks (the lab\'s, ad hoc ones, or --matrix) and compare with the prediction')
+    .argument('<lab>', 'lab name or topology file')
+    .option('--matrix', 'ping between every ordered pair of nodes')
+    .option('--predict-only', 'only predict from the model (no root; the lab need not be up)')
+    .option('--explain', 'show the path (or where it stops) behind each prediction')
+    .option('--json', 'print the results as JSON')
+    .option('--junit <file>', 'also write JUnit XML for CI systems')
+    .option('--timeout <ms>', 'per-probe timeout for --matrix', (v) => Number(v), 1000)
+    .option('--ping <from:to>', 'ad hoc ping check (repeatable)', collect)
+    .option('--tcp <from:to:port>', 'ad hoc tcp check (repeatable)', collect)
+    .option('--http <from:url>', 'ad hoc http check (repeatable)', collect)
+    .option('--dns <from:name>', 'ad hoc dns check (repeatable)', collect)
+    .addOption(new Option('--expect <verdict>', 'expectation of the ad hoc checks (default: the prediction)').choices(['reach', 'fail']))
+    .action(async (arg: string, opts: {
+      matrix?: boolean; predictOnly?: boolean; explain?: boolean; json?: boolean; junit?: string; timeout: number;
+      ping?: string[]; tcp?: string[]; http?: string[]; dns?: string[]; expect?: 'reach' | 'fail';
+    }) => {
+      const lab = checkModel(arg, !!opts.predictOnly);
+      const adHoc: LabCheck[] = [];
+      for (const kind of ['ping', 'tcp', 'http', 'dns'] as const) {
+        for (const spec of opts[kind] ?? []) {
+          try { adHoc.push(adHocCheck(lab, kind, spec, adHoc.length, opts.expect ?? null)); } catch (e) { throw new UserError((e as Error).message, 2); }
+        }
+      }
+      const checks = opts.matrix ? matrixChecks(lab, opts.timeout) : adHoc.length > 0 ? adHoc : lab.checks;
+      if (checks.length === 0) throw new UserError(`lab ${lab.name} has no checks; add a checks: section, use --matrix, or give --ping/--tcp/--http/--dns`);
+      const r = await runChecks(lab, checks, opts.matrix ? 'matrix' : 'checks', { predictOnly: opts.predictOnly });
+      if (opts.junit) fs.writeFileSync(opts.junit, toJUnit(r));
+      if (opts.json) io.out(JSON.stringify(r, null, 2) + '\n');
+      else if (opts.matrix) io.out(formatMatrix(r, lab.nodes.map((n) => n.name)) + (opts.explain ? formatTable(r, { explain: true }) : ''));
+      else io.out(formatTable(r, { explain: opts.explain }));
+      if (r.failed > 0) throw new UserError('', 1);
     });
 
   program
@@ -209,6 +253,21 @@ class ExitCode extends Error {
 
 function fmtMs(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** The model checks run against: the running lab's (it records links set down), else the file's
+ *  (prediction only). */
+function checkModel(arg: string, predictOnly: boolean): Lab {
+  const isFile = /\.ya?ml$/.test(arg) || (arg.includes('/') && fs.existsSync(arg));
+  const name = labNameOf(arg);
+  const st = readState(name);
+  if (st?.status === 'up') {
+    if (!predictOnly) requireRoot('check');
+    return st.model;
+  }
+  if (!predictOnly) throw new LabError(`lab ${name} is not up; bring it up first, or use --predict-only${isFile ? '' : ' with the topology file'}`);
+  if (!isFile) throw new UserError(`lab ${name} is not up: give its topology file to predict`);
+  return loadOrThrow(arg);
 }
 
 /** A lab name given directly, or read from a topology file's `name`. */

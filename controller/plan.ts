@@ -145,6 +145,10 @@ export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS
       add({ op: 'sysctl.set', netns: ns, key: 'net.ipv6.conf.all.disable_ipv6', value: '1', reason: 'IPv6 off unless a network asks for it' });
       add({ op: 'sysctl.set', netns: ns, key: 'net.ipv6.conf.default.disable_ipv6', value: '1', reason: 'IPv6 off for interfaces added later' });
     }
+    // The host's IPv4 settings are inherited: a strict rp_filter there would drop the
+    // asymmetric paths that labs route on purpose (and that the simulator predicts).
+    add({ op: 'sysctl.set', netns: ns, key: 'net.ipv4.conf.all.rp_filter', value: '0', reason: 'no reverse-path filter (asymmetric lab routes)' });
+    add({ op: 'sysctl.set', netns: ns, key: 'net.ipv4.conf.default.rp_filter', value: '0', reason: 'no reverse-path filter on interfaces added later' });
     if (node.forwarding) add({ op: 'sysctl.set', netns: ns, key: 'net.ipv4.ip_forward', value: '1', reason: `${node.name} routes between its interfaces` });
     add({ op: 'link.up', netns: ns, dev: 'lo', reason: `loopback of ${node.name}` });
   }

@@ -13,6 +13,7 @@ import {
 } from './ipam.js';
 import { hostNetns, ifAlias, ifName, labGroup, labId, nodeNetns, IFNAMSIZ_MAX } from './names.js';
 import { didYouMean, type Locator, type PathSeg } from './source.js';
+import { hostsAddress } from './hosts.js';
 
 export const DEFAULT_POOL = '10.128.0.0/16';
 export const DEFAULT_PREFIX = 24;
@@ -665,8 +666,8 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
   }
 
   // ------------------------------------------------------------ checks
-  const nodeByName = new Map(nodes.map((n) => [n.name, n]));
   const checks: LabCheck[] = [];
+  const dnsFromHosts: LabCheck[] = [];
   (raw.checks ?? []).forEach((c: RawCheck, i) => {
     const kind = Object.keys(c)[0] as LabCheck['kind'];
     const body = (c as unknown as Record<string, Record<string, unknown>>)[kind];
@@ -717,8 +718,9 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
       } else if (!nodeNames.has(name)) {
         err([...p, 'name'], `"${name}" is not a node of this lab${didYouMean(name, nodeNames)} (to check another name, give "address")`); ok = false;
       } else {
-        // A node without an address (network_mode none) has no name to resolve: such a check can only fail.
-        lc.dnsAddress = preferredAddress(nodeByName.get(name)!, nodeByName.get(from) ?? null);
+        // Filled in from the source's /etc/hosts once the lab is built (see below); a node it
+        // does not list (no shared segment, or no address) has no name there: such a check fails.
+        dnsFromHosts.push(lc);
       }
       lc.label = `dns ${from} resolves ${name}`;
     }
@@ -743,18 +745,15 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     name: labName, file: file ? path.resolve(file) : '', id: labId(labName), group: labGroup(labName),
     underlay, hosts, networks, nodes, links: labLinks, checks,
   };
+  for (const c of dnsFromHosts) {
+    const from = lab.nodes.find((n) => n.name === c.from)!;
+    c.dnsAddress = hostsAddress(lab, from, lab.nodes.find((n) => n.name === c.target)!);
+  }
   const clash = kernelNameClash(lab);
   if (clash) return { lab: null, diagnostics: [loc.diag([], clash)] };
   return { lab, diagnostics: [] };
 }
 
-/** The address other nodes use for `node`: the one on a network shared with `from`, else the first. */
-export function preferredAddress(node: LabNode, from: LabNode | null): string | null {
-  const fromNets = new Set(from?.interfaces.map((f) => f.network).filter(Boolean));
-  const shared = node.interfaces.find((f) => f.ipv4 && f.network && fromNets.has(f.network));
-  const any = node.interfaces.find((f) => f.ipv4);
-  return (shared ?? any)?.ipv4?.address ?? null;
-}
 
 /** Derived kernel names are hashes: make sure no two objects of the lab got the same one. */
 function kernelNameClash(lab: Lab): string | null {

@@ -1,0 +1,579 @@
+// The reachability simulator: from the Lab model alone, predicts whether an ICMP echo from a
+// node reaches an address and comes back, and explains why (the path, or where and why it
+// stops). It models what Linux and netlab do, so predictions can be compared with real pings:
+//  - L2 segments: one per bridge or overlay network (all its attached interfaces, plus the
+//    host machine's bridge when the network has a gateway), one per point-to-point link;
+//  - the host machine is a participant: it owns every network gateway address, answers pings
+//    to them, and does not forward between two lab networks (the lab's nftables isolation);
+//    nodes with network_mode host ARE the machine;
+//  - per node: longest-prefix match over connected subnets of up interfaces and static routes
+//    (a route whose next hop is not on a connected subnet of an up interface does not exist),
+//    weak host model (any local address is accepted on any interface, ARP answered likewise),
+//    forwarding only with `forwarding: true`, TTL 64 with loop detection;
+//  - the echo reply is simulated too, from the destination back to the source address Linux
+//    picked (the address of the outgoing interface).
+// Pure: no kernel, no I/O.
+import type { Lab, LabCheck, LabNode, LabRoute } from './types.js';
+import { cidrContains, isIpv4, parseCidr, type Cidr } from './ipam.js';
+import { hostsAddress } from './hosts.js';
+
+export { hostsAddress };
+
+// ---------------------------------------------------------------- public types
+
+/** One participant on a path: the node (or the host machine), the interface the packet left
+ *  (first hop) or arrived on (later hops), and that interface's address. */
+export interface Hop {
+  node: string;
+  iface: string | null;
+  address: string | null;
+}
+
+export interface Prediction {
+  from: string;
+  /** Node name, address, URL host or DNS name, as asked. */
+  to: string;
+  /** The address pinged (or resolved, for dns); null when there is none. */
+  address: string | null;
+  reach: boolean;
+  /** The echo request's path, as far as it went. */
+  path: Hop[];
+  /** The echo reply's path, as far as it went (empty when the request did not arrive). */
+  reply: Hop[];
+  /** One line, e.g. "client1 eth0 -> web eth0 (same network lan)" or "r2 has no route to 10.3.0.10". */
+  reason: string;
+  /** Step-by-step decisions (routes taken, where it stops), for `explain`. */
+  trace: string[];
+}
+
+/** TTL Linux gives an ICMP echo (ping's default). */
+export const PING_TTL = 64;
+
+// ---------------------------------------------------------------- internal model
+
+/** Internal id of the host machine (cannot clash: node names cannot contain '@'). */
+const MACHINE = '@host';
+const DEFAULT_MACHINE_LABEL = 'host';
+
+interface Port {
+  owner: Part;
+  /** Interface name in the node, or the bridge's kernel name for the machine. */
+  name: string;
+  network: string | null;
+  link: number | null;
+  segment: string;
+  address: string | null;
+  prefixLen: number;
+  /** Administratively up: its addresses are local and its connected route exists. */
+  adminUp: boolean;
+  /** Frames actually pass (up, and for a link the peer end up too). */
+  carrier: boolean;
+  /** Why there is no carrier, when there is none. */
+  downWhy: string | null;
+}
+
+interface Part {
+  id: string;
+  node: LabNode | null;
+  machine: boolean;
+  none: boolean;
+  forwarding: boolean;
+  ports: Port[];
+  routes: LabRoute[];
+}
+
+interface World {
+  lab: Lab;
+  parts: Map<string, Part>;
+  machine: Part;
+  segments: Map<string, Port[]>;
+  segNames: Map<string, string>;
+}
+
+interface Entry {
+  cidr: Cidr;
+  via: string | null;
+  port: Port;
+  text: string;
+}
+
+function cidrOf(address: string, prefixLen: number): Cidr {
+  return parseCidr(`${address}/${prefixLen}`)!;
+}
+
+function fmt(c: Cidr): string {
+  return c.prefixLen === 0 ? 'default' : `${c.network}/${c.prefixLen}`;
+}
+
+function isLoopback(addr: string): boolean {
+  return cidrContains('127.0.0.0/8', addr);
+}
+
+function buildWorld(lab: Lab): World {
+  const parts = new Map<string, Part>();
+  const segments = new Map<string, Port[]>();
+  const segNames = new Map<string, string>();
+  const addToSeg = (p: Port) => {
+    if (!segments.has(p.segment)) segments.set(p.segment, []);
+    segments.get(p.segment)!.push(p);
+  };
+  const machine: Part = { id: MACHINE, node: null, machine: true, none: false, forwarding: true, ports: [], routes: [] };
+  parts.set(MACHINE, machine);
+  for (const n of lab.networks) {
+    segNames.set(`net:${n.name}`, n.name);
+    // A gateway exists only on a bridge in the root namespace (resolve clears it elsewhere).
+    if (!n.gateway || !n.subnet || n.driver !== 'bridge' || n.hosts.length > 0) continue;
+    const port: Port = {
+      owner: machine, name: n.bridgeName ?? n.name, network: n.name, link: null, segment: `net:${n.name}`,
+      address: n.gateway, prefixLen: parseCidr(n.subnet)!.prefixLen, adminUp: true, carrier: true, downWhy: null,
+    };
+    machine.ports.push(port);
+    addToSeg(port);
+  }
+  for (const l of lab.links) segNames.set(`link:${l.index}`, `link ${l.a.node}:${l.a.iface} <-> ${l.b.node}:${l.b.iface}`);
+  for (const node of lab.nodes) {
+    if (node.networkMode === 'host') continue;
+    const part: Part = {
+      id: node.name, node, machine: false, none: node.networkMode === 'none',
+      forwarding: node.forwarding, ports: [], routes: node.networkMode === 'none' ? [] : node.routes,
+    };
+    parts.set(node.name, part);
+    if (part.none) continue;
+    for (const f of node.interfaces) {
+      const linkDown = f.kind === 'link' && f.link !== null && lab.links[f.link]?.up === false;
+      const adminUp = f.up && !linkDown;
+      const segment = f.kind === 'network' ? `net:${f.network}` : `link:${f.link}`;
+      const port: Port = {
+        owner: part, name: f.name, network: f.network, link: f.link, segment,
+        address: f.ipv4?.address ?? null, prefixLen: f.ipv4?.prefixLen ?? 32,
+        adminUp, carrier: adminUp, downWhy: adminUp ? null : `${node.name} ${f.name} is down`,
+      };
+      part.ports.push(port);
+      addToSeg(port);
+    }
+  }
+  // A veth has carrier only while both ends are up.
+  for (const part of parts.values()) {
+    for (const p of part.ports) {
+      if (p.link === null || !p.adminUp) continue;
+      const f = part.node!.interfaces.find((i) => i.name === p.name)!;
+      const peer = f.peer ? parts.get(f.peer.node)?.ports.find((x) => x.name === f.peer!.iface) : undefined;
+      if (!peer || !peer.adminUp) {
+        p.carrier = false;
+        p.downWhy = f.peer ? `its peer ${f.peer.node} ${f.peer.iface} is down` : 'it has no peer';
+      }
+    }
+  }
+  return { lab, parts, machine, segments, segNames };
+}
+
+function isLocal(part: Part, addr: string): boolean {
+  if (isLoopback(addr)) return true;
+  return part.ports.some((p) => p.adminUp && p.address === addr);
+}
+
+/** The routing table Linux would hold: connected subnets of up interfaces, then the static
+ *  routes that can exist (next hop on a connected subnet of an up interface). */
+type Table = { entries: Entry[]; rejected: { dst: Cidr; text: string; why: string }[] };
+const tables = new WeakMap<Part, Table>();
+
+function routingTable(part: Part): Table {
+  const cached = tables.get(part);
+  if (cached) return cached;
+  const entries: Entry[] = [];
+  const rejected: { dst: Cidr; text: string; why: string }[] = [];
+  for (const p of part.ports) {
+    if (!p.address) continue;
+    const c = cidrOf(p.address, p.prefixLen);
+    const text = `connected ${fmt(c)} dev ${p.name}`;
+    if (p.adminUp) entries.push({ cidr: c, via: null, port: p, text });
+    else rejected.push({ dst: c, text, why: `${p.name} is down` });
+  }
+  for (const r of part.routes) {
+    const dst = parseCidr(r.dst);
+    if (!dst) continue;
+    const text = `route ${fmt(dst)}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`;
+    const dev = r.dev === null ? null : part.ports.find((p) => p.name === r.dev) ?? null;
+    if (r.dev !== null && !dev) { rejected.push({ dst, text, why: `there is no interface ${r.dev}` }); continue; }
+    if (dev && !dev.adminUp) { rejected.push({ dst, text, why: `${dev.name} is down` }); continue; }
+    if (r.via === null) {
+      if (!dev) continue;
+      entries.push({ cidr: dst, via: null, port: dev, text });
+      continue;
+    }
+    const via = r.via;
+    const on = (p: Port) => p.address !== null && p.address !== via && cidrContains(cidrOf(p.address, p.prefixLen), via);
+    const port = part.ports.find((p) => p.adminUp && on(p) && (!dev || p === dev));
+    if (!port) {
+      const down = part.ports.find((p) => !p.adminUp && on(p));
+      rejected.push({
+        dst, text,
+        why: down ? `next hop ${via} is behind ${down.name}, which is down` : `next hop ${via} is not on a connected subnet${dev ? ` of ${dev.name}` : ''}`,
+      });
+      continue;
+    }
+    entries.push({ cidr: dst, via, port, text: r.dev ? text : `${text} dev ${port.name}` });
+  }
+  const t = { entries, rejected };
+  tables.set(part, t);
+  return t;
+}
+
+/** Longest-prefix match; on a tie the first entry (connected routes come first). */
+function lookup(part: Part, dst: string): { entry: Entry | null; rejected: { dst: Cidr; text: string; why: string }[] } {
+  const t = routingTable(part);
+  let best: Entry | null = null;
+  for (const e of t.entries) {
+    if (cidrContains(e.cidr, dst) && (!best || e.cidr.prefixLen > best.cidr.prefixLen)) best = e;
+  }
+  const rejected = t.rejected.filter((r) => cidrContains(r.dst, dst) && (!best || r.dst.prefixLen > best.cidr.prefixLen));
+  return { entry: best, rejected };
+}
+
+// ---------------------------------------------------------------- walking a packet
+
+interface WalkResult {
+  ok: boolean;
+  /** Where the packet ended (delivered, or where it stopped). */
+  at: Part;
+  hops: Hop[];
+  /** The participants in order (for comparing request and reply paths). */
+  parts: Part[];
+  /** Segments crossed, in order. */
+  segs: string[];
+  /** Source address used (picked at the origin unless given). */
+  source: string | null;
+  msg: string;
+  trace: string[];
+}
+
+class Walker {
+  constructor(private w: World, private machineLabel: string) {}
+
+  label(p: Part): string {
+    return p.machine ? this.machineLabel : p.id;
+  }
+
+  /** Readable hop: "r1 eth0", or "host [lan gateway]" for the machine. */
+  hopText(h: Hop, part: Part): string {
+    if (!part.machine) return h.iface ? `${h.node} ${h.iface}` : h.node;
+    const port = part.ports.find((p) => p.name === h.iface);
+    return port?.network ? `${h.node} [${port.network} gateway]` : h.node;
+  }
+
+  private noRoute(part: Part, dst: string, rejected: { dst: Cidr; text: string; why: string }[]): string {
+    const who = this.label(part);
+    if (part.machine) {
+      const host = who === DEFAULT_MACHINE_LABEL ? 'the host' : `${who} (the host)`;
+      return `${host} has no route to ${dst} within the lab (what lies beyond the lab, through the host's own uplink, is not predicted)`;
+    }
+    if (part.none) return `${who} has no route to ${dst} (network_mode none: loopback only)`;
+    // The most specific route that would have been used, had it existed.
+    const best = [...rejected].sort((x, y) => y.dst.prefixLen - x.dst.prefixLen)[0];
+    const extra = best ? ` (${best.text} is unusable: ${best.why})` : '';
+    return `${who} has no route to ${dst}${extra}`;
+  }
+
+  walk(origin: Part, dst: string, fixedSource: string | null): WalkResult {
+    const hops: Hop[] = [];
+    const parts: Part[] = [];
+    const segs: string[] = [];
+    const trace: string[] = [];
+    let source = fixedSource;
+    const res = (ok: boolean, at: Part, msg: string): WalkResult => ({ ok, at, hops, parts, segs, source, msg, trace });
+
+    if (isLocal(origin, dst)) {
+      const port = origin.ports.find((p) => p.adminUp && p.address === dst);
+      hops.push({ node: this.label(origin), iface: port ? port.name : 'lo', address: dst });
+      parts.push(origin);
+      source = source ?? dst;
+      trace.push(`${this.label(origin)}: ${dst} is its own address (${port ? port.name : 'loopback'}): delivered locally`);
+      return res(true, origin, `${dst} is ${this.label(origin)}'s own address (local)`);
+    }
+
+    let cur = origin;
+    let ingress: Port | null = null;
+    const visited: Part[] = [];
+    let forwards = 0;
+    for (;;) {
+      if (visited.includes(cur)) {
+        const cycle = [...visited.slice(visited.indexOf(cur)), cur].map((p) => this.label(p)).join(' -> ');
+        trace.push(`routing loop: ${cycle}`);
+        return res(false, cur, `routing loop for ${dst}: ${cycle} (the TTL expires)`);
+      }
+      visited.push(cur);
+      const who = this.label(cur);
+      const here = cur === origin ? who : this.hopText(hops[hops.length - 1], cur);
+      const { entry, rejected } = lookup(cur, dst);
+      if (!entry) {
+        const msg = this.noRoute(cur, dst, rejected);
+        trace.push(`${here}: ${msg}`);
+        return res(false, cur, msg);
+      }
+      if (cur === origin) {
+        if (source === null) {
+          source = entry.port.address ?? cur.ports.find((p) => p.adminUp && p.address)?.address ?? null;
+          if (source === null) {
+            const msg = `${who} has no address to send from (${entry.port.name} has none)`;
+            trace.push(`${here}: ${msg}`);
+            return res(false, cur, msg);
+          }
+        }
+        hops.push({ node: who, iface: entry.port.name, address: source });
+        parts.push(cur);
+        trace.push(`${here}: ${entry.text}, source ${source}`);
+      } else {
+        if (cur.machine) {
+          if (ingress && ingress.segment !== entry.port.segment) {
+            const msg = `the host does not route between lab networks (isolation): ${this.w.segNames.get(ingress.segment)} -> ${this.w.segNames.get(entry.port.segment)}`;
+            trace.push(`${here}: ${msg}`);
+            return res(false, cur, msg);
+          }
+        } else if (!cur.forwarding) {
+          const msg = `${who} does not forward (forwarding: false)`;
+          trace.push(`${here}: ${dst} is not its address, and ${msg}`);
+          return res(false, cur, msg);
+        }
+        forwards++;
+        if (forwards >= PING_TTL) {
+          const msg = `TTL exceeded at ${who} after ${PING_TTL} hops`;
+          trace.push(`${here}: ${msg}`);
+          return res(false, cur, msg);
+        }
+        trace.push(`${here}: forwards by ${entry.text}`);
+      }
+      const out = entry.port;
+      if (!out.carrier) {
+        const msg = `${who} ${out.name} has no carrier (${out.downWhy})`;
+        trace.push(`${here}: ${msg}`);
+        return res(false, cur, msg);
+      }
+      const nextHop = entry.via ?? dst;
+      const seg = this.w.segments.get(out.segment) ?? [];
+      const segName = this.w.segNames.get(out.segment) ?? out.segment;
+      const exact = seg.find((p) => p !== out && p.address === nextHop);
+      let recv: Port | undefined;
+      if (exact && exact.carrier) recv = exact;
+      else if (!exact) recv = seg.find((p) => p !== out && p.carrier && p.owner !== cur && isLocal(p.owner, nextHop));
+      if (!recv) {
+        const role = entry.via ? `next hop ${nextHop} of ${who}'s ${entry.text}` : null;
+        const msg = exact
+          ? `${this.label(exact.owner)} ${exact.name} (${nextHop}) is down: nothing is delivered to it on ${segName}`
+          : `no host ${nextHop} on segment ${segName}${role ? ` (${role})` : ''}`;
+        trace.push(`${here}: ${msg}`);
+        return res(false, cur, msg);
+      }
+      segs.push(out.segment);
+      const nxt = recv.owner;
+      hops.push({ node: this.label(nxt), iface: recv.name, address: recv.address });
+      parts.push(nxt);
+      if (isLocal(nxt, dst)) {
+        const own = nxt.ports.find((p) => p.adminUp && p.address === dst);
+        trace.push(`${this.hopText(hops[hops.length - 1], nxt)}: ${dst} is its own address${own && own !== recv ? ` (on ${own.name})` : ''}: delivered`);
+        return res(true, nxt, '');
+      }
+      cur = nxt;
+      ingress = recv;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- predictions
+
+function partOf(w: World, node: LabNode): Part {
+  return node.networkMode === 'host' ? w.machine : w.parts.get(node.name)!;
+}
+
+function findNode(lab: Lab, name: string): LabNode | undefined {
+  return lab.nodes.find((n) => n.name === name);
+}
+
+function fail(from: string, to: string, address: string | null, reason: string, trace: string[] = []): Prediction {
+  return { from, to, address, reach: false, path: [], reply: [], reason, trace: trace.length ? trace : [reason] };
+}
+
+function predictIn(w: World, fromNode: LabNode, to: string, address: string, toNode: LabNode | null): Prediction {
+  const from = fromNode.name;
+  if (!isIpv4(address)) return fail(from, to, address, `"${address}" is not an IPv4 address`);
+  const machineLabel = fromNode.networkMode === 'host' ? from : toNode?.networkMode === 'host' ? toNode.name : DEFAULT_MACHINE_LABEL;
+  const wk = new Walker(w, machineLabel);
+  const origin = partOf(w, fromNode);
+  const fwd = wk.walk(origin, address, null);
+  const trace = [`request ${fwd.source ?? from} -> ${address}:`, ...fwd.trace.map((t) => `  ${t}`)];
+  const base = { from, to, address, path: fwd.hops, trace };
+  if (!fwd.ok) return { ...base, reach: false, reply: [], reason: fwd.msg };
+  const render = (r: WalkResult) => r.hops.map((h, i) => wk.hopText(h, r.parts[i])).join(' -> ');
+  if (fwd.at === origin) {
+    return { ...base, reach: true, reply: [], reason: `${render(fwd)}: ${fwd.msg}` };
+  }
+  const back = wk.walk(fwd.at, fwd.source!, address);
+  trace.push(`reply ${address} -> ${fwd.source}:`, ...back.trace.map((t) => `  ${t}`));
+  if (!back.ok) {
+    return { ...base, reach: false, reply: back.hops, reason: `reply from ${wk.label(fwd.at)} to ${fwd.source}: ${back.msg}` };
+  }
+  if (back.at !== origin) {
+    return { ...base, reach: false, reply: back.hops, reason: `reply from ${wk.label(fwd.at)} to ${fwd.source} is delivered to ${wk.label(back.at)}, not ${wk.label(origin)}` };
+  }
+  let why: string;
+  if (fwd.parts.length === 2) {
+    const seg = fwd.segs[0];
+    why = seg.startsWith('net:') ? `same network ${w.segNames.get(seg)}` : w.segNames.get(seg) ?? seg;
+  } else {
+    why = `routed by ${fwd.parts.slice(1, -1).map((p) => wk.label(p)).join(', ')}`;
+  }
+  const sameWay = back.parts.length === fwd.parts.length && back.parts.every((p, i) => p === fwd.parts[fwd.parts.length - 1 - i]);
+  const replyNote = sameWay ? '' : `; reply ${render(back)}`;
+  return { ...base, reach: true, reply: back.hops, reason: `${render(fwd)} (${why})${replyNote}` };
+}
+
+/** Ping from node `from` to `address`: does the echo get there and the reply come back? */
+export function predictPing(lab: Lab, from: string, address: string): Prediction {
+  const node = findNode(lab, from);
+  if (!node) return fail(from, address, address, `no node ${from} in lab ${lab.name}`);
+  return predictIn(buildWorld(lab), node, address, address, null);
+}
+
+/** The addresses of networks with a gateway, i.e. the host machine's addresses in the lab. */
+function gatewayNetworks(lab: Lab): { name: string; gateway: string }[] {
+  return lab.networks
+    .filter((n) => n.gateway && n.subnet && n.driver === 'bridge' && n.hosts.length === 0)
+    .map((n) => ({ name: n.name, gateway: n.gateway! }));
+}
+
+
+/** The address `netlab check --matrix` pings for node `to` from node `from`: `to`'s address on
+ *  a network or link shared with `from` (as /etc/hosts has it), else its first address; for a
+ *  host-mode `to`, the gateway of a network `from` is on, else any gateway of the lab. Null
+ *  when `to` has no address (network_mode none, or host mode in a lab without gateways). */
+export function targetAddress(lab: Lab, from: string, to: string): string | null {
+  const a = findNode(lab, from);
+  const b = findNode(lab, to);
+  if (!b) return null;
+  if (b.networkMode === 'host') {
+    const gws = gatewayNetworks(lab);
+    const mine = a?.networkMode === 'host' ? gws : gws.filter((g) => a?.interfaces.some((f) => f.network === g.name && f.ipv4));
+    return (mine[0] ?? gws[0])?.gateway ?? null;
+  }
+  const shared = a ? hostsAddress(lab, a, b) : null;
+  return shared ?? b.interfaces.find((f) => f.ipv4)?.ipv4?.address ?? null;
+}
+
+function noAddressReason(node: LabNode): string {
+  if (node.networkMode === 'none') return `${node.name} has no address (network_mode none: loopback only)`;
+  if (node.networkMode === 'host') return `${node.name} has no address in the lab (network_mode host, and no network has a gateway on the host)`;
+  return `${node.name} has no address`;
+}
+
+function pairIn(w: World, from: LabNode, to: LabNode): Prediction {
+  const address = targetAddress(w.lab, from.name, to.name);
+  if (address === null) return fail(from.name, to.name, null, noAddressReason(to));
+  return predictIn(w, from, to.name, address, to);
+}
+
+/** Ping from node `from` to node `to`, at `targetAddress(lab, from, to)`. */
+export function predictPair(lab: Lab, from: string, to: string): Prediction {
+  const a = findNode(lab, from);
+  const b = findNode(lab, to);
+  if (!a) return fail(from, to, null, `no node ${from} in lab ${lab.name}`);
+  if (!b) return fail(from, to, null, `no node ${to} in lab ${lab.name}`);
+  return pairIn(buildWorld(lab), a, b);
+}
+
+/** Every ordered pair of distinct nodes, in node order. */
+export function predictMatrix(lab: Lab): Prediction[] {
+  const w = buildWorld(lab);
+  const out: Prediction[] = [];
+  for (const a of lab.nodes) for (const b of lab.nodes) if (a !== b) out.push(pairIn(w, a, b));
+  return out;
+}
+
+/** Name resolution inside `from` through its generated /etc/hosts (the only source netlab
+ *  provides for lab names): the address `name` maps to, or null. */
+export function resolveName(lab: Lab, from: string, name: string): string | null {
+  const a = findNode(lab, from);
+  const lower = name.toLowerCase();
+  if (lower === 'localhost') return '127.0.0.1';
+  if (!a) return null;
+  if (lower === a.name.toLowerCase()) return '127.0.1.1';
+  const b = lab.nodes.find((n) => n.name.toLowerCase() === lower);
+  return b ? hostsAddress(lab, a, b) : null;
+}
+
+function withNote(p: Prediction, note: string): Prediction {
+  return p.reach ? { ...p, reason: `${p.reason}; ${note}` } : p;
+}
+
+/** The expected result of a check of the lab. ping, tcp and http go to the address of the
+ *  target (an IPv4 as given, or `targetAddress` of the node); tcp and http are predicted by L3
+ *  reachability of that address (a listener is assumed). dns names resolve through the
+ *  generated /etc/hosts only. */
+export function predictCheck(lab: Lab, check: LabCheck): Prediction {
+  const fromNode = findNode(lab, check.from);
+  if (!fromNode) return fail(check.from, check.target, null, `no node ${check.from} in lab ${lab.name}`);
+  const w = buildWorld(lab);
+  const toward = (target: string): Prediction => {
+    if (isIpv4(target)) return predictIn(w, fromNode, target, target, null);
+    const toNode = findNode(lab, target);
+    if (!toNode) return fail(check.from, target, null, `"${target}" is neither a node of lab ${lab.name} nor an IPv4 address`);
+    return pairIn(w, fromNode, toNode);
+  };
+  switch (check.kind) {
+    case 'ping':
+      return toward(check.target);
+    case 'tcp':
+      return withNote(toward(check.target), `a listener on port ${check.port} is assumed`);
+    case 'http': {
+      let url: URL;
+      try { url = new URL(check.target); } catch { return fail(check.from, check.target, null, `"${check.target}" is not a URL`); }
+      const host = url.hostname;
+      const port = url.port || '80';
+      // Probed at the address, like ping and tcp (the name is sent as the Host header only).
+      let p: Prediction;
+      if (isIpv4(host)) p = predictIn(w, fromNode, host, host, null);
+      else if (host === 'localhost') p = predictIn(w, fromNode, host, '127.0.0.1', null);
+      else {
+        const toNode = lab.nodes.find((n) => n.name.toLowerCase() === host.toLowerCase());
+        if (!toNode) return fail(check.from, host, null, `"${host}" is neither a node of lab ${lab.name} nor an IPv4 address`);
+        p = pairIn(w, fromNode, toNode);
+      }
+      return withNote(p, `an HTTP server on port ${port} is assumed`);
+    }
+    case 'dns':
+      return predictDns(lab, fromNode, check);
+  }
+}
+
+function predictDns(lab: Lab, from: LabNode, check: LabCheck): Prediction {
+  const name = check.target;
+  const address = resolveName(lab, from.name, name);
+  const base = { from: from.name, to: name, path: [] as Hop[], reply: [] as Hop[] };
+  const self = name.toLowerCase() === from.name.toLowerCase();
+  if (address === null) {
+    const node = lab.nodes.find((n) => n.name.toLowerCase() === name.toLowerCase());
+    let why: string;
+    if (!node) why = `${name} is not a node of lab ${lab.name}: ${from.name}'s /etc/hosts does not list it (other resolvers are not predicted)`;
+    else if (from.networkMode === 'none') why = `${from.name} has network_mode none: its /etc/hosts lists only itself`;
+    else if (node.networkMode !== 'bridge' || !node.interfaces.some((f) => f.ipv4)) why = `${node.name} has no address, so ${from.name}'s /etc/hosts does not list it`;
+    else why = `${node.name} is not in ${from.name}'s /etc/hosts: they share no network or link`;
+    return { ...base, address: null, reach: false, reason: why, trace: [why] };
+  }
+  // A node's own name is 127.0.1.1: that line comes first in its /etc/hosts.
+  if (check.dnsAddress !== null && address !== check.dnsAddress) {
+    const why = `${name} resolves in ${from.name} to ${address}, not ${check.dnsAddress}`;
+    return { ...base, address, reach: false, reason: why, trace: [why] };
+  }
+  const why = self
+    ? `${name} is ${from.name}'s own name (${address} in its /etc/hosts)`
+    : `${name} resolves in ${from.name} to ${address} (/etc/hosts: shared network or link)`;
+  return { ...base, address, reach: true, reason: why, trace: [why] };
+}
+
+/** A multi-line human explanation: the verdict, each step of the request and of the reply,
+ *  and where and why it stops. */
+export function explain(p: Prediction): string {
+  const target = p.address && p.address !== p.to ? `${p.to} (${p.address})` : p.to;
+  const lines = [`${p.from} -> ${target}: ${p.reach ? 'reach' : 'fail'}`];
+  for (const t of p.trace) lines.push(`  ${t}`);
+  lines.push(`  ${p.reach ? 'result' : 'stops'}: ${p.reason}`);
+  return lines.join('\n') + '\n';
+}
