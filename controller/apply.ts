@@ -10,7 +10,7 @@ export interface NsApi {
     mtu?: number; master?: string; mac?: string; peerMac?: string; alias?: string; peerAlias?: string;
     group?: number; peerGroup?: number; up?: boolean; peerUp?: boolean;
   }): Promise<void>;
-  linkAddVxlan(name: string, o: { vni: number; local?: string; dev?: string; port?: number; mtu?: number; master?: string; learning?: boolean; group?: number; alias?: string }): Promise<void>;
+  linkAddVxlan(name: string, o: { vni: number; local?: string; dev?: string; port?: number; mtu?: number; master?: string; learning?: boolean; proxy?: boolean; group?: number; alias?: string }): Promise<void>;
   linkSet(name: string, o: { up?: boolean }): Promise<void>;
   addrAdd(dev: string, cidr: string, o?: { nodad?: boolean }): Promise<void>;
   routeAdd(r: { dst: string; via?: string; dev?: string }): Promise<void>;
@@ -65,7 +65,7 @@ async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<vo
         alias: s.alias, peerAlias: s.peerAlias, group: s.group, peerGroup: s.group,
       });
     case 'vxlan.add':
-      return k.ns(s.netns).linkAddVxlan(s.name, { vni: s.vni, local: s.local, dev: s.dev, port: s.port, mtu: s.mtu, master: s.master, learning: false, group: s.group, alias: s.alias });
+      return k.ns(s.netns).linkAddVxlan(s.name, { vni: s.vni, local: s.local, dev: s.dev, port: s.port, mtu: s.mtu, master: s.master, learning: false, proxy: true, group: s.group, alias: s.alias });
     case 'addr.add':
       // No duplicate address detection wait: the model already guarantees uniqueness.
       return k.ns(s.netns).addrAdd(s.dev, s.address, { nodad: true });

@@ -302,6 +302,8 @@ export interface VxlanOptions {
   master?: string;
   /** Learn remote MACs from received frames; default true, as iproute2. */
   learning?: boolean;
+  /** Answer ARP requests from the device's neighbour table (ARP suppression, as Docker's overlay). */
+  proxy?: boolean;
   group?: number;
   alias?: string;
   up?: boolean;
@@ -617,6 +619,7 @@ export class NetnsHandle {
         id: o.vni,
         port: be16(o.port ?? 4789),
         learning: o.learning === false ? 0 : 1,
+        proxy: o.proxy ? 1 : undefined,
         link: dev,
         local: local?.family === 4 ? local.bytes : undefined,
         local6: local?.family === 6 ? local.bytes : undefined,

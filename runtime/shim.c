@@ -331,8 +331,12 @@ static void container_child(const char *dir, struct spec *s, int log_fd, int nul
   }
   const char *user = get(s, "user");
   if (user && *user) switch_user(user);
-  // 6. stdio to the log, then the command itself becomes PID 1.
+  // 6. stdio to the log, then the command itself becomes PID 1, with the default signal
+  // dispositions: the supervisor ignores SIGPIPE/SIGHUP/SIGINT and SIG_IGN survives exec.
   if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) die("redirect stdio");
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
   set_env(env);
   execvp(argv[0], argv);
   die("exec %s", argv[0]);
