@@ -1,5 +1,7 @@
 // Live progress of `netlab up` per phase: on a terminal one line rewritten in place (phase,
-// steps done, elapsed time); elsewhere (CI, pipes) one plain line per finished phase.
+// steps done, elapsed time); elsewhere (CI, pipes) one plain line per finished phase. The time
+// between two reports belongs to the phase of the step just finished (a batch of container
+// starts reports all its steps at once, at its end).
 export interface Progress {
   update: (phase: string, done: number, total: number) => void;
   done: () => void;
@@ -7,25 +9,28 @@ export interface Progress {
 
 export function makeProgress(io: { err: (s: string) => void }, tty: boolean): Progress {
   const t0 = performance.now();
-  let phaseT0 = t0;
+  let last = t0;
   let current = '';
-  let lastDraw = 0;
+  let spent = 0;
   let count = 0;
+  let lastDraw = 0;
   const secs = (ms: number) => `${(ms / 1000).toFixed(2)}s`;
-  const finishPhase = (now: number) => {
+  const finishPhase = () => {
     if (!current) return;
-    const line = `${current}: ${count} steps in ${secs(now - phaseT0)}`;
+    const line = `${current}: ${count} steps in ${secs(spent)}`;
     io.err(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
   };
   return {
     update(phase, done, total) {
       const now = performance.now();
       if (phase !== current) {
-        finishPhase(now);
+        finishPhase();
         current = phase;
-        phaseT0 = now;
+        spent = 0;
         count = 0;
       }
+      spent += now - last;
+      last = now;
       count++;
       if (tty && (now - lastDraw > 50 || done === total)) {
         lastDraw = now;
@@ -33,7 +38,7 @@ export function makeProgress(io: { err: (s: string) => void }, tty: boolean): Pr
       }
     },
     done() {
-      finishPhase(performance.now());
+      finishPhase();
       current = '';
     },
   };
