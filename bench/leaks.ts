@@ -29,7 +29,40 @@ function stateDirs(): string[] {
 
 function mounts(): string[] {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
-    .map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith('/run/netns/'));
+    .map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith('/run/netns/') || m.includes('netlab'));
+}
+
+/** Processes that look like a lab's (netlab's shim and containers run from /run/netlab/...) or
+ *  a Mininet host's (`bash ... mininet:h1`, mnexec). */
+function processes(): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      if (/netlab|mininet:|mnexec/.test(cmd)) out.push(`${pid} ${cmd.slice(0, 200)}`);
+    } catch { /* exited meanwhile */ }
+  }
+  return out;
+}
+
+/** cgroup directories below any `netlab` directory (the runtime's <own>/netlab/<lab>/<node>). */
+function cgroups(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string, depth: number, inNetlab: boolean) => {
+    if (depth > 10) return;
+    let entries: fs.Dirent[];
+    try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return; }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const p = `${dir}/${e.name}`;
+      const mine = inNetlab || e.name === 'netlab';
+      if (inNetlab) out.push(p);
+      walk(p, depth + 1, mine);
+    }
+  };
+  walk('/sys/fs/cgroup', 0, false);
+  return out;
 }
 
 function children(): string[] {
@@ -46,7 +79,10 @@ function children(): string[] {
 }
 
 export function snapshot(): Snapshot {
-  return { netns: netns(), links: links(), nftTables: nftTables(), stateDirs: stateDirs(), mounts: mounts(), children: children() };
+  return {
+    netns: netns(), links: links(), nftTables: nftTables(), stateDirs: stateDirs(), mounts: mounts(),
+    processes: processes(), cgroups: cgroups(), children: children(),
+  };
 }
 
 export interface LeakReport {

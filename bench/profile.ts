@@ -20,15 +20,24 @@ export interface ProfileSummary {
   top: { fn: string; where: string; ms: number }[];
 }
 
-const CATEGORY_ORDER = [
+export const CATEGORY_ORDER = [
   'native calls (syscalls: kernel work)',
-  'netlab JavaScript (controller/, topology/)',
+  'netlab JavaScript (controller/, runtime/, topology/)',
   'netlink package JavaScript (encode/decode)',
   'Node.js internals (buffers, fs, child_process JS)',
   'garbage collection',
   'idle (waiting for the kernel / child processes)',
   'other (program, bench)',
 ];
+
+/** Plumbing functions skipped when naming the caller of a native call. */
+const GENERIC = new Set(['request', 'withIndexes', 'inNetns', 'returnHome', 'runStep', 'applyPlan', 'time']);
+
+/** Names of the categories, for readers of a summary. */
+export const CAT = {
+  native: CATEGORY_ORDER[0], ours: CATEGORY_ORDER[1], netlink: CATEGORY_ORDER[2], node: CATEGORY_ORDER[3],
+  gc: CATEGORY_ORDER[4], idle: CATEGORY_ORDER[5], other: CATEGORY_ORDER[6],
+} as const;
 
 function where(cf: CallFrame): string {
   const u = cf.url.replace(/^file:\/\//, '').replace(/^.*?\/(dist|node_modules)\//, '$1/');
@@ -43,7 +52,7 @@ function category(cf: CallFrame): string {
   if (!cf.url) return CATEGORY_ORDER[0];
   if (cf.url.includes('/node_modules/netlink/')) return CATEGORY_ORDER[2];
   if (cf.url.includes('/node_modules/koffi/')) return CATEGORY_ORDER[0];
-  if (/\/dist\/(controller|topology)\//.test(cf.url)) return CATEGORY_ORDER[1];
+  if (/\/dist\/(controller|runtime|topology)\//.test(cf.url)) return CATEGORY_ORDER[1];
   if (cf.url.startsWith('node:')) return CATEGORY_ORDER[3];
   return CATEGORY_ORDER[6];
 }
@@ -81,17 +90,19 @@ export function summarizeProfile(file: string): ProfileSummary {
     e.us += us;
     fns.set(key, e);
     if (cat === CATEGORY_ORDER[0]) {
-      // Walk up to the nearest named netlab function (kernel.ts's method), for "which call".
-      let cur: number | undefined = id;
-      let label = cf.functionName;
-      while (cur !== undefined) {
+      // Walk up to the two nearest named netlab functions (kernel.ts's method, the runtime's
+      // helper and its caller), for "which call".
+      const chain: string[] = [];
+      for (let cur: number | undefined = id; cur !== undefined && chain.length < 2; cur = parent.get(cur)) {
         const c = byId.get(cur)!.callFrame;
-        if (/\/dist\/controller\//.test(c.url) && c.functionName && !['request', 'withIndexes', 'inNetns', 'returnHome', ''].includes(c.functionName)) {
-          label = `${c.functionName} -> ${cf.functionName}`;
-          break;
-        }
-        cur = parent.get(cur);
+        if (/\/dist\/(controller|runtime|topology)\//.test(c.url) && c.functionName && !GENERIC.has(c.functionName) && chain[0] !== c.functionName) chain.unshift(c.functionName);
       }
+      // V8 names an addon's native functions unreliably; name them by who called them.
+      const parentUrl = parent.has(id) ? byId.get(parent.get(id)!)!.callFrame.url : '';
+      const native = parentUrl.includes('/node_modules/netlink/') ? 'netlink socket I/O'
+        : /\/dist\/(controller|runtime)\//.test(parentUrl) ? 'native (koffi libc call, or an inlined library call)'
+          : cf.functionName;
+      const label = chain.length ? `${chain.join(' > ')} -> ${native}` : native;
       nativeCallers.set(label, (nativeCallers.get(label) ?? 0) + us);
     }
   }

@@ -1,6 +1,7 @@
 // netlab's benchmark (not part of `npm test`): star N for each size, netlab (in-process up/down
-// through controller/lab.ts, and the CLI end to end once) side by side with the iproute2
-// `ip -batch` floor and Mininet, in the same run. Writes bench/results/<date>.json and
+// through controller/lab.ts, with containers as `netlab up` does and with bare namespaces, and
+// the CLI end to end once) side by side with the iproute2 `ip -batch` floor and Mininet, in the
+// same run. Writes bench/results/<date>.json and
 // regenerates docs/performance.md. Needs root.
 //
 //   npm run bench -- [--sizes 10,100,300] [--reps 5] [--mn-reps 3] [--profile-size 100]
@@ -26,7 +27,8 @@ import { mininetAvailable, mininetCleanup, mininetLinks, runMininet } from './mi
 import { compare, snapshot, type LeakReport } from './leaks.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import type { WorkerResult } from './netlab-worker.js';
-import { fmtMs, fmtStats, loadavg, machine, round, stats, timeCmd, waitQuiet, type Machine, type Stats } from './util.js';
+import { fmtMs, fmtStats, fsCost, loadavg, machine, type FsCost, round, stats, timeCmd, waitQuiet, type Machine, type Stats } from './util.js';
+import { STATE_ROOT } from '../controller/state.js';
 import { renderMarkdown, renderTerminal } from './report.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -39,10 +41,13 @@ const CLI = path.join(ROOT, 'bin', 'netlab.js');
 
 export interface FloorVariantResult { build: Stats; teardown: Stats; settle: Stats }
 
-export interface SizeResult {
-  n: number;
-  lab: string;
-  netlab: {
+/** How `up` is called: `containers` is what `netlab up` does (a container per node, the
+ *  default); `bare` is `up(lab, { containers: false })`, bare namespaces like the floor's. */
+export type Mode = 'containers' | 'bare';
+export const MODES: Mode[] = ['containers', 'bare'];
+
+export interface NetlabResult {
+    mode: Mode;
     steps: number;
     counts: Partial<Record<PlanOp, number>>;
     loadTopologyMs: number;
@@ -65,8 +70,15 @@ export interface SizeResult {
     downBreakdown: Record<string, number> | null;
     profile: ProfileSummary | null;
     raw: WorkerResult['reps'];
-  };
+}
+
+export interface SizeResult {
+  n: number;
+  lab: string;
+  netlab: Record<Mode, NetlabResult>;
   cli: { upMs: number; downMs: number; upRssKiB: number | null; downRssKiB: number | null; upReported: string } | null;
+  /** Why the CLI run failed (it does not stop the bench: the in-process numbers stand). */
+  cliError: string | null;
   floor: {
     variants: Record<string, FloorVariantResult>;
     best: { build: string; teardown: string; buildStats: Stats; teardownStats: Stats; upDown: number };
@@ -81,8 +93,12 @@ export interface RunResult {
   runId: string;
   command: string;
   machine: Machine;
+  /** What was measured: the commit and the files changed on top of it (outside bench/). */
+  code: { commit: string; dirty: string[] };
   options: { sizes: number[]; reps: number; mnReps: number; profileSize: number | null; mininet: boolean };
   nodeStartup: { nodeEmptyMs: Stats; cliVersionMs: Stats };
+  /** The runtime's per-node file pattern beside /run/netlab and on a tmpfs. */
+  fsCost: FsCost | null;
   mininet: { available: boolean; why: string | null; version: string | null };
   sizes: SizeResult[];
   leaks: LeakReport;
@@ -133,6 +149,13 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
+function codeIdentity(): RunResult['code'] {
+  const git = (args: string[]) => spawnSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const dirty = spawnSync('git', ['-C', ROOT, 'status', '--porcelain'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((l) => l.slice(3))
+    .filter((f) => !f.startsWith('bench/') && f !== 'docs/performance.md');
+  return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', dirty };
+}
+
 function log(s: string): void {
   process.stderr.write(`bench: ${s}\n`);
 }
@@ -150,13 +173,14 @@ async function nodeStartup(): Promise<RunResult['nodeStartup']> {
   return { nodeEmptyMs: stats(empty), cliVersionMs: stats(version) };
 }
 
-async function runNetlab(n: number, lab: string, o: Options, tmp: string): Promise<SizeResult['netlab']> {
-  const out = path.join(tmp, `worker-${n}.json`);
+async function runNetlab(n: number, lab: string, mode: Mode, o: Options, tmp: string): Promise<NetlabResult> {
+  const out = path.join(tmp, `worker-${n}-${mode}.json`);
   const args = [WORKER, '--n', String(n), '--reps', String(o.reps), '--lab', lab, '--out', out];
+  if (mode === 'bare') args.push('--bare');
   const profiling = n === o.profileSize;
-  const prof = path.join(tmp, `up-${n}.cpuprofile`);
+  const prof = path.join(tmp, `up-${n}-${mode}.cpuprofile`);
   if (profiling) args.push('--cpuprofile', prof, '--down-breakdown');
-  log(`N=${n}: netlab up/down x${o.reps} in one process (${lab})${profiling ? ', then a profiled up() and down()\'s breakdown' : ''}`);
+  log(`N=${n}: netlab up/down (${mode === 'bare' ? 'bare namespaces' : 'with containers, as `netlab up`'}) x${o.reps} in one process (${lab})${profiling ? ', then a profiled up() and down()\'s breakdown' : ''}`);
   const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   if (!fs.existsSync(out)) throw new Error(`netlab worker for N=${n} wrote no result (exit ${r.status ?? r.signal})`);
   const w = JSON.parse(fs.readFileSync(out, 'utf8')) as WorkerResult;
@@ -166,7 +190,7 @@ async function runNetlab(n: number, lab: string, o: Options, tmp: string): Promi
   const opMs: Partial<Record<PlanOp, Stats>> = {};
   for (const op of ops) opMs[op] = stats(w.reps.map((x) => x.opMs[op] ?? 0));
   return {
-    steps: w.steps, counts: w.counts, loadTopologyMs: w.loadTopologyMs, buildPlanMs: w.buildPlanMs,
+    mode, steps: w.steps, counts: w.counts, loadTopologyMs: w.loadTopologyMs, buildPlanMs: w.buildPlanMs,
     up: col((x) => x.upMs), down: col((x) => x.downMs), upDown: col((x) => x.upMs + x.downMs), settle: col((x) => x.settleMs),
     upUser: col((x) => x.upUserMs), upSys: col((x) => x.upSysMs), downUser: col((x) => x.downUserMs), downSys: col((x) => x.downSysMs),
     opMs, pre: col((x) => x.preMs), post: col((x) => x.postMs),
@@ -282,25 +306,10 @@ async function main(): Promise<number> {
   const sizes: SizeResult[] = [];
   let error: string | null = null;
   let startup: RunResult['nodeStartup'] = { nodeEmptyMs: stats([]), cliVersionMs: stats([]) };
-  log(`run ${runId}: sizes ${o.sizes.join(', ')}; ${o.reps} reps (Mininet ${o.mnReps}); load average ${loadavg().join(' ')}`);
-
-  try {
-    startup = await nodeStartup();
-    for (const [i, n] of o.sizes.entries()) {
-      const lab = labs[i];
-      const netlab = await runNetlab(n, lab, o, tmp);
-      const cli = await runCli(n, lab, tmp);
-      const floor = await runFloor(n, floors[i], o);
-      const mininet = await runMn(n, o, avail, mnState);
-      const s: SizeResult = { n, lab, netlab, cli, floor, mininet };
-      sizes.push(s);
-      log(`N=${n}: netlab up ${fmtStats(netlab.up)}, down ${fmtStats(netlab.down)}; floor ${fmtMs(floor.best.buildStats.median)} / ${fmtMs(floor.best.teardownStats.median)}; Mininet ${mininet.runs ? fmtStats(mininet.runs) : mininet.skipped}`);
-    }
-  } catch (e) {
-    error = (e as Error).stack ?? String(e);
-    log(`FAILED: ${(e as Error).message}`);
-  } finally {
-    // Everything of this run goes, whatever happened above.
+  let fsc: RunResult['fsCost'] = null;
+  // Everything of this run goes, whatever happens: called from `finally` and on SIGINT/SIGTERM.
+  let cleaned: Promise<void> | null = null;
+  const cleanupAll = () => cleaned ??= (async () => {
     for (const lab of labs) {
       try {
         let ns: string[] = [];
@@ -318,6 +327,43 @@ async function main(): Promise<number> {
       await mininetCleanup();
     }
     fs.rmSync(tmp, { recursive: true, force: true });
+  })();
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`${sig}: removing everything this run made, then exiting`);
+    void cleanupAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  log(`run ${runId}: sizes ${o.sizes.join(', ')}; ${o.reps} reps (Mininet ${o.mnReps}); load average ${loadavg().join(' ')}`);
+
+  try {
+    startup = await nodeStartup();
+    await waitQuiet();
+    fsc = fsCost(STATE_ROOT, runId, tmp);
+    for (const [i, n] of o.sizes.entries()) {
+      const lab = labs[i];
+      const netlab = {} as Record<Mode, NetlabResult>;
+      for (const mode of MODES) netlab[mode] = await runNetlab(n, lab, mode, o, tmp);
+      let cli: SizeResult['cli'] = null;
+      let cliError: string | null = null;
+      try {
+        cli = await runCli(n, lab, tmp);
+      } catch (e) {
+        cliError = (e as Error).message.split('\n').slice(0, 3).join(' ');
+        log(`N=${n}: the CLI run failed, its cells are left empty: ${cliError}`);
+        if (readState(lab) || fs.existsSync(`/run/netns/${NETNS_PREFIX}${lab}.n1`)) await down(lab);
+      }
+      const floor = await runFloor(n, floors[i], o);
+      const mininet = await runMn(n, o, avail, mnState);
+      const s: SizeResult = { n, lab, netlab, cli, cliError, floor, mininet };
+      sizes.push(s);
+      log(`N=${n}: netlab up ${fmtStats(netlab.containers.up)}, down ${fmtStats(netlab.containers.down)} (bare namespaces: ${fmtStats(netlab.bare.up)}, ${fmtStats(netlab.bare.down)}); floor ${fmtMs(floor.best.buildStats.median)} / ${fmtMs(floor.best.teardownStats.median)}; Mininet ${mininet.runs ? fmtStats(mininet.runs) : mininet.skipped}`);
+    }
+  } catch (e) {
+    error = (e as Error).stack ?? String(e);
+    log(`FAILED: ${(e as Error).message}`);
+  } finally {
+    await cleanupAll();
   }
 
   // Nothing of ours may be left.
@@ -329,6 +375,8 @@ async function main(): Promise<number> {
       case 'links': return labIds.some((p) => x.startsWith(p)) || x.startsWith(`bf${runId.slice(0, 6)}`) || (mnState.ran && (x === 's1' || /^s1-eth\d+$/.test(x) || /^h\d+-eth\d+$/.test(x)));
       case 'nftTables': return labs.some((l) => x.endsWith(` ${nftTable(l)}`));
       case 'stateDirs': return labs.includes(x);
+      case 'processes': return x.includes(`bench-${runId}`) || (mnState.ran && /mininet:|mnexec/.test(x));
+      case 'cgroups': return x.includes(`bench-${runId}`);
       default: return true;
     }
   };
@@ -339,7 +387,7 @@ async function main(): Promise<number> {
     log(msg);
     error = error ? `${error}\n${msg}` : msg;
   } else {
-    log('leak check: nothing of this run is left (netns, links, nft tables, state, mounts, child processes)');
+    log('leak check: nothing of this run is left (netns, links, nft tables, state, mounts, processes, cgroups, child processes)');
   }
   const foreign = Object.entries(leaks.foreign).filter(([, v]) => v.length > 0);
   if (foreign.length > 0) log(`appeared during the run but not ours (another user's): ${foreign.map(([k, v]) => `${k}: ${v.length}`).join(', ')}`);
@@ -350,8 +398,10 @@ async function main(): Promise<number> {
     date, startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), runId,
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
     machine: mach,
+    code: codeIdentity(),
     options: { sizes: o.sizes, reps: o.reps, mnReps: o.mnReps, profileSize: o.profileSize, mininet: o.mininet },
     nodeStartup: startup,
+    fsCost: fsc,
     mininet: { available: avail.ok, why: avail.why, version: avail.version },
     sizes, leaks, error,
   };

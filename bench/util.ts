@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 
 export interface Stats {
   median: number;
@@ -46,7 +47,7 @@ export interface CmdResult {
 export function timeCmd(cmd: string, args: string[], opts: SpawnOptions & { input?: string; timeoutMs?: number } = {}): Promise<CmdResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(cmd, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { ...opts, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (b: Buffer) => out.push(b));
@@ -59,7 +60,10 @@ export function timeCmd(cmd: string, args: string[], opts: SpawnOptions & { inpu
       if (timer) clearTimeout(timer);
       resolve({ ms, code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
-    child.stdin!.end(opts.input ?? '');
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => { /* the child exited without reading: its exit status tells */ });
+      child.stdin!.end(opts.input);
+    }
   });
 }
 
@@ -113,6 +117,25 @@ export interface Machine {
   node: string;
   iproute2: string;
   mininet: string | null;
+  /** File system that holds netlab's state (/run/netlab): tmpfs on most machines. */
+  stateFs: string;
+}
+
+/** Type of the file system a path is on (longest mount point that prefixes it). */
+export function fsTypeOf(p: string): string {
+  let best = '';
+  let type = 'unknown';
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const mp = f[4];
+    const dash = f.indexOf('-');
+    if (!mp || dash < 0) continue;
+    if ((p === mp || p.startsWith(mp.endsWith('/') ? mp : `${mp}/`)) && mp.length >= best.length) {
+      best = mp;
+      type = `${f[dash + 1]} (${f[dash + 2]} on ${mp})`;
+    }
+  }
+  return type;
 }
 
 export function machine(): Machine {
@@ -132,6 +155,7 @@ export function machine(): Machine {
     node: process.version,
     iproute2: sh('ip', ['-V']).replace(/^ip utility, /, ''),
     mininet: mn || null,
+    stateFs: fsTypeOf(process.env.NETLAB_STATE_DIR || '/run/netlab'),
   };
 }
 
@@ -142,4 +166,51 @@ export function peakRssKiB(): number {
     if (m) return Number(m[1]);
   } catch { /* fall through */ }
   return process.resourceUsage().maxRSS;
+}
+
+/** The runtime's per-node file pattern (as prepareNode does it: 4 directories made with
+ *  `recursive`, 7 small files), for 100 nodes, then its `rm -r`; in ms. */
+function fsPattern(base: string): { createMs: number; rmMs: number } {
+  fs.rmSync(base, { recursive: true, force: true });
+  const t0 = performance.now();
+  for (let i = 0; i < 100; i++) {
+    const dir = path.join(base, `n${i}`);
+    for (const d of ['upper', 'work', 'rootfs', 'upper/etc']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+    for (const f of ['upper/etc/hosts', 'upper/etc/hostname', 'upper/etc/resolv.conf', 'cgroups.json', 'spec', 'argv', 'env']) {
+      fs.writeFileSync(path.join(dir, f), 'x'.repeat(200));
+    }
+  }
+  const t1 = performance.now();
+  fs.rmSync(base, { recursive: true, force: true });
+  return { createMs: round(t1 - t0), rmMs: round(performance.now() - t1) };
+}
+
+export interface FsCost {
+  /** Where netlab's state lives and what file system that is. */
+  stateDir: string;
+  stateFs: string;
+  /** Medians of 3 runs of the 100-node pattern beside the state directory and on a tmpfs. */
+  beside: { createMs: number; rmMs: number };
+  tmpfs: { createMs: number; rmMs: number } | null;
+}
+
+/** Measures the runtime's file pattern beside netlab's state directory (same file system) and
+ *  on a private tmpfs mounted under `scratch` (unmounted before returning). */
+export function fsCost(stateRoot: string, runId: string, scratch: string): FsCost {
+  const med = (xs: { createMs: number; rmMs: number }[]) => ({
+    createMs: stats(xs.map((x) => x.createMs)).median, rmMs: stats(xs.map((x) => x.rmMs)).median,
+  });
+  const beside = path.join(path.dirname(stateRoot), `netlab-bench-fs-${runId}`);
+  const a = [0, 1, 2].map(() => fsPattern(beside));
+  let tmpfs: FsCost['tmpfs'] = null;
+  const mnt = path.join(scratch, 'tmpfs');
+  fs.mkdirSync(mnt, { recursive: true });
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'none', mnt]).status === 0) {
+    try {
+      tmpfs = med([0, 1, 2].map(() => fsPattern(path.join(mnt, 'x'))));
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  }
+  return { stateDir: path.dirname(stateRoot), stateFs: fsTypeOf(stateRoot), beside: med(a), tmpfs };
 }

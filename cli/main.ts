@@ -6,11 +6,11 @@ import { loadTopologyFile } from '../topology/load.js';
 import { formatDiagnostic } from '../topology/source.js';
 import { toDot, toJson, toMermaid } from '../topology/graph.js';
 import type { Diagnostic, Lab, LabCheck } from '../topology/types.js';
-import { buildPlan, formatPlan } from '../controller/plan.js';
+import { buildPlan, formatPlan, nodesBuilt, PlanError } from '../controller/plan.js';
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { makeProgress } from './progress.js';
-import { cleanup, down, LabError, requireRoot, setLink, status, up } from '../controller/lab.js';
+import { cleanup, down, LabError, requireRoot, setHostLink, setLink, status, up, type LabStatusReport } from '../controller/lab.js';
 import { describeState, execInContainer, RuntimeError, streamLogs } from '../runtime/container.js';
 import { AbortedError, ApplyError } from '../controller/apply.js';
 import { KernelError } from '../controller/kernel.js';
@@ -73,8 +73,9 @@ export function buildProgram(io: Io): Command {
     .description('print the ordered kernel objects and processes `up` would create, with their exact names (no root needed)')
     .argument('<file>', 'topology file')
     .option('--json', 'print the plan as JSON (byte-identical across runs)')
-    .action((file: string, opts: { json?: boolean }) => {
-      const plan = buildPlan(loadOrThrow(file));
+    .option('--as <host>', 'only the part of one host, built on that machine itself (see up --as)')
+    .action((file: string, opts: { json?: boolean; as?: string }) => {
+      const plan = planFor(loadOrThrow(file), opts.as);
       io.out(opts.json ? JSON.stringify(plan, null, 2) + '\n' : formatPlan(plan) + '\n');
     });
 
@@ -82,9 +83,14 @@ export function buildProgram(io: Io): Command {
     .command('graph')
     .description('print the lab graph (containers, networks, hosts, the machine) (no root needed)')
     .argument('<file>', 'topology file')
-    .addOption(new Option('--format <format>', 'output format').choices(['dot', 'mermaid', 'json']).default('dot'))
-    .action((file: string, opts: { format: 'dot' | 'mermaid' | 'json' }) => {
+    .addOption(new Option('--format <format>', 'output format (html: a standalone page with the interactive graph and predicted reachability)').choices(['dot', 'mermaid', 'json', 'html']).default('dot'))
+    .action(async (file: string, opts: { format: 'dot' | 'mermaid' | 'json' | 'html' }) => {
       const lab = loadOrThrow(file);
+      if (opts.format === 'html') {
+        const { standaloneHtml } = await import('../web/server/html.js');
+        io.out(await standaloneHtml(lab));
+        return;
+      }
       const text = opts.format === 'dot' ? toDot(lab) : opts.format === 'mermaid' ? toMermaid(lab) : toJson(lab);
       io.out(text.endsWith('\n') ? text : text + '\n');
     });
@@ -94,18 +100,25 @@ export function buildProgram(io: Io): Command {
     .description('build the lab in the kernel and start its containers (needs root)')
     .argument('<file>', 'topology file')
     .option('--check', 'run the lab\'s checks once it is up (exit 1 if any fails)')
-    .action(async (file: string, opts: { check?: boolean }) => {
+    .option('--as <host>', 'this machine is that host of the lab: build only its part (its nodes, overlay bridges and VXLAN with forwarding entries to the other hosts\' addresses); run it on every host to form the lab')
+    .action(async (file: string, opts: { check?: boolean; as?: string }) => {
       const lab = loadOrThrow(file);
+      if (opts.as !== undefined) planFor(lab, opts.as); // an unknown host is a usage error, before anything else
       const progress = makeProgress(io, process.stderr.isTTY === true);
-      const r = await up(lab, { progress: progress.update });
+      const r = await up(lab, { progress: progress.update, ...(opts.as !== undefined ? { as: opts.as } : {}) });
       progress.done();
-      io.out(`lab ${lab.name} is up: ${lab.nodes.length} nodes, ${lab.networks.length} networks, ${lab.links.length} links (${r.plan.steps.length} steps in ${fmtMs(r.ms)})\n`);
-      for (const n of lab.nodes) {
+      const built = nodesBuilt(lab, opts.as);
+      if (opts.as !== undefined) {
+        io.out(`lab ${lab.name} is up as host ${opts.as}: ${built.length} of ${lab.nodes.length} nodes (${r.plan.steps.length} steps in ${fmtMs(r.ms)})\n`);
+      } else {
+        io.out(`lab ${lab.name} is up: ${lab.nodes.length} nodes, ${lab.networks.length} networks, ${lab.links.length} links (${r.plan.steps.length} steps in ${fmtMs(r.ms)})\n`);
+      }
+      for (const n of built) {
         const addrs = n.interfaces.map((f) => `${f.name} ${f.ipv4 ? `${f.ipv4.address}/${f.ipv4.prefixLen}` : '-'}`).join(', ');
         io.out(`  ${n.name.padEnd(16)} ${n.networkMode === 'bridge' ? (addrs || 'no interfaces') : `network_mode ${n.networkMode}`}\n`);
       }
       if (opts.check) {
-        const r = await runChecks(lab, lab.checks, 'checks');
+        const r = await runChecks(lab, localChecks(lab, lab.checks, opts.as ?? null, io), 'checks');
         io.out(formatTable(r));
         if (r.failed > 0) throw new UserError('', 1);
       }
@@ -138,7 +151,8 @@ export function buildProgram(io: Io): Command {
           try { adHoc.push(adHocCheck(lab, kind, spec, adHoc.length, opts.expect ?? null)); } catch (e) { throw new UserError((e as Error).message, 2); }
         }
       }
-      const checks = opts.matrix ? matrixChecks(lab, opts.timeout) : adHoc.length > 0 ? adHoc : lab.checks;
+      const as = opts.predictOnly ? null : readState(lab.name)?.as ?? null;
+      const checks = localChecks(lab, opts.matrix ? matrixChecks(lab, opts.timeout) : adHoc.length > 0 ? adHoc : lab.checks, as, io);
       if (checks.length === 0) throw new UserError(`lab ${lab.name} has no checks; add a checks: section, use --matrix, or give --ping/--tcp/--http/--dns`);
       const r = await runChecks(lab, checks, opts.matrix ? 'matrix' : 'checks', { predictOnly: opts.predictOnly });
       if (opts.junit) fs.writeFileSync(opts.junit, toJUnit(r));
@@ -152,11 +166,12 @@ export function buildProgram(io: Io): Command {
     .command('down')
     .description('remove every kernel object of a lab (needs root)')
     .argument('<lab>', 'lab name or topology file')
-    .action(async (arg: string) => {
+    .option('--as <host>', 'remove only this host\'s part (what `up --as` made here); the default when the lab was brought up that way')
+    .action(async (arg: string, opts: { as?: string }) => {
       const name = labNameOf(arg);
-      const r = await down(name);
+      const r = await down(name, opts.as !== undefined ? { as: opts.as } : {});
       const what = r.netns.length || r.rootLinks || r.nftTable ? `removed ${r.netns.length} namespaces${r.rootLinks ? ', its links' : ''}${r.nftTable ? `, nft table ${r.nftTable}` : ''}` : 'nothing was up';
-      io.out(`lab ${name} is down: ${what} (${fmtMs(r.ms)})\n`);
+      io.out(`lab ${name}${r.as ? ` (host ${r.as})` : ''} is down: ${what} (${fmtMs(r.ms)})\n`);
       for (const [node, exit] of Object.entries(r.exits)) io.out(`  ${node.padEnd(16)} ${exit}\n`);
       if (r.cgroupsLeft.length) io.err(`netlab: could not remove cgroups: ${r.cgroupsLeft.join(', ')}\n`);
     });
@@ -171,7 +186,7 @@ export function buildProgram(io: Io): Command {
       if (opts.json) { io.out(JSON.stringify(labs, null, 2) + '\n'); return; }
       if (labs.length === 0) { io.out('no labs are up\n'); return; }
       for (const l of labs) {
-        io.out(`lab ${l.lab}: ${l.status}${l.file ? ` (${l.file})` : ''}\n`);
+        io.out(`lab ${l.lab}: ${l.status}${l.as ? ` as host ${l.as}` : ''}${l.file ? ` (${l.file})` : ''}\n`);
         for (const n of l.nodes) {
           const ctr = describeState(n.container);
           if (!n.present) { io.out(`  ${n.name.padEnd(16)} ${ctr}; namespace ${n.netns} missing\n`); continue; }
@@ -179,6 +194,7 @@ export function buildProgram(io: Io): Command {
           const ifs = n.interfaces.filter((f) => f.name !== 'lo').map((f) => `${f.name}${f.up ? (f.operUp ? '' : ' (no carrier)') : ' DOWN'}${f.addresses.length ? ' ' + f.addresses.join(' ') : ''}`);
           io.out(`  ${n.name.padEnd(16)} ${ctr}; ${ifs.join(', ') || 'loopback only'}\n`);
         }
+        io.out(formatHosts(l));
       }
     });
 
@@ -197,9 +213,14 @@ export function buildProgram(io: Io): Command {
     .command('link')
     .description('set a link down or up, both ends, like pulling a cable (needs root)')
     .argument('<lab>', 'lab name or topology file')
-    .argument('<endpoint>', 'NODE:IFACE')
+    .argument('<endpoint>', 'NODE:IFACE, or @HOST for a simulated host\'s underlay cable')
     .addArgument(new Argument('<state>', 'up or down').choices(['up', 'down']))
     .action(async (arg: string, endpoint: string, state: 'up' | 'down') => {
+      if (endpoint.startsWith('@')) {
+        await setHostLink(labNameOf(arg), endpoint.slice(1), state === 'up');
+        io.out(`${labNameOf(arg)} ${endpoint} ${state}\n`);
+        return;
+      }
       const m = /^([^:]+):([^:]+)$/.exec(endpoint);
       if (!m) throw new UserError(`"${endpoint}" is not an endpoint; expected NODE:IFACE, e.g. web:eth0`, 2);
       await setLink(labNameOf(arg), m[1], m[2], state === 'up');
@@ -241,7 +262,50 @@ export function buildProgram(io: Io): Command {
       }
     });
 
+  program
+    .command('web')
+    .description('serve the lab graph and its checks in a browser, live (a topology file that is not up is drawn from its model)')
+    .argument('[lab]', 'lab name or topology file (default: every lab, pick one in the page)')
+    .option('--port <port>', 'TCP port (0: any free port)', (v) => {
+      if (!/^\d+$/.test(v) || Number(v) > 65535) throw new UserError(`--port ${v}: expected a number from 0 to 65535`, 2);
+      return Number(v);
+    }, 8080)
+    .option('--host <address>', 'address to listen on; anything but loopback exposes the API to the network (the token is then needed for every request)', '127.0.0.1')
+    .action(async (arg: string | undefined, opts: { port: number; host: string }) => {
+      const { startWebServer } = await import('../web/server/serve.js');
+      const { isLoopbackAddress } = await import('../web/server/app.js');
+      let offline: Lab | null = null;
+      let name: string | null = null;
+      if (arg !== undefined) {
+        name = labNameOf(arg);
+        const isFile = /\.ya?ml$/.test(arg) || (arg.includes('/') && fs.existsSync(arg));
+        if (isFile) offline = loadOrThrow(arg);
+        else if (!readState(name) && !labNamespaces(name)) throw new UserError(`lab ${name} is not up: give its topology file to draw the model`);
+      }
+      if (!isLoopbackAddress(opts.host)) {
+        io.err(`netlab web: WARNING: listening on ${opts.host}, which is not a loopback address: anyone who can reach it and has the token can run probes and set links down${typeof process.getuid === 'function' && process.getuid() === 0 ? ' as root' : ''}. Every request needs the token.\n`);
+      }
+      const server = await startWebServer({ offline, defaultLab: name, port: opts.port, host: opts.host });
+      io.out(`netlab web: ${name ? `lab ${name}` : 'all labs'}${offline && !readState(offline.name) ? ' (not up: drawn from the model)' : ''} at ${server.url}\n`);
+      if (typeof process.getuid === 'function' && process.getuid() !== 0) io.err('netlab web: not root: the page shows the labs\' models, not the kernel\'s state, and cannot run probes or set links\n');
+      await new Promise<void>((resolve) => {
+        const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      await server.close();
+    });
+
   return program;
+}
+
+/** Whether any namespace of the lab exists (a lab without its state file). */
+function labNamespaces(lab: string): boolean {
+  try {
+    return fs.readdirSync('/run/netns').some((n) => n.startsWith(`netlab.${lab}.`) || n.startsWith(`netlab.${lab}+`));
+  } catch {
+    return false;
+  }
 }
 
 /** Not an error: the exit code of a command netlab ran for the user (exec). */
@@ -249,6 +313,44 @@ class ExitCode extends Error {
   constructor(readonly code: number) {
     super(`exit ${code}`);
   }
+}
+
+/** The plan of a lab, or of one host's part of it (`--as`). */
+function planFor(lab: Lab, as: string | undefined) {
+  try {
+    return buildPlan(lab, as !== undefined ? { as } : {});
+  } catch (e) {
+    if (e instanceof PlanError) throw new UserError(e.message, 2);
+    throw e;
+  }
+}
+
+/** With `up --as`, only checks from the nodes on this machine can run here; the others run on
+ *  their own hosts' machines. */
+function localChecks(lab: Lab, checks: LabCheck[], as: string | null, io: Io): LabCheck[] {
+  if (as === null) return checks;
+  const here = new Set(nodesBuilt(lab, as).map((n) => n.name));
+  const kept = checks.filter((c) => here.has(c.from));
+  if (kept.length < checks.length) io.err(`netlab: ${checks.length - kept.length} of ${checks.length} checks start on other hosts than ${as}; run them there\n`);
+  return kept;
+}
+
+/** The hosts section of `status`: each host, its underlay and its VXLAN tunnels. Hosts are
+ *  written `@name` (node names cannot contain '@'). */
+function formatHosts(l: LabStatusReport): string {
+  let out = '';
+  for (const h of l.hosts) {
+    const where = h.role === 'simulated'
+      ? `simulated (netns ${h.netns}${h.present === false ? ', missing' : ''})${h.underlayUp === null ? '' : h.underlayUp ? ', underlay up' : ', underlay DOWN'}`
+      : h.role;
+    out += `  @${h.name.padEnd(15)} ${h.address} ${where}\n`;
+    for (const t of h.tunnels) {
+      if (!t.present) { out += `    ${t.network}: vxlan ${t.device} missing\n`; continue; }
+      const remotes = t.remotes.map((r) => `${r.host ?? '?'} ${r.address} (${r.macs} MAC${r.macs === 1 ? '' : 's'})`).join(', ');
+      out += `    ${t.network}: vxlan ${t.device} vni ${t.vni} local ${t.local ?? '-'} port ${t.port}${t.up ? '' : ' DOWN'}${t.learning ? ' learning' : ''} -> ${remotes || 'no remote endpoints'}\n`;
+    }
+  }
+  return out;
 }
 
 function fmtMs(ms: number): string {

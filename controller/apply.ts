@@ -65,7 +65,7 @@ async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<vo
         alias: s.alias, peerAlias: s.peerAlias, group: s.group, peerGroup: s.group,
       });
     case 'vxlan.add':
-      return k.ns(s.netns).linkAddVxlan(s.name, { vni: s.vni, local: s.local, dev: s.dev, port: s.port, mtu: s.mtu, master: s.master, learning: false, proxy: true, group: s.group, alias: s.alias });
+      return k.ns(s.netns).linkAddVxlan(s.name, { vni: s.vni, local: s.local, dev: s.dev ?? undefined, port: s.port, mtu: s.mtu, master: s.master, learning: false, proxy: true, group: s.group, alias: s.alias });
     case 'addr.add':
       // No duplicate address detection wait: the model already guarantees uniqueness.
       return k.ns(s.netns).addrAdd(s.dev, s.address, { nodad: true });

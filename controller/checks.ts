@@ -210,7 +210,7 @@ export function formatTable(r: CheckReport, o: { explain?: boolean } = {}): stri
     const exp = `${x.expected}${x.expectedFrom === 'prediction' ? ' (pred)' : ''}`;
     const res = !r.observed ? '' : `${pad(x.observed ?? '-', 9)} ${x.pass ? 'ok' : 'FAIL'}${x.disagree ? '  DISAGREES with prediction' : ''}${x.detail ? `  (${x.detail})` : ''}`;
     lines.push(`${pad(x.label, w)}  ${pad(exp, 13)} ${pad(x.predicted, 9)} ${res}`.trimEnd());
-    if (o.explain || (r.observed && x.disagree)) lines.push(...x.explanation.split('\n').map((l) => `    ${l}`));
+    if (o.explain || (r.observed && x.disagree)) lines.push(...x.explanation.trimEnd().split('\n').map((l) => `    ${l}`));
   }
   lines.push(summary(r));
   return lines.join('\n') + '\n';

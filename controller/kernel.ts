@@ -22,7 +22,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { spawnSync } from 'node:child_process';
 import * as koffi from 'koffi';
 import { AttrStream, FlagsNew, createRtNetlink, ifla, rt } from 'netlink';
-import type { RtNetlinkSocket, StreamData } from 'netlink';
+import type { NetlinkMessage, RtNetlinkSocket, StreamData } from 'netlink';
 
 // ---------------------------------------------------------------- libc
 
@@ -241,6 +241,30 @@ export interface LinkInfo {
   master: number | null;
   alias: string | null;
   group: number;
+  /** VXLAN settings (kind 'vxlan' only). */
+  vxlan?: VxlanInfo;
+}
+
+/** What `ip -d link show` prints about a VXLAN device. */
+export interface VxlanInfo {
+  vni: number;
+  /** Tunnel source address, null when not set. */
+  local: string | null;
+  /** UDP destination port. */
+  port: number;
+  learning: boolean;
+  proxy: boolean;
+  /** ifindex of the underlay device it is bound to, null when unbound. */
+  link: number | null;
+}
+
+/** One bridge forwarding entry (`bridge fdb show`). */
+export interface FdbEntry {
+  dev: string;
+  mac: string;
+  /** Remote tunnel endpoint (VXLAN entries), else null. */
+  dst: string | null;
+  permanent: boolean;
 }
 
 export interface AddrInfo {
@@ -318,6 +342,18 @@ export interface LinkSetOptions {
   /** '' clears the alias. */
   alias?: string;
   group?: number;
+}
+
+/** A link notification from monitorLinks: a link added or changed ('new': RTM_NEWLINK, which
+ *  also reports up/down and carrier changes), removed ('del'), or notifications lost ('lost'). */
+export type LinkEvent =
+  | { netns: string | null; type: 'new' | 'del'; link: LinkInfo }
+  | { netns: string | null; type: 'lost'; link: null; error: KernelError };
+
+export interface LinkMonitor {
+  readonly netns: string | null;
+  /** Closes the socket (and so releases the namespace). Idempotent. */
+  close(): void;
 }
 
 // ---------------------------------------------------------------- kernel
@@ -455,6 +491,67 @@ export class Kernel {
     nftApply(ruleset);
   }
 
+  // ip -n NAME monitor link   (null: the namespace netlab runs in)
+  /** Subscribes to link notifications (RTNLGRP_LINK) inside a namespace: a socket made in a
+   *  synchronous setns window, as the handles' are, joined to the multicast group. Each
+   *  RTM_NEWLINK/RTM_DELLINK is parsed with its type (the package's own 'message' event drops
+   *  it, so new and deleted links would look alike) and passed to onEvent; a receive error
+   *  (ENOBUFS: the kernel dropped notifications) is passed as a 'lost' event, after which the
+   *  caller should re-read what it shows. The socket pins the namespace: close() the monitor
+   *  when the namespace goes away (the caller watches /run/netns). It does not keep the event
+   *  loop alive, and is not tracked by close(). */
+  monitorLinks(netns: string | null, onEvent: (e: LinkEvent) => void): LinkMonitor {
+    this.assertOpen();
+    const label = netns ?? 'host';
+    let sock: RtNetlinkSocket;
+    if (netns === null) {
+      sock = createRtNetlink();
+    } else {
+      checkNetnsName(netns, 'monitorLinks');
+      let fd: number;
+      try {
+        fd = fs.openSync(path.join(NETNS_RUN_DIR, netns), 'r');
+      } catch (e) {
+        throw toKernelError(e, 'monitorLinks', netns, 'host');
+      }
+      try {
+        sock = this.socketIn(fd, 'monitorLinks', netns);
+      } finally {
+        // The socket alone keeps the namespace; the fd is not needed any more.
+        fs.closeSync(fd);
+      }
+    }
+    let closed = false;
+    try {
+      sock.addMembership(rt.MulticastGroups.LINK);
+    } catch (e) {
+      sock.socket.close();
+      throw toKernelError(e, 'monitorLinks', 'RTNLGRP_LINK', label);
+    }
+    try { sock.socket.setRecvBufferSize(RCVBUF_WANTED); } catch { /* capped by rmem_max: fine */ }
+    sock.socket.on('message', (msgs: NetlinkMessage[]) => {
+      for (const m of msgs) {
+        if (closed) return;
+        if (m.type !== rt.MessageType.NEWLINK && m.type !== rt.MessageType.DELLINK) continue;
+        let parsed: rt.Message;
+        try { parsed = rt.parseMessage(m.type, m.data); } catch { continue; }
+        if (parsed.kind !== 'link') continue;
+        onEvent({ netns, type: m.type === rt.MessageType.NEWLINK ? 'new' : 'del', link: toLinkInfo(parsed) });
+      }
+    });
+    sock.socket.on('error', (e: Error) => {
+      if (!closed) onEvent({ netns, type: 'lost', link: null, error: toKernelError(e, 'monitorLinks', 'recvmsg', label) });
+    });
+    return {
+      netns,
+      close: () => {
+        if (closed) return;
+        closed = true;
+        sock.socket.close();
+      },
+    };
+  }
+
   // (no iproute2 equivalent) closes every socket and fd this Kernel holds
   close(): void {
     if (this.closed) return;
@@ -524,6 +621,34 @@ function ensureNetnsDir(): void {
   if (c_mount('none', NETNS_RUN_DIR, 'none', MS_SHARED | MS_REC, null) < 0) {
     throw sysFail('open', NETNS_RUN_DIR, 'host', 'mount --make-rshared');
   }
+}
+
+/** Whether namespaces mounted under /run/netns by this process are seen by the rest of the
+ *  machine. Not under `ip netns exec`: it gives its process a private mount namespace where
+ *  /run/netns is a slave of the machine's, so a netns mounted there vanishes for everyone
+ *  else (the next netlab run finds an empty file). `nsenter --net=...` keeps the mounts
+ *  shared. A container with its own mount namespace (PID 1 in it too) is consistent in
+ *  itself and fine. Returns why not, or null when they are. */
+export function netnsMountsPrivate(): string | null {
+  const ns = (pid: string) => { try { return fs.readlinkSync(`/proc/${pid}/ns/mnt`); } catch { return null; } };
+  // (Under `ip netns exec`, /proc/1/ns is not readable: then only the mount itself decides.)
+  const own = ns('self'), init = ns('1');
+  if (own !== null && own === init) return null;
+  let lines: string[];
+  try {
+    lines = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+  } catch {
+    return null;
+  }
+  // The last mount on /run/netns is the one in effect; optional fields sit between the
+  // mount options and the ' - ' separator.
+  const entry = lines.filter((l) => l.split(' ')[4] === NETNS_RUN_DIR).pop();
+  if (!entry) return null;
+  const optional = entry.split(' - ')[0].split(' ').slice(6);
+  if (optional.some((f) => f.startsWith('master:'))) {
+    return `netlab runs in a private mount namespace where ${NETNS_RUN_DIR} only receives mounts, as under \`ip netns exec\`: the namespaces it makes would not be seen outside it. Enter only the network namespace instead, e.g. \`nsenter --net=/run/netns/NAME netlab ...\``;
+  }
+  return null;
 }
 
 /** Operations inside one namespace, through that namespace's own rtnetlink socket. */
@@ -667,6 +792,22 @@ export class NetnsHandle {
   async linkList(): Promise<LinkInfo[]> {
     const msgs = await this.dump('linkList', 'links', (s) => s.getLinks({}, { extMask: SKIP_STATS }));
     return msgs.map(toLinkInfo);
+  }
+
+  // bridge fdb show  (every entry of every bridge port and VXLAN device here)
+  async fdbList(): Promise<FdbEntry[]> {
+    const [msgs, names] = await Promise.all([
+      this.dump('fdbList', 'fdb', (s) => s.getNeighbors({ family: AF_BRIDGE })),
+      this.namesByIndex('fdbList'),
+    ]);
+    return msgs.flatMap((m) => {
+      const mac = formatMac(m.attrs.lladdr);
+      if (!mac) return [];
+      return [{
+        dev: names.get(m.data.ifindex ?? 0) ?? String(m.data.ifindex ?? 0), mac,
+        dst: m.attrs.dst ? formatIp(m.attrs.dst) : null, permanent: m.data.state?.permanent === true,
+      }];
+    });
   }
 
   // ip -d link show NAME (null when there is no such link)
@@ -923,9 +1064,19 @@ function toLinkInfo(m: rt.LinkMessage): LinkInfo {
   const a = m.attrs;
   const flags = m.data.flags ?? {};
   let kind: string | null = null;
+  let vxlan: VxlanInfo | undefined;
   if (a.linkinfo) {
     try {
-      kind = ifla.parseInfo(a.linkinfo).kind ?? null;
+      const info = ifla.parseInfo(a.linkinfo);
+      kind = info.kind ?? null;
+      if (kind === 'vxlan' && info.data) {
+        const v = ifla.parseVxlan(info.data);
+        const local = v.local ?? v.local6;
+        vxlan = {
+          vni: v.id ?? 0, local: local ? formatIp(local) : null, port: v.port ? v.port.readUInt16BE(0) : 0,
+          learning: v.learning === 1, proxy: v.proxy === 1, link: v.link ? v.link : null,
+        };
+      }
     } catch {
       kind = null;
     }
@@ -942,6 +1093,7 @@ function toLinkInfo(m: rt.LinkMessage): LinkInfo {
     master: a.master ? a.master : null,
     alias: a.ifalias ? a.ifalias : null,
     group: a.group ?? 0,
+    ...(vxlan ? { vxlan } : {}),
   };
 }
 

@@ -4,11 +4,11 @@
 // (netns prefix, IFLA_GROUP, nft table), so down works after a crash at any point.
 import * as fs from 'node:fs';
 import type { Lab, LabNode } from '../topology/types.js';
-import { labGroup, labOfNetns, nftTable, NAME_PREFIX, NETNS_PREFIX, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
-import { buildPlan, type Plan } from './plan.js';
+import { labGroup, labOfNetns, nftTable, nodeNetns, NAME_PREFIX, NETNS_PREFIX, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
+import { buildPlan, nodesBuilt, type Plan } from './plan.js';
 import { applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
-import { Kernel, KernelError, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
+import { Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
 import { NFT_FAMILY } from './firewall.js';
 import { listStateLabs, lockLab, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 
@@ -58,6 +58,8 @@ export interface UpOptions {
   progress?: (phase: string, done: number, total: number) => void;
   /** Start the nodes' containers (default true); false builds bare namespaces only. */
   containers?: boolean;
+  /** Build only this host's part of the lab, on this machine (see PlanOptions.as). */
+  as?: string;
 }
 
 /** Names of netns that belong to a lab (node and simulated host namespaces). */
@@ -65,9 +67,23 @@ function labNetns(k: Kernel, lab: string): string[] {
   return k.netnsList().filter((n) => labOfNetns(n) === lab);
 }
 
+/** With `as`, the checks that this machine really is that host: the host is in the lab and
+ *  its address is one of this machine's. */
+async function checkAs(k: Kernel, lab: Lab, as: string): Promise<void> {
+  const h = lab.hosts.find((x) => x.name === as);
+  if (!h) throw new LabError(`lab ${lab.name} has no host ${as}${lab.hosts.length ? ` (hosts: ${lab.hosts.map((x) => x.name).join(', ')})` : ': it has no hosts: section'}`);
+  const addrs = (await k.ns(null).addrList()).filter((a) => a.family === 4);
+  if (!addrs.some((a) => a.address === h.address)) {
+    throw new LabError(`host ${as} has address ${h.address} in the lab, but this machine has no such address (it has ${addrs.map((a) => a.address).join(', ') || 'no IPv4 address'}); run \`up --as ${as}\` on the machine with that address, or correct hosts.${as}.address`);
+  }
+}
+
 export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; ms: number }> {
   requireRoot('up');
   const t0 = performance.now();
+  const as = opts.as ?? null;
+  const privateMounts = netnsMountsPrivate();
+  if (privateMounts) throw new LabError(privateMounts);
   const release = lockLab(lab.name);
   let kernel: Kernel | null = null;
   let signal: string | null = null;
@@ -76,21 +92,27 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
   process.on('SIGTERM', onSignal);
   try {
     const prior = readState(lab.name);
+    const downCmd = `netlab down ${lab.name}${prior?.as ? ` --as ${prior.as}` : ''}`;
     if (prior?.status === 'up') {
-      throw new LabError(`lab ${lab.name} is already up (from ${prior.file || 'memory'} since ${prior.createdAt}); run \`netlab down ${lab.name}\` first`);
+      throw new LabError(`lab ${lab.name} is already up${prior.as ? ` as host ${prior.as}` : ''} (from ${prior.file || 'memory'} since ${prior.createdAt}); run \`${downCmd}\` first${as !== null && prior.as !== as ? ' (two parts of one lab on one machine need one NETLAB_STATE_DIR each)' : ''}`);
     }
     kernel = await Kernel.open();
-    const leftovers = labNetns(kernel, lab.name);
+    if (as !== null) await checkAs(kernel, lab, as);
+    // With `as`, only this host's node namespaces count: another part of the lab may share
+    // /run/netns (two network namespaces playing two machines).
+    const own = as === null ? null : new Set(nodesBuilt(lab, as).map((n) => n.netns));
+    const leftovers = labNetns(kernel, lab.name).filter((n) => own === null || own.has(n));
     if (prior || leftovers.length > 0) {
-      throw new LabError(`lab ${lab.name} is half-built (${prior ? `state ${prior.status}` : `${leftovers.length} namespaces left`} from an earlier run that did not finish); run \`netlab down ${lab.name}\` first`);
+      throw new LabError(`lab ${lab.name} is half-built (${prior ? `state ${prior.status}` : `${leftovers.length} namespaces left`} from an earlier run that did not finish); run \`${prior ? downCmd : `netlab down ${lab.name}${as !== null ? ` --as ${as}` : ''}`}\` first`);
     }
     const containers = opts.containers ?? true;
     if (containers) checkRuntime(lab); // images and helper are there before any kernel object
-    const plan = buildPlan(lab, { containers });
+    const plan = buildPlan(lab, { containers, ...(as !== null ? { as } : {}) });
     const now = new Date().toISOString();
     const state: LabState = {
       version: 1, lab: lab.name, file: lab.file, status: 'creating', pid: process.pid, createdAt: now, updatedAt: now,
       progress: { done: 0, total: plan.steps.length, phase: 'starting' }, error: null, model: lab,
+      ...(as !== null ? { as } : {}),
     };
     // The intent: from here on, down/cleanup know this lab may have kernel objects.
     writeState(state);
@@ -105,7 +127,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
       state.status = 'failed';
       state.error = (e as Error).message;
       try { writeState(state); } catch { /* rollback below removes it anyway */ }
-      await teardown(kernel, lab.name, { starting: true });
+      await teardown(kernel, lab.name, { starting: true, as });
       throw e;
     }
     state.status = 'up';
@@ -124,6 +146,8 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
 
 export interface TeardownReport {
   lab: string;
+  /** The host whose part was removed (`down --as`), null for the whole lab. */
+  as: string | null;
   netns: string[];
   rootLinks: boolean;
   nftTable: string | null;
@@ -133,34 +157,61 @@ export interface TeardownReport {
   cgroupsLeft: string[];
 }
 
+/** Namespaces of the nodes one host's part of a lab built here: the model's nodes on that
+ *  host, and (found without state) the nodes named in the aliases of the lab's veths in this
+ *  namespace (`netlab:<lab>:<node>:<iface>`, each one the bridge port of a node here). */
+async function ownNetns(k: Kernel, lab: string, as: string, st: LabState | null): Promise<Set<string>> {
+  const own = new Set<string>();
+  if (st) for (const n of nodesBuilt(st.model, as)) if (n.netns) own.add(n.netns);
+  const group = labGroup(lab);
+  for (const l of await k.ns(null).linkList()) {
+    if (l.group !== group || l.kind !== 'veth' || !l.alias?.startsWith(`${ALIAS_PREFIX}${lab}:`)) continue;
+    const parts = l.alias.split(':');
+    if (parts.length === 4 && !parts[2].startsWith('@')) own.add(nodeNetns(lab, parts[2]));
+  }
+  return own;
+}
+
 /** Removes every kernel object of a lab, found from its name alone: one group delete for the
  *  links in the host's namespace, an unmount per namespace (the kernel then removes the links
- *  inside), the nft table, and the state. Tolerant: objects already gone are fine. */
-async function teardown(k: Kernel, lab: string, o: { starting?: boolean } = {}): Promise<TeardownReport> {
+ *  inside), the nft table, and the state. Tolerant: objects already gone are fine. With `as`
+ *  (or a state written by `up --as`), only that host's part: the namespaces of its own nodes,
+ *  never those of another part of the lab that shares /run/netns. */
+async function teardown(k: Kernel, lab: string, o: { starting?: boolean; as?: string | null } = {}): Promise<TeardownReport> {
+  const st = readState(lab);
+  const as = o.as ?? st?.as ?? null;
   // Containers first: their processes pin the namespaces (and so the veths) they live in.
-  const starting = o.starting ?? readState(lab)?.status !== 'up';
+  const starting = o.starting ?? st?.status !== 'up';
   const stopped = await stopContainers(lab, { starting });
+  const own = as === null ? null : await ownNetns(k, lab, as, st);
   const rootLinks = await k.ns(null).linkDelGroup(labGroup(lab));
-  const netns = labNetns(k, lab);
+  const netns = labNetns(k, lab).filter((n) => own === null || own.has(n));
   for (const n of netns) k.netnsDel(n);
   const table = nftTable(lab);
   const hadTable = nftListTables().some((t) => t.family === NFT_FAMILY && t.name === table);
   if (hadTable) nftDeleteTable(NFT_FAMILY, table);
   removeState(lab);
   restoreIpForward();
-  return { lab, netns, rootLinks, nftTable: hadTable ? table : null, exits: stopped.exits, cgroupsLeft: stopped.cgroupsLeft };
+  return { lab, as, netns, rootLinks, nftTable: hadTable ? table : null, exits: stopped.exits, cgroupsLeft: stopped.cgroupsLeft };
 }
 
-export async function down(labName: string): Promise<TeardownReport & { ms: number }> {
+export async function down(labName: string, o: { as?: string } = {}): Promise<TeardownReport & { ms: number }> {
   requireRoot('down');
   const t0 = performance.now();
   const release = lockLab(labName);
-  const kernel = await Kernel.open();
+  let kernel: Kernel | null = null;
   try {
-    const r = await teardown(kernel, labName);
+    const st = readState(labName);
+    if (o.as && st && (st.as ?? null) !== o.as) {
+      throw new LabError(st.as
+        ? `lab ${labName} runs here as host ${st.as}, not ${o.as}; run \`netlab down ${labName} --as ${st.as}\``
+        : `lab ${labName} runs here whole (every host simulated), not as host ${o.as}; run \`netlab down ${labName}\``);
+    }
+    kernel = await Kernel.open();
+    const r = await teardown(kernel, labName, { as: o.as ?? null });
     return { ...r, ms: performance.now() - t0 };
   } finally {
-    kernel.close();
+    kernel?.close();
     release();
   }
 }
@@ -241,12 +292,75 @@ export interface NodeStatus {
   container: ContainerState;
 }
 
+/** One overlay network's VXLAN device on a host, read back from the kernel. */
+export interface TunnelStatus {
+  network: string;
+  device: string;
+  present: boolean;
+  up: boolean;
+  vni: number | null;
+  /** Tunnel source address. */
+  local: string | null;
+  port: number | null;
+  learning: boolean | null;
+  /** Remote endpoints, from the device's forwarding entries (`bridge fdb`): each address with
+   *  the host that has it in the model, and how many MACs are sent there. */
+  remotes: { address: string; host: string | null; macs: number }[];
+}
+
+export interface HostStatus {
+  name: string;
+  address: string;
+  /** simulated: a namespace on this machine; this machine: `up --as` this host; other
+   *  machine: built elsewhere (nothing of it is here to read). */
+  role: 'simulated' | 'this machine' | 'other machine';
+  /** Namespace of a simulated host; null for a real machine. */
+  netns: string | null;
+  /** null for another machine. */
+  present: boolean | null;
+  /** Simulated hosts: the underlay interface is up with carrier (`netlab link LAB @HOST`). */
+  underlayUp: boolean | null;
+  tunnels: TunnelStatus[];
+}
+
 export interface LabStatusReport {
   lab: string;
   status: string;
   file: string;
   createdAt: string | null;
+  /** The host this machine runs (`up --as`), null when the whole lab is here. */
+  as: string | null;
   nodes: NodeStatus[];
+  hosts: HostStatus[];
+}
+
+/** Hosts of a lab and the VXLAN tunnels between them, as the kernel has them. */
+async function hostStatus(k: Kernel, model: Lab, as: string | null, existing: Set<string>): Promise<HostStatus[]> {
+  const out: HostStatus[] = [];
+  const hostByAddr = new Map(model.hosts.map((h) => [h.address, h.name]));
+  for (const h of model.hosts) {
+    const role: HostStatus['role'] = as === null ? 'simulated' : h.name === as ? 'this machine' : 'other machine';
+    const base = { name: h.name, address: h.address, role, netns: role === 'simulated' ? h.netns : null };
+    if (role === 'other machine') { out.push({ ...base, present: null, underlayUp: null, tunnels: [] }); continue; }
+    if (role === 'simulated' && !existing.has(h.netns)) { out.push({ ...base, present: false, underlayUp: null, tunnels: [] }); continue; }
+    const ns = k.ns(base.netns);
+    const [links, fdb] = await Promise.all([ns.linkList(), ns.fdbList()]);
+    const eth = role === 'simulated' ? links.find((l) => l.name === h.underlayIface) : undefined;
+    const tunnels: TunnelStatus[] = [];
+    for (const n of model.networks) {
+      if (n.driver !== 'overlay' || !n.hosts.includes(h.name) || !n.vxlanName) continue;
+      const dev = links.find((l) => l.name === n.vxlanName);
+      const byDst = new Map<string, number>();
+      for (const e of fdb) if (e.dev === n.vxlanName && e.dst) byDst.set(e.dst, (byDst.get(e.dst) ?? 0) + 1);
+      tunnels.push({
+        network: n.name, device: n.vxlanName, present: !!dev, up: dev?.up ?? false,
+        vni: dev?.vxlan?.vni ?? null, local: dev?.vxlan?.local ?? null, port: dev?.vxlan?.port ?? null, learning: dev?.vxlan?.learning ?? null,
+        remotes: [...byDst].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([address, macs]) => ({ address, host: hostByAddr.get(address) ?? null, macs })),
+      });
+    }
+    out.push({ ...base, present: true, underlayUp: eth ? eth.up && eth.operUp : null, tunnels });
+  }
+  return out;
 }
 
 async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | null, existing: Set<string>): Promise<NodeStatus> {
@@ -276,7 +390,8 @@ export async function status(labName?: string): Promise<LabStatusReport[]> {
     const out: LabStatusReport[] = [];
     for (const lab of labs) {
       const st = readState(lab);
-      const names = st ? st.model.nodes.map((n) => ({ name: n.name, netns: n.netns }))
+      const as = st?.as ?? null;
+      const names = st ? nodesBuilt(st.model, as).map((n) => ({ name: n.name, netns: n.netns }))
         : [...existing].filter((n) => labOfNetns(n) === lab && n.startsWith(`${NETNS_PREFIX}${lab}.`)).map((n) => ({ name: n.slice(`${NETNS_PREFIX}${lab}.`.length), netns: n }));
       if (!st && names.length === 0) {
         if (labName) throw new LabError(`lab ${lab} is not up`);
@@ -284,7 +399,8 @@ export async function status(labName?: string): Promise<LabStatusReport[]> {
       }
       const nodes: NodeStatus[] = [];
       for (const n of names) nodes.push(await nodeStatus(kernel, lab, n.name, n.netns, existing));
-      out.push({ lab, status: st?.status ?? 'unknown (no state file)', file: st?.file ?? '', createdAt: st?.createdAt ?? null, nodes });
+      const hosts = st ? await hostStatus(kernel, st.model, as, existing) : [];
+      out.push({ lab, status: st?.status ?? 'unknown (no state file)', file: st?.file ?? '', createdAt: st?.createdAt ?? null, as, nodes, hosts });
     }
     return out;
   } finally {
@@ -306,6 +422,31 @@ export async function setLink(labName: string, node: string, iface: string, up: 
   }
 }
 
+/** `netlab link LAB @HOST up|down`: a simulated host's underlay cable, both ends (the port on
+ *  the underlay bridge and the host's interface), so its tunnels to the other hosts stop or
+ *  come back. Not recorded in the model: the underlay is not part of the reachability model,
+ *  so checks across that host then fail where the prediction says reach. */
+export async function setHostLink(labName: string, host: string, up: boolean): Promise<void> {
+  requireRoot('link');
+  const release = lockLab(labName);
+  try {
+    const st = readState(labName);
+    if (!st || st.status !== 'up') throw new LabError(`lab ${labName} is not up`);
+    const h = st.model.hosts.find((x) => x.name === host);
+    if (!h) throw new LabError(`lab ${labName} has no host ${host} (hosts: ${st.model.hosts.map((x) => x.name).join(', ') || 'none'})`);
+    if (st.as) throw new LabError(`lab ${labName} runs here as host ${st.as} on a real machine: its underlay is the machine's own network, which netlab does not touch`);
+    const kernel = await Kernel.open();
+    try {
+      await kernel.ns(null).linkSet(h.underlaySide, { up });
+      await kernel.ns(h.netns).linkSet(h.underlayIface, { up });
+    } finally {
+      kernel.close();
+    }
+  } finally {
+    release();
+  }
+}
+
 async function setLinkLocked(labName: string, node: string, iface: string, up: boolean): Promise<void> {
   const st = readState(labName);
   if (!st || st.status !== 'up') throw new LabError(`lab ${labName} is not up`);
@@ -313,12 +454,14 @@ async function setLinkLocked(labName: string, node: string, iface: string, up: b
   if (!nd) throw new LabError(`lab ${labName} has no node ${node} (nodes: ${st.model.nodes.map((n) => n.name).join(', ')})`);
   const f = nd.interfaces.find((i) => i.name === iface);
   if (!f || !nd.netns) throw new LabError(`node ${node} has no interface ${iface} (interfaces: ${nd.interfaces.map((i) => i.name).join(', ') || 'none'})`);
+  if (st.as && nd.host !== st.as) throw new LabError(`node ${node} is on host ${nd.host ?? 'none'}, not on this machine (host ${st.as}); run this on that host's machine`);
   const kernel = await Kernel.open();
   try {
     await kernel.ns(nd.netns).linkSet(iface, { up });
     const touched: LabNode[] = [nd];
     if (f.kind === 'network' && f.hostSide) {
-      const host = nd.host ? st.model.hosts.find((h) => h.name === nd.host)!.netns : null;
+      // With `up --as`, this machine is the node's host: its bridge port is in the root netns.
+      const host = nd.host && nd.host !== st.as ? st.model.hosts.find((h) => h.name === nd.host)!.netns : null;
       await kernel.ns(host).linkSet(f.hostSide, { up });
     } else if (f.peer) {
       const peer = st.model.nodes.find((n) => n.name === f.peer!.node)!;

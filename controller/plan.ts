@@ -20,7 +20,7 @@ export type PlanStepBody =
       mtu: number; master: string | null; alias: string; peerAlias: string; group: number; reason: string;
     }
   | {
-      op: 'vxlan.add'; netns: Ns; name: string; vni: number; port: number; local: string; dev: string;
+      op: 'vxlan.add'; netns: Ns; name: string; vni: number; port: number; local: string; dev: string | null;
       master: string; mtu: number; alias: string; group: number; reason: string;
     }
   | { op: 'addr.add'; netns: Ns; dev: string; address: string; reason: string }
@@ -46,6 +46,8 @@ export interface Plan {
   lab: string;
   id: string;
   group: number;
+  /** Set when the plan is one machine's part of the lab (`--as HOST`). */
+  as?: string;
   steps: PlanStep[];
   counts: Partial<Record<PlanOp, number>>;
 }
@@ -54,24 +56,46 @@ function nsOfNode(lab: Lab, node: LabNode): Ns {
   return node.netns;
 }
 
-/** Namespace holding the bridge of a network for a node: its simulated host's, or the root. */
-function bridgeNs(lab: Lab, host: string | null): Ns {
-  return host === null ? null : lab.hosts.find((h) => h.name === host)!.netns;
+/** Namespace holding the bridge of a network for a node: its simulated host's, or the root
+ *  (the local machine's, or with `as` that host's, which is the machine netlab runs on). */
+function bridgeNs(lab: Lab, host: string | null, as: string | null = null): Ns {
+  return host === null || host === as ? null : lab.hosts.find((h) => h.name === host)!.netns;
 }
+
+/** A plan for a host that is not in the lab. */
+export class PlanError extends Error {}
 
 export interface PlanOptions {
-  /** Include the container processes (the runtime); without them nodes are bare namespaces. */
+  /** Include the container processes (the runtime); without them nodes are bare namespaces.
+   *  Default: CONTAINERS_AVAILABLE. */
   containers?: boolean;
+  /** Build only this host's part of the lab, on that machine itself (`up --as HOST`): its root
+   *  namespace is the host, so there is no underlay bridge, veth or host namespace; overlay
+   *  bridges and VXLAN devices live in the root namespace with the host's address as the
+   *  tunnel source; only the nodes placed on this host (`host: HOST`) are built, and the
+   *  forwarding entries point at the other hosts' addresses. Running it on every host forms
+   *  the lab. */
+  as?: string;
 }
 
-export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS_AVAILABLE }): Plan {
+/** The nodes a plan builds: all of them, or with `as` only those placed on that host. */
+export function nodesBuilt(lab: Lab, as: string | null | undefined): LabNode[] {
+  return as ? lab.nodes.filter((n) => n.host === as) : lab.nodes;
+}
+
+export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
   const steps: PlanStep[] = [];
   let phase: Phase = 'underlay';
   const add = (s: PlanStepBody) => steps.push({ phase, ...s });
   const G = lab.group;
+  const as = opts.as ?? null;
+  if (as !== null && !lab.hosts.some((h) => h.name === as)) {
+    throw new PlanError(`lab ${lab.name} has no host ${as}${lab.hosts.length ? ` (hosts: ${lab.hosts.map((h) => h.name).join(', ')})` : ': it has no hosts: section'}`);
+  }
+  const nodes = nodesBuilt(lab, as);
 
-  // 1. Simulated machines on the underlay.
-  if (lab.underlay && lab.hosts.length > 0) {
+  // 1. Simulated machines on the underlay (with `as`, the machines are real: nothing to make).
+  if (lab.underlay && lab.hosts.length > 0 && as === null) {
     const u = lab.underlay;
     add({ op: 'bridge.add', netns: null, name: u.bridgeName, mtu: 1500, alias: `netlab:${lab.name}:@underlay`, group: G, reason: `underlay segment ${u.subnet} shared by the simulated hosts` });
     add({ op: 'sysctl.set', netns: null, key: `net.ipv6.conf.${u.bridgeName}.disable_ipv6`, value: '1', reason: 'no IPv6 on the underlay' });
@@ -97,10 +121,15 @@ export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS
   phase = 'networks';
   for (const n of lab.networks) {
     if (n.driver !== 'bridge' && n.driver !== 'overlay') continue;
-    const places: Ns[] = n.driver === 'overlay' ? n.hosts.map((h) => bridgeNs(lab, h)) : [bridgeNs(lab, n.hosts[0] ?? null)];
+    // The hosts whose part of the network is built here (null: the local machine).
+    const spanned = n.driver === 'overlay' ? n.hosts : [n.hosts[0] ?? null];
+    const built = as === null ? spanned : spanned.filter((h) => h === as);
+    const places: Ns[] = built.map((h) => bridgeNs(lab, h, as));
+    // Only a network of the local machine's own nodes has a host-side gateway.
+    const localNet = n.driver === 'bridge' && (n.hosts[0] ?? null) === null;
     for (const ns of places) {
       add({ op: 'bridge.add', netns: ns, name: n.bridgeName!, mtu: n.mtu, alias: `netlab:${lab.name}:${n.name}`, group: G, reason: `${n.driver} network ${n.name}${n.subnet ? ` (${n.subnet})` : ''}` });
-      if (n.gateway && ns === null) {
+      if (n.gateway && ns === null && localNet) {
         add({ op: 'addr.add', netns: ns, dev: n.bridgeName!, address: `${n.gateway}/${n.subnet!.split('/')[1]}`, reason: `gateway of ${n.name}${n.nat ? ' (NAT out)' : ''}` });
       }
       if (ns === null && !n.ipv6) {
@@ -112,31 +141,37 @@ export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS
       add({ op: 'link.up', netns: ns, dev: n.bridgeName!, reason: `bridge of ${n.name} up` });
     }
     if (n.driver === 'overlay') {
-      for (const hn of n.hosts) {
+      for (const hn of built as string[]) {
         const h = lab.hosts.find((x) => x.name === hn)!;
+        const ns = bridgeNs(lab, hn, as);
         add({
-          op: 'vxlan.add', netns: h.netns, name: n.vxlanName!, vni: n.vni!, port: n.port!, local: h.address, dev: h.underlayIface,
+          // On a real machine the kernel picks the underlay interface from the route to each
+          // remote address; `local` is the tunnel's source address (it must be this machine's).
+          op: 'vxlan.add', netns: ns, name: n.vxlanName!, vni: n.vni!, port: n.port!, local: h.address, dev: as === null ? h.underlayIface : null,
           master: n.bridgeName!, mtu: n.mtu, alias: `netlab:${lab.name}:${n.name}:vxlan`, group: G,
           reason: `VXLAN ${n.vni} of ${n.name} on ${hn}, no learning: forwarding entries come from the model`,
         });
+        if (ns === null && !n.ipv6) {
+          add({ op: 'sysctl.set', netns: null, key: `net.ipv6.conf.${n.vxlanName}.disable_ipv6`, value: '1', reason: `no IPv6 on the VXLAN of ${n.name} (opt-in)` });
+        }
         // Remote containers: where their MAC lives (fdb) and their ARP answer (neigh), no flooding.
         for (const node of lab.nodes) {
           if (node.host === null || node.host === hn) continue;
           const remote = lab.hosts.find((x) => x.name === node.host)!;
           for (const f of node.interfaces) {
             if (f.network !== n.name || !f.mac) continue;
-            add({ op: 'fdb.append', netns: h.netns, dev: n.vxlanName!, mac: f.mac, dst: remote.address, reason: `${node.name}:${f.name} is behind ${remote.name}` });
-            if (f.ipv4) add({ op: 'neigh.add', netns: h.netns, dev: n.vxlanName!, ip: f.ipv4.address, mac: f.mac, reason: `ARP for ${node.name}:${f.name} answered locally` });
+            add({ op: 'fdb.append', netns: ns, dev: n.vxlanName!, mac: f.mac, dst: remote.address, reason: `${node.name}:${f.name} is behind ${remote.name}` });
+            if (f.ipv4) add({ op: 'neigh.add', netns: ns, dev: n.vxlanName!, ip: f.ipv4.address, mac: f.mac, reason: `ARP for ${node.name}:${f.name} answered locally` });
           }
         }
-        add({ op: 'link.up', netns: h.netns, dev: n.vxlanName!, reason: `VXLAN of ${n.name} on ${hn} up` });
+        add({ op: 'link.up', netns: ns, dev: n.vxlanName!, reason: `VXLAN of ${n.name} on ${hn} up` });
       }
     }
   }
 
   // 3. Node namespaces.
   phase = 'namespaces';
-  for (const node of lab.nodes) {
+  for (const node of nodes) {
     const ns = nsOfNode(lab, node);
     if (ns === null) continue;
     add({ op: 'netns.add', netns: ns, reason: `node ${node.name} (${node.networkMode === 'none' ? 'loopback only' : `${node.interfaces.length} interface${node.interfaces.length === 1 ? '' : 's'}`})` });
@@ -155,13 +190,13 @@ export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS
 
   // 4. Interfaces: veths to bridges, then point-to-point links.
   phase = 'interfaces';
-  for (const node of lab.nodes) {
+  for (const node of nodes) {
     const ns = nsOfNode(lab, node);
     if (ns === null) continue;
     for (const f of node.interfaces) {
       if (f.kind !== 'network') continue;
       const net = lab.networks.find((n) => n.name === f.network)!;
-      const bns = bridgeNs(lab, node.host);
+      const bns = bridgeNs(lab, node.host, as);
       add({
         op: 'veth.add', netns: bns, name: f.hostSide!, mac: null, peerNetns: ns, peerName: f.name, peerMac: f.mac,
         mtu: f.mtu, master: net.bridgeName, alias: f.alias, peerAlias: f.alias, group: G,
@@ -176,6 +211,7 @@ export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS
   for (const l of lab.links) {
     const a = lab.nodes.find((n) => n.name === l.a.node)!;
     const b = lab.nodes.find((n) => n.name === l.b.node)!;
+    if (!nodes.includes(a)) continue; // both ends are on one machine (validated)
     const fa = a.interfaces.find((f) => f.name === l.a.iface)!;
     const fb = b.interfaces.find((f) => f.name === l.b.iface)!;
     add({
@@ -191,7 +227,7 @@ export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS
 
   // 5. Routes (after every address exists, so next hops are reachable).
   phase = 'routes';
-  for (const node of lab.nodes) {
+  for (const node of nodes) {
     if (node.netns === null) continue;
     for (const r of node.routes) {
       add({
@@ -203,7 +239,8 @@ export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS
 
   // 6. Firewall: one table per lab, applied atomically.
   phase = 'firewall';
-  if (needsFirewall(lab)) {
+  // (Only networks of the local machine's own nodes need it: none is built with `as`.)
+  if (needsFirewall(lab) && as === null) {
     // Like Docker: NAT out and published ports reached from other machines need the host to route.
     if (lab.networks.some((n) => n.nat) || lab.nodes.some((n) => n.ports.length > 0)) {
       add({ op: 'sysctl.set', netns: null, key: 'net.ipv4.ip_forward', value: '1', reason: 'the host routes for NAT and published ports (restored when the last lab is down)' });
@@ -213,20 +250,20 @@ export function buildPlan(lab: Lab, opts: PlanOptions = { containers: CONTAINERS
 
   // 7. Containers.
   phase = 'containers';
-  if (opts.containers) {
-    for (const node of lab.nodes) {
+  if (opts.containers ?? CONTAINERS_AVAILABLE) {
+    for (const node of nodes) {
       add({ op: 'container.start', node: node.name, netns: node.netns, image: node.image, command: node.command, hostname: node.name, reason: `container ${node.name}` });
     }
   }
 
   const counts: Partial<Record<PlanOp, number>> = {};
   for (const s of steps) counts[s.op] = (counts[s.op] ?? 0) + 1;
-  return { lab: lab.name, id: lab.id, group: lab.group, steps, counts };
+  return { lab: lab.name, id: lab.id, group: lab.group, ...(as !== null ? { as } : {}), steps, counts };
 }
 
 /** One line per step, for `netlab plan` without --json. */
 export function formatPlan(plan: Plan): string {
-  const out: string[] = [`lab ${plan.lab} (id ${plan.id}, link group ${plan.group}): ${plan.steps.length} steps`];
+  const out: string[] = [`lab ${plan.lab}${plan.as ? ` as host ${plan.as}` : ''} (id ${plan.id}, link group ${plan.group}): ${plan.steps.length} steps`];
   plan.steps.forEach((s, i) => {
     const ns = 'netns' in s ? (s.netns ?? 'host') : 'host';
     let what: string;
@@ -235,7 +272,7 @@ export function formatPlan(plan: Plan): string {
       case 'sysctl.set': what = `${s.key}=${s.value}`; break;
       case 'bridge.add': what = `${s.name} mtu ${s.mtu}`; break;
       case 'veth.add': what = `${s.name} <-> ${s.peerName}@${s.peerNetns ?? 'host'}${s.master ? ` master ${s.master}` : ''}`; break;
-      case 'vxlan.add': what = `${s.name} id ${s.vni} local ${s.local} dstport ${s.port} dev ${s.dev} master ${s.master}`; break;
+      case 'vxlan.add': what = `${s.name} id ${s.vni} local ${s.local} dstport ${s.port}${s.dev ? ` dev ${s.dev}` : ''} master ${s.master}`; break;
       case 'addr.add': what = `${s.address} dev ${s.dev}`; break;
       case 'link.up': what = s.dev; break;
       case 'route.add': what = `${s.dst}${s.via ? ` via ${s.via}` : ''}${s.dev ? ` dev ${s.dev}` : ''}`; break;

@@ -27,6 +27,10 @@ export interface LabState {
   progress: { done: number; total: number; phase: string };
   error: string | null;
   model: Lab;
+  /** Set when this machine runs only one host's part of the lab (`up --as HOST`). A machine
+   *  keeps one state per lab name, so two parts of one lab on one machine (a test playing two
+   *  machines with two network namespaces) each need their own NETLAB_STATE_DIR. */
+  as?: string;
 }
 
 export function labDir(lab: string): string {

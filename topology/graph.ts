@@ -60,6 +60,9 @@ export type LabGraphEdgeAttributes =
   | { kind: 'underlay'; label: string; iface: string; ipv4: string }
   /** overlay network -> simulated host it spans. */
   | { kind: 'overlay'; label: string; vni: number | null }
+  /** host -> host: the VXLAN tunnel of one overlay network between two hosts it spans (each
+   *  end has forwarding entries for the other's containers, sent to the other's address). */
+  | { kind: 'tunnel'; label: string; network: string; vni: number | null; port: number | null; addressA: string; addressB: string }
   /** container with network_mode host -> the machine (or simulated host) whose stack it shares. */
   | { kind: 'host-mode'; label: string };
 
@@ -85,9 +88,10 @@ function lines(...parts: (string | null | false)[]): string {
 /**
  * Builds the lab graph. Nodes are added in a fixed order (containers, networks, hosts, each
  * sorted by name, then the machine) and edges likewise (attachments per container in interface
- * order, links by index, host-mode, gateways, overlays, underlay), so every rendering is stable.
- * Edge keys: `if:<node>/<iface>`, `link:<index>`, `hostmode:<node>`, `gw:<net>`,
- * `overlay:<net>/<host>`, `underlay:<host>`. Throws if the Lab refers to unknown objects.
+ * order, links by index, host-mode, gateways, overlays, tunnels, underlay), so every rendering
+ * is stable. Edge keys: `if:<node>/<iface>`, `link:<index>`, `hostmode:<node>`, `gw:<net>`,
+ * `overlay:<net>/<host>`, `tunnel:<net>/<hostA>/<hostB>` (A < B), `underlay:<host>`. Throws if
+ * the Lab refers to unknown objects.
  */
 export function buildLabGraph(lab: Lab): LabGraph {
   const g: LabGraph = new MultiUndirectedGraph<LabGraphNodeAttributes, LabGraphEdgeAttributes, LabGraphAttributes>({
@@ -201,6 +205,26 @@ export function buildLabGraph(lab: Lab): LabGraph {
       });
     }
   }
+  const hostByName = new Map(hosts.map((h) => [h.name, h]));
+  for (const net of networks) {
+    if (net.driver !== 'overlay') continue;
+    const spanned = [...net.hosts].sort();
+    for (let i = 0; i < spanned.length; i++) {
+      for (let j = i + 1; j < spanned.length; j++) {
+        const a = hostByName.get(spanned[i]), b = hostByName.get(spanned[j]);
+        if (!a || !b) throw new Error(`lab graph: overlay network ${net.name} refers to unknown host:${!a ? spanned[i] : spanned[j]}`);
+        g.addEdgeWithKey(`tunnel:${net.name}/${a.name}/${b.name}`, hostKey(a.name), hostKey(b.name), {
+          kind: 'tunnel',
+          label: lines(`${net.name} vxlan${net.vni !== null ? ` ${net.vni}` : ''}`, `${a.address} -- ${b.address}`),
+          network: net.name,
+          vni: net.vni,
+          port: net.port,
+          addressA: a.address,
+          addressB: b.address,
+        });
+      }
+    }
+  }
   for (const h of hosts) {
     const ipv4 = `${h.address}/${h.prefixLen}`;
     g.addEdgeWithKey(`underlay:${h.name}`, hostKey(h.name), MACHINE_KEY, {
@@ -249,6 +273,7 @@ export function toDot(lab: Lab): string {
     }
     if ((a.kind === 'attachment' || a.kind === 'link') && !a.up) attrs.push('style=dashed');
     if (a.kind === 'overlay' || a.kind === 'host-mode') attrs.push('style=dotted');
+    if (a.kind === 'tunnel') attrs.push('style=dashed');
     out.push(`  ${dq(source)} -- ${dq(target)} [${attrs.join(', ')}];`);
   });
   out.push('}');
@@ -286,7 +311,7 @@ export function toMermaid(lab: Lab): string {
     out.push(`  ${ids.get(key)}${open}${mq(a.label)}${close}`);
   });
   g.forEachEdge((_key, a, source, target) => {
-    const dashed = ((a.kind === 'attachment' || a.kind === 'link') && !a.up) || a.kind === 'overlay' || a.kind === 'host-mode';
+    const dashed = ((a.kind === 'attachment' || a.kind === 'link') && !a.up) || a.kind === 'overlay' || a.kind === 'host-mode' || a.kind === 'tunnel';
     out.push(`  ${ids.get(source)} ${dashed ? '-.-' : '---'}|${mq(a.label)}| ${ids.get(target)}`);
   });
   return out.join('\n') + '\n';

@@ -463,3 +463,29 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+// ---------------------------------------------------------------- last resort
+
+/** Removes what is left of one lab without netlab's code (for when the CLI itself is broken):
+ *  its container processes, root links (its IFLA_GROUP and name prefix), namespaces, nft table,
+ *  cgroups and state dir, each found by the lab's own markers only. Returns what it did. */
+export async function forceRemoveLab(lab: string): Promise<string[]> {
+  const did: string[] = [];
+  const procs = () => [...processesInCgroup(`/netlab/${lab}/`).map((p) => p.pid), ...processesWithArg(`${STATE_ROOT}/${lab}/`).map((p) => p.pid)];
+  for (const pid of procs()) { try { process.kill(pid, 'SIGKILL'); did.push(`killed ${pid}`); } catch { /* gone */ } }
+  for (const deadline = Date.now() + 3000; procs().length > 0 && Date.now() < deadline;) await sleep(20);
+  const run = (args: string[], cmd = 'ip') => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+  if (run(['link', 'del', 'group', String(labGroup(lab))])) did.push(`ip link del group ${labGroup(lab)}`);
+  for (const l of links(null, false)) if (l.ifname.startsWith(`nl${labId(lab)}`) && run(['link', 'del', 'dev', l.ifname])) did.push(`ip link del ${l.ifname}`);
+  let files: string[] = [];
+  try { files = fs.readdirSync('/run/netns'); } catch { /* none */ }
+  for (const n of files) if (isLabNetns(lab, n) && run(['netns', 'del', n])) did.push(`ip netns del ${n}`);
+  if (nftTableNames().includes(`ip ${nftTable(lab)}`) && run(['delete', 'table', 'ip', nftTable(lab)], 'nft')) did.push(`nft delete table ip ${nftTable(lab)}`);
+  for (const d of labCgroupDirs(lab)) {
+    const subs = fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(d, e.name));
+    for (const x of [...subs, d]) { try { fs.rmdirSync(x); did.push(`rmdir ${x}`); } catch { /* busy or gone */ } }
+  }
+  const dir = path.join(STATE_ROOT, lab);
+  if (fs.existsSync(dir)) { fs.rmSync(dir, { recursive: true, force: true }); did.push(`rm -r ${dir}`); }
+  return did;
+}

@@ -19,9 +19,9 @@ import { loadTopologyFile } from '../../topology/load.js';
 import { labGroup, labId } from '../../topology/names.js';
 import type { Lab } from '../../topology/types.js';
 import { buildPlan, type Plan, type PlanStep } from '../../controller/plan.js';
-import { newSince, snapshot, type Snapshot } from '../helpers/leaks.js';
+import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
 import {
-  Children, REPO, processesInCgroup, STATE_ROOT, foreignNetlabObjects, freeOctets, freePort, httpGet, isLabNetns, labLeftovers, link, links,
+  Children, REPO, forceRemoveLab, processesInCgroup, STATE_ROOT, foreignNetlabObjects, freeOctets, freePort, httpGet, isLabNetns, labLeftovers, link, links,
   netlab, netlabOk, netlabSpawn, netnsList, nftTableNames, ping, planDiff, prng, settleLeftovers, sleep, waitExit,
 } from '../helpers/netlab.js';
 
@@ -100,7 +100,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
   beforeAll(() => {
     const built = path.join(REPO, 'dist/cli/main.js');
     if (!fs.existsSync(built)) throw new Error('dist/ is missing: run `npm run build` first (the tests run bin/netlab.js)');
-    for (const dir of ['controller', 'cli', 'topology']) {
+    for (const dir of ['controller', 'cli', 'topology', 'runtime']) {
       for (const f of fs.readdirSync(path.join(REPO, dir))) {
         if (!f.endsWith('.ts')) continue;
         const js = path.join(REPO, 'dist', dir, f.replace(/\.ts$/, '.js'));
@@ -109,6 +109,9 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
         }
       }
     }
+    // Every lab of this run is named t<RUN>-...: the shared probes watch only those.
+    addLeakProbe(cgroupProbe((d) => d.includes(`/netlab/t${RUN}-`)));
+    addLeakProbe(containerProcessProbe((g) => g.includes(`/netlab/t${RUN}-`)));
     before = snapshot();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'netlab-ctl-'));
     fs.chmodSync(tmp, 0o755); // uid 65534 reads topology files here (the not-root test)
@@ -147,17 +150,22 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
         console.warn(`not running netlab cleanup: other netlab objects exist (${foreign.join(', ')})`);
       }
     }
+    // If netlab itself could not remove them (a broken build, say), remove them without it, so
+    // the machine is clean, and still fail.
+    for (const lab of myLabs) {
+      if (labLeftovers(lab).length === 0) continue;
+      console.warn(`removing what is left of ${lab} without netlab: ${(await forceRemoveLab(lab)).join('; ')}`);
+    }
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     console.log(`controller.test.ts timings:\n${Object.entries(timings).map(([k, v]) => `  ${k}: ${v}`).join('\n')}`);
     expect(left, 'labs of this file left objects behind').toEqual([]);
-    // The shared leak probes (helpers/leaks.ts), restricted to what this file could have made:
+    // The shared leak probes (helpers/leaks.ts), restricted to what this run could have made:
     // a developer's lab or another test run on the machine is not ours to judge.
-    const ours = (item: string) => [...myLabs].some((lab) => item.includes(`netlab.${lab}.`) || item.includes(`netlab.${lab}+`)
-      || item.startsWith(`nl${labId(lab)}`) || item === `ip netlab_${labId(lab)}`);
-    const leaked = Object.fromEntries(Object.entries(newSince(before))
-      .map(([probe, items]) => [probe, probe === 'child processes' ? items : items.filter(ours)] as const)
-      .filter(([, items]) => items.length > 0));
-    expect(leaked, 'left behind (helpers/leaks.ts probes)').toEqual({});
+    const ids = [...myLabs].map((lab) => labId(lab));
+    const ours = (probe: string, item: string) => probe === 'child processes'
+      || item.includes(`netlab.t${RUN}-`) || item.includes(`/netlab/t${RUN}-`)
+      || ids.some((id) => item.startsWith(`nl${id}`) || item === `ip netlab_${id}`);
+    await expectNoLeaks(before, { only: ours });
   });
 
   function planOf(lab: Lab): Plan {
@@ -410,8 +418,10 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
       expect(['SIGKILL', 0], `trial ${i}: up ended with ${r.signal ?? r.code}`).toContain(r.signal ?? r.code);
       // cleanup removes every netlab object on the machine: only when all of them are ours.
-      const useCleanup = i % 4 === 3 && foreignNetlabObjects(myLabs).length === 0;
+      const foreign = i % 4 === 3 ? foreignNetlabObjects(myLabs) : [];
+      const useCleanup = i % 4 === 3 && foreign.length === 0;
       if (useCleanup) cleanups++;
+      if (foreign.length > 0) trialLog.push(`${i}: cleanup skipped (other netlab objects on this machine: ${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''}); down instead`);
       const d = netlab(useCleanup ? ['cleanup'] : ['down', lab]);
       expect(d.status, `trial ${i}: netlab ${useCleanup ? 'cleanup' : 'down'}: ${d.stderr}`).toBe(0);
       const left = await settleLeftovers(lab);

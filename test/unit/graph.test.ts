@@ -169,11 +169,11 @@ describe('buildLabGraph', () => {
       'node:a1', 'node:a2', 'node:client', 'node:lonely', 'node:mon', 'node:r1', 'node:web',
       'net:lan', 'net:ov', 'host:h1', 'host:h2', 'machine',
     ]);
-    // 4 attachments + 2 links + 1 host-mode + 1 gateway + 2 overlay + 2 underlay
-    expect(g.size).toBe(12);
+    // 4 attachments + 2 links + 1 host-mode + 1 gateway + 2 overlay + 1 tunnel + 2 underlay
+    expect(g.size).toBe(13);
     expect(g.edges()).toEqual([
       'if:a1/eth0', 'if:a2/eth0', 'if:client/eth0', 'if:web/eth0',
-      'link:0', 'link:1', 'hostmode:mon', 'gw:lan', 'overlay:ov/h1', 'overlay:ov/h2', 'underlay:h1', 'underlay:h2',
+      'link:0', 'link:1', 'hostmode:mon', 'gw:lan', 'overlay:ov/h1', 'overlay:ov/h2', 'tunnel:ov/h1/h2', 'underlay:h1', 'underlay:h2',
     ]);
     const kinds = g.mapEdges((_k, a) => a.kind);
     expect(kinds.filter((k) => k === 'attachment')).toHaveLength(4);
@@ -204,6 +204,11 @@ describe('buildLabGraph', () => {
     expect(g.getEdgeAttributes('overlay:ov/h2')).toEqual({ kind: 'overlay', label: 'vxlan 42', vni: 42 });
     expect(g.getNodeAttributes('host:h1')).toEqual({ kind: 'host', label: 'h1\n192.168.100.2/24', name: 'h1', address: '192.168.100.2', prefixLen: 24 });
     expect(g.getEdgeAttributes('underlay:h2')).toEqual({ kind: 'underlay', label: 'eth0\n192.168.100.3/24', iface: 'eth0', ipv4: '192.168.100.3/24' });
+    // One VXLAN tunnel between the two hosts the overlay spans, with both endpoints.
+    expect(g.extremities('tunnel:ov/h1/h2')).toEqual(['host:h1', 'host:h2']);
+    expect(g.getEdgeAttributes('tunnel:ov/h1/h2')).toEqual({
+      kind: 'tunnel', label: 'ov vxlan 42\n192.168.100.2 -- 192.168.100.3', network: 'ov', vni: 42, port: 4789, addressA: '192.168.100.2', addressB: '192.168.100.3',
+    });
     expect(g.getNodeAttributes('node:a1')).toMatchObject({ host: 'h1', label: 'a1\nalpine:3.20\non h1' });
     expect(g.getEdgeAttributes('if:a2/eth0')).toMatchObject({ up: false, label: 'eth0\n10.20.0.3/24\ndown' });
   });
@@ -256,7 +261,7 @@ describe('toDot', () => {
     const q = '"(?:[^"\\\\]|\\\\.)*"';
     const stmt = new RegExp(`^  (?:(?:graph|node|edge) \\[.*\\];|${q} \\[.*\\];|${q} -- ${q} \\[.*\\];)$`);
     for (const line of body) expect(line).toMatch(stmt);
-    expect(body.filter((l) => l.includes(' -- '))).toHaveLength(12);
+    expect(body.filter((l) => l.includes(' -- '))).toHaveLength(13);
   });
 
   it('escapes quotes and backslashes', () => {
@@ -291,7 +296,7 @@ describe('toMermaid', () => {
     expect(lines).toContain('  node_client ---|"eth1 10.0.12.1/30 -- eth1 10.0.12.2/30"| node_r1');
     expect(lines).toContain('  node_client -.-|"eth2 -- eth2<br/>down"| node_r1');
     expect(lines).toContain('  net_ov -.-|"vxlan 42"| host_h1');
-    expect(lines).toHaveLength(1 + 12 + 12);
+    expect(lines).toHaveLength(1 + 12 + 13);
     for (const l of lines.slice(1)) expect(l).toMatch(/^  [A-Za-z0-9_]+(\S*"[^"]*"\S*|\s(---|-\.-)\|"[^"]*"\| [A-Za-z0-9_]+)$/);
   });
 
@@ -314,7 +319,7 @@ describe('toJson', () => {
     expect(data).toEqual(toGraphJson(bigLab()));
     expect(data.attributes).toEqual({ name: 'demo', id: 'abc123' });
     expect(data.nodes).toHaveLength(12);
-    expect(data.edges).toHaveLength(12);
+    expect(data.edges).toHaveLength(13);
     expect(data.options).toEqual({ type: 'undirected', multi: true, allowSelfLoops: true });
     expect(data.edges[0]).toMatchObject({ key: 'if:a1/eth0', source: 'node:a1', target: 'net:ov' });
     const g = MultiUndirectedGraph.from(data);

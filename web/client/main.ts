@@ -1,0 +1,296 @@
+// The netlab web view: picks the lab, keeps its graph live (server-sent events), runs checks,
+// sets cables down and up, and shows details. Served by `netlab web`, or standalone with the
+// lab's data inline (`netlab graph FILE --format html`).
+import type { LabSummary, ServerEvent, ViewCheckReport, ViewLink, ViewNode, WebGraph } from '../server/types.js';
+import { ApiError, HttpApi, StaticApi, embeddedData, takeToken, type Api } from './api.js';
+import { CheckView, checkMarks } from './checks.js';
+import { GraphView, legendShape } from './graph.js';
+import { esc, renderNodePanel } from './panel.js';
+
+declare global {
+  interface Window {
+    /** Timings (ms since navigation start) for tests and the render benchmark. */
+    __netlab: { drawnAt: number | null; settledAt: number | null; checksAt: number | null; graphs: number };
+  }
+}
+window.__netlab = { drawnAt: null, settledAt: null, checksAt: null, graphs: 0 };
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+const data = embeddedData();
+const api: Api = data ? new StaticApi(data) : new HttpApi(takeToken());
+
+let lab: string | null = null;
+let graph: WebGraph | null = null;
+let labs: LabSummary[] = [];
+let stopEvents: (() => void) | null = null;
+let predictionsStale = true;
+let lastReport: ViewCheckReport | null = null;
+
+const select = $<HTMLSelectElement>('lab-select');
+const runBtn = $<HTMLButtonElement>('run-checks');
+const matrixBox = $<HTMLInputElement>('matrix-mode');
+const nodeTab = $('tab-node');
+const checksTab = $('tab-checks');
+
+function message(text: string, error = false): void {
+  const m = $('message');
+  m.textContent = text;
+  m.classList.toggle('error', error);
+  m.title = text;
+}
+
+function showEmpty(text: string | null): void {
+  const e = $('empty');
+  e.hidden = text === null;
+  e.textContent = text ?? '';
+}
+
+function setBadge(text: string, cls: string): void {
+  const b = $('lab-status');
+  b.textContent = text;
+  b.className = `badge ${cls}`;
+}
+
+function setConnection(state: 'on' | 'off' | 'static'): void {
+  const c = $('conn');
+  c.className = `conn ${state}`;
+  c.title = state === 'on' ? 'live updates connected' : state === 'off' ? 'live updates disconnected (reconnecting)' : 'standalone page: no live updates';
+}
+
+// ---------------------------------------------------------------- graph and panels
+
+const view = new GraphView($('graph') as unknown as SVGSVGElement, $('tooltip'), {
+  onSelect: (n) => renderNode(n),
+  onLinkClick: (l) => void toggleLink(l),
+  onDrawn: () => { window.__netlab.drawnAt ??= performance.now(); },
+  onSettled: () => { window.__netlab.settledAt ??= performance.now(); },
+  reservedBottom: () => $('legend').offsetHeight + 10,
+});
+
+const checkView = new CheckView(checksTab, {
+  explain: (from, to) => (lab ? api.explainPair(lab, from, to) : Promise.resolve(null)),
+  highlight: (names) => view.highlightPath(names),
+});
+
+function renderNode(n: ViewNode | null): void {
+  renderNodePanel(nodeTab, graph, n, checkView.outcomes());
+}
+
+function showTab(tab: 'node' | 'checks'): void {
+  document.querySelectorAll<HTMLButtonElement>('.tabs button').forEach((b) => b.classList.toggle('active', b.dataset.tab === tab));
+  nodeTab.hidden = tab !== 'node';
+  checksTab.hidden = tab !== 'checks';
+  if (tab === 'checks' && predictionsStale) void loadPredictions();
+  if (tab === 'node') view.highlightPath(null);
+}
+
+function applyGraph(g: WebGraph): void {
+  const structureChanged = !graph || graph.lab !== g.lab || graph.nodes.length !== g.nodes.length || graph.links.length !== g.links.length;
+  const stateChanged = !graph || JSON.stringify(graph.links.map((l) => l.state)) !== JSON.stringify(g.links.map((l) => l.state));
+  graph = g;
+  window.__netlab.graphs++;
+  showEmpty(g.nodes.length ? null : `lab ${g.lab} has nothing to draw`);
+  setBadge(g.live ? g.status : g.status === 'offline' ? 'model (not up)' : g.status, g.live ? 'up' : g.status === 'offline' ? 'offline' : g.status);
+  view.update(g);
+  if (!view.selectedId()) renderNode(null);
+  if (structureChanged || stateChanged) {
+    predictionsStale = true;
+    if (!checksTab.hidden) void loadPredictions();
+  }
+  runBtn.disabled = false;
+}
+
+async function loadPredictions(): Promise<void> {
+  if (!lab) return;
+  predictionsStale = false;
+  const want = lab;
+  try {
+    const p = await api.predictions(want);
+    if (lab === want) checkView.setPredictions(p);
+  } catch (e) {
+    if (lab === want) message(`predictions: ${(e as Error).message}`, true);
+  }
+}
+
+function markGone(name: string): void {
+  if (name !== lab) return;
+  graph = null;
+  view.clear();
+  renderNode(null);
+  checkView.reset();
+  setBadge('not up', 'gone');
+  showEmpty(`lab ${name} is not up (any more). It shows again when it comes up.`);
+  runBtn.disabled = true;
+}
+
+// ---------------------------------------------------------------- labs and events
+
+function setLabs(next: LabSummary[]): void {
+  labs = next;
+  const names = new Set(next.map((l) => l.name));
+  const options = [...next.map((l) => l.name)];
+  if (lab && !names.has(lab)) options.push(lab);
+  select.innerHTML = options.map((n) => {
+    const l = next.find((x) => x.name === n);
+    const note = l ? (l.live ? '' : ` (${l.status === 'offline' ? 'not up' : l.status})`) : ' (gone)';
+    return `<option value="${esc(n)}">${esc(n)}${esc(note)}</option>`;
+  }).join('');
+  if (lab) select.value = lab;
+  select.disabled = options.length === 0;
+}
+
+function onEvent(e: ServerEvent): void {
+  switch (e.type) {
+    case 'labs': {
+      setLabs(e.labs);
+      if (lab && !e.labs.some((l) => l.name === lab)) markGone(lab);
+      else if (lab && !graph && e.labs.some((l) => l.name === lab)) void openLab(lab);
+      else if (!lab && e.labs.length) void openLab(e.labs[0].name);
+      break;
+    }
+    case 'graph':
+      if (e.graph.lab === lab) applyGraph(e.graph);
+      break;
+    case 'gone':
+      markGone(e.lab);
+      break;
+    case 'checks':
+      if (e.report.lab === lab) showReport(e.report);
+      break;
+  }
+}
+
+async function openLab(name: string | null): Promise<void> {
+  stopEvents?.();
+  stopEvents = null;
+  const changed = name !== lab;
+  lab = name;
+  if (changed) {
+    graph = null;
+    view.clear();
+    checkView.reset();
+    lastReport = null;
+    predictionsStale = true;
+  }
+  setLabs(labs);
+  if (!api.standalone) {
+    const url = new URL(location.href);
+    if (name) url.searchParams.set('lab', name); else url.searchParams.delete('lab');
+    history.replaceState(null, '', url.pathname + url.search + url.hash);
+  }
+  if (!name) {
+    showEmpty('No labs here yet. Bring one up (netlab up FILE) and it appears; or run netlab web FILE to draw a model.');
+    setBadge('no lab', '');
+    runBtn.disabled = true;
+  } else {
+    try {
+      applyGraph(await api.graph(name));
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) markGone(name);
+      else message((e as Error).message, true);
+    }
+  }
+  if (api.standalone) { setConnection('static'); return; }
+  stopEvents = api.events(name, { onEvent, onConnection: (open) => setConnection(open ? 'on' : 'off') });
+  if (!checksTab.hidden) void loadPredictions();
+}
+
+// ---------------------------------------------------------------- actions
+
+function showReport(r: ViewCheckReport): void {
+  lastReport = r;
+  checkView.setReport(r);
+  const names = graph?.nodes.filter((n) => n.kind === 'container').map((n) => n.name) ?? [];
+  view.setResults(checkMarks(r, names));
+  renderNode(graph?.nodes.find((n) => n.id === view.selectedId()) ?? null);
+  document.body.dataset.checks = r.observed ? 'observed' : 'predicted';
+  window.__netlab.checksAt = performance.now();
+}
+
+async function runChecks(): Promise<void> {
+  if (!lab) return;
+  const matrix = matrixBox.checked;
+  runBtn.disabled = true;
+  showTab('checks');
+  checkView.setRunning(true);
+  message(`running ${matrix ? 'every pair' : 'the checks'} of ${lab}…`);
+  try {
+    const r = await api.runChecks(lab, matrix);
+    checkView.setRunning(false);
+    showReport(r);
+    message(r.observed ? `${r.passed} passed, ${r.failed} failed, ${r.disagreements} disagreeing with the prediction` : `${r.outcomes.length} predicted (the lab is not up: nothing was run)`, r.failed > 0);
+  } catch (e) {
+    checkView.setRunning(false, (e as Error).message);
+    message((e as Error).message, true);
+  } finally {
+    runBtn.disabled = false;
+  }
+}
+
+async function toggleLink(l: ViewLink): Promise<void> {
+  if (!lab || !graph) return;
+  if (api.standalone) { message('standalone page: serve the lab with netlab web to set cables down', true); return; }
+  if (!l.endpoint) { message(`${l.kind} cables cannot be set down from here`, true); return; }
+  if (!graph.live) { message(`lab ${lab} is not up: cables can be set down only in a running lab`, true); return; }
+  const state = l.state === 'down' ? 'up' : 'down';
+  view.markPending(l.id);
+  message(`setting ${l.endpoint} ${state}…`);
+  try {
+    await api.setLink(lab, l.endpoint, state);
+    message(`${l.endpoint} set ${state}`);
+  } catch (e) {
+    message((e as Error).message, true);
+    if (graph) view.update(graph);
+  }
+}
+
+// ---------------------------------------------------------------- legend and wiring
+
+function legend(): void {
+  const shape = (kind: ViewNode['kind'], attrs: string, extra = '') => `<svg width="18" height="16" viewBox="-9 -8 18 16"><g class="node" data-kind="${kind}" ${attrs}><path class="shape" d="${legendShape(kind)}"></path>${extra}</g></svg>`;
+  const line = (state: string) => `<svg width="26" height="10" viewBox="0 0 26 10"><g class="link" data-state="${state}"><line class="vis" x1="1" y1="5" x2="25" y2="5"></line></g></svg>`;
+  const ring = (r: string) => `<svg width="18" height="18" viewBox="-9 -9 18 18"><g class="node" data-kind="container" data-result="${r}"><circle class="ring" r="7"></circle><path class="shape" d="${legendShape('container')}" transform="scale(.7)"></path></g></svg>`;
+  const item = (icon: string, text: string) => `<div class="item">${icon}<span>${text}</span></div>`;
+  $('legend').innerHTML = [
+    item(shape('container', 'data-state="running"'), 'container (running)'),
+    item(shape('container', 'data-state="exited"'), 'container (exited)'),
+    item(shape('container', 'data-state="model"'), 'container (model)'),
+    item(shape('network', 'data-variant="bridge"'), 'bridge network'),
+    item(shape('network', 'data-variant="overlay"'), 'overlay network'),
+    item(shape('host', ''), 'simulated host'),
+    item(shape('machine', ''), 'this machine'),
+    item(shape('container', 'data-state="running" data-variant="none"'), 'network_mode none'),
+    '<div class="sep"></div>',
+    item(line('up'), 'cable up'),
+    item(line('down'), 'cable down'),
+    item(line('unknown'), 'not live'),
+    item(ring('pass'), 'checks pass'),
+    item(ring('fail'), 'a check fails'),
+    item(ring('disagree'), 'kernel ≠ prediction'),
+  ].join('');
+}
+
+document.querySelectorAll<HTMLButtonElement>('.tabs button').forEach((b) => b.addEventListener('click', () => showTab(b.dataset.tab as 'node' | 'checks')));
+select.addEventListener('change', () => void openLab(select.value || null));
+runBtn.addEventListener('click', () => void runChecks());
+$('fit').addEventListener('click', () => view.fit());
+$('unpin').addEventListener('click', () => view.unpinAll());
+if (api.standalone) {
+  runBtn.textContent = 'Show predictions';
+  runBtn.title = 'standalone page: checks are predicted from the model, not run';
+}
+legend();
+
+(async () => {
+  try {
+    const r = await api.labs();
+    setLabs(r.labs);
+    const wanted = new URL(location.href).searchParams.get('lab');
+    const first = [wanted, r.defaultLab, r.labs[0]?.name].find((x): x is string => !!x && (x === wanted || r.labs.some((l) => l.name === x))) ?? null;
+    await openLab(first);
+  } catch (e) {
+    message((e as Error).message, true);
+    showEmpty(`cannot reach netlab: ${(e as Error).message}`);
+  }
+})();
