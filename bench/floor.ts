@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { addressing, FLOOR_BASE } from './star.js';
-import { sh, sleep, timeCmd, type CmdResult } from './util.js';
+import { ipLinkNames, sleep, timeCmd, type CmdResult } from './util.js';
 
 export type FloorBuild = 'seq' | 'exec' | 'par2';
 export type FloorTeardown = 'group' | 'netns';
@@ -121,8 +121,7 @@ export async function floorTeardown(files: Record<string, string>, v: FloorTeard
 
 /** Root-namespace links of the floor still present. */
 export function floorLinks(s: FloorSpec): string[] {
-  const out = sh('ip', ['-j', 'link', 'show']);
-  return (JSON.parse(out || '[]') as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith(s.linkPrefix));
+  return ipLinkNames().filter((n) => n.startsWith(s.linkPrefix));
 }
 
 export function floorNetns(s: FloorSpec): string[] {
@@ -152,6 +151,8 @@ export async function floorSettle(s: FloorSpec, capMs = 15_000): Promise<number>
 
 /** Best-effort removal of anything of the floor (used in `finally`). */
 export async function floorCleanup(s: FloorSpec): Promise<void> {
-  if (floorLinks(s).length > 0) await timeCmd('ip', ['link', 'del', 'group', String(s.group)]);
+  // Unconditional (an error only means "not there"): the group holds the bridge and host ends.
+  await timeCmd('ip', ['link', 'del', 'group', String(s.group)]);
+  for (const l of floorLinks(s)) await timeCmd('ip', ['link', 'del', l]);
   for (const ns of floorNetns(s)) await timeCmd('ip', ['netns', 'del', ns]);
 }

@@ -4,7 +4,7 @@
 // every object that is new AND carries one of this run's markers is a leak (the run fails).
 // New objects without our markers (another user's lab started meanwhile) are only reported.
 import * as fs from 'node:fs';
-import { sh } from './util.js';
+import { ipLinkNames, sh } from './util.js';
 
 export type Snapshot = Record<string, string[]>;
 
@@ -13,12 +13,14 @@ function netns(): string[] {
 }
 
 function links(): string[] {
-  return (JSON.parse(sh('ip', ['-j', 'link', 'show']) || '[]') as { ifname: string }[]).map((l) => l.ifname);
+  return ipLinkNames();
 }
 
 function nftTables(): string[] {
-  const out = sh('nft', ['-j', 'list', 'tables']);
-  if (!out) return [];
+  if (!sh('sh', ['-c', 'command -v nft'])) return []; // no nft: netlab cannot have made a table
+  let out = '';
+  for (let i = 0; i < 5 && !out; i++) out = sh('nft', ['-j', 'list', 'tables']);
+  if (!out) throw new Error('nft -j list tables failed 5 times: cannot check for leaked tables');
   const items = (JSON.parse(out) as { nftables?: { table?: { family: string; name: string } }[] }).nftables ?? [];
   return items.flatMap((i) => (i.table ? [`${i.table.family} ${i.table.name}`] : []));
 }
@@ -29,7 +31,7 @@ function stateDirs(): string[] {
 
 function mounts(): string[] {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
-    .map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith('/run/netns/') || m.includes('netlab'));
+    .map((l) => l.split(' ')[4] ?? '').filter((m) => m !== (process.env.NETLAB_STATE_DIR || '/run/netlab') && (m.startsWith('/run/netns/') || m.includes('netlab')));
 }
 
 /** Processes that look like a lab's (netlab's shim and containers run from /run/netlab/...) or

@@ -80,7 +80,7 @@ const r1 = (x: number) => Math.round(x * 10) / 10;
 /** A second octet X such that nothing in the root namespace routes or has an address in 10.X/16. */
 function freeOctet(): number {
   const used = new Set<number>();
-  const j = (args: string[]) => JSON.parse(spawnSync('ip', ['-j', ...args], { encoding: 'utf8' }).stdout || '[]') as unknown[];
+  const j = (args: string[]) => JSON.parse(spawnSync('ip', ['-j', ...args], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout || '[]') as unknown[];
   for (const r of j(['-4', 'route', 'show', 'table', 'all']) as { dst: string }[]) {
     const m = /^10\.(\d+)\./.exec(r.dst);
     if (m) used.add(Number(m[1]));
@@ -174,7 +174,7 @@ async function benchNetlab(n: number): Promise<NetlabResult> {
 }
 
 function mininetLinks(): string[] {
-  const out = spawnSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' }).stdout;
+  const out = spawnSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout;
   return (JSON.parse(out || '[]') as { ifname: string }[]).map((l) => l.ifname).filter((x) => x === 's1' || /^s1-eth\d+$/.test(x));
 }
 

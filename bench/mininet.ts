@@ -7,7 +7,7 @@
 // `mn -c`), which deletes every `*-ethN` link on the machine and kills every Mininet process:
 // netlab's names (`nl...`) cannot match, but another user's Mininet would be hit. The bench never
 // runs `mn -c` itself; if a run leaves the bridge or its ports behind it deletes only those.
-import { sh, timeCmd } from './util.js';
+import { ipLinkNames, sh, timeCmd } from './util.js';
 
 export interface MininetAvailability {
   ok: boolean;
@@ -31,8 +31,7 @@ export function mininetAvailable(): MininetAvailability {
 
 /** Links Mininet's single,N makes in the root namespace: the bridge s1 and its ports s1-ethK. */
 export function mininetLinks(): string[] {
-  const out = sh('ip', ['-j', 'link', 'show']);
-  return (JSON.parse(out || '[]') as { ifname: string }[]).map((l) => l.ifname).filter((n) => n === 's1' || /^s1-eth\d+$/.test(n));
+  return ipLinkNames().filter((n) => n === 's1' || /^s1-eth\d+$/.test(n));
 }
 
 export interface MininetRun {

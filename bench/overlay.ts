@@ -40,7 +40,7 @@ function parseMs(text: string | undefined): number {
 
 function run(args: string[]): { code: number | null; out: string; err: string; ms: number } {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO, encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 28, timeout: 300_000 });
   return { code: r.status, out: r.stdout ?? '', err: r.stderr ?? '', ms: performance.now() - t0 };
 }
 

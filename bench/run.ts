@@ -150,8 +150,8 @@ function parseArgs(argv: string[]): Options {
 }
 
 function codeIdentity(): RunResult['code'] {
-  const git = (args: string[]) => spawnSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).stdout?.trim() ?? '';
-  const dirty = spawnSync('git', ['-C', ROOT, 'status', '--porcelain'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((l) => l.slice(3))
+  const git = (args: string[]) => spawnSync('git', ['-C', ROOT, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout?.trim() ?? '';
+  const dirty = spawnSync('git', ['-C', ROOT, 'status', '--porcelain'], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout.split('\n').filter(Boolean).map((l) => l.slice(3))
     .filter((f) => !f.startsWith('bench/') && f !== 'docs/performance.md');
   return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', dirty };
 }
@@ -319,7 +319,8 @@ async function main(): Promise<number> {
     }
     for (const f of floors) {
       try {
-        if (floorLinks(f).length || floorNetns(f).length) { log(`cleanup: floor objects of N=${f.n}`); await floorCleanup(f); }
+        if (floorLinks(f).length || floorNetns(f).length) log(`cleanup: floor objects of N=${f.n}`);
+        await floorCleanup(f);
       } catch (e) { log(`cleanup of the floor failed: ${(e as Error).message}`); }
     }
     if (mnState.ran && mininetBefore.length === 0 && mininetLinks().length > 0) {

@@ -70,9 +70,22 @@ export function timeCmd(cmd: string, args: string[], opts: SpawnOptions & { inpu
 /** stdout of a short command ('' when it fails); with `both`, stdout + stderr (mn --version
  *  prints to stderr). */
 export function sh(cmd: string, args: string[], both = false): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
   if (r.status !== 0) return '';
   return (both ? `${r.stdout}${r.stderr}` : r.stdout).trim();
+}
+
+/** Names of the links in the root namespace, with `ip -j link show`. A dump can fail while
+ *  another user creates or deletes links at the same moment ("Dump was interrupted"), so it is
+ *  retried; only repeated failure throws (an empty list always means no link). */
+export function ipLinkNames(): string[] {
+  let last = '';
+  for (let i = 0; i < 10; i++) {
+    const r = spawnSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    if (r.status === 0 && r.stdout.trim()) return (JSON.parse(r.stdout) as { ifname: string }[]).map((l) => l.ifname);
+    last = (r.stderr || '').trim();
+  }
+  throw new Error(`ip -j link show failed 10 times: ${last}`);
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -43,6 +43,8 @@ const c_umount2 = libc.func('int umount2(const char *tgt, int flags)') as (tgt: 
 const c_gettid = libc.func('int gettid()') as () => number;
 const c_strerror = libc.func('const char *strerror(int errnum)') as (errnum: number) => string;
 const c_if_nametoindex = libc.func('unsigned int if_nametoindex(const char *ifname)') as (name: string) => number;
+const c_getsockname = libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)') as (fd: number, addr: Buffer, len: number[]) => number;
+const c_setsockopt = libc.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as (fd: number, level: number, name: number, value: Buffer, len: number) => number;
 
 const ERRNO_NUMBERS = os.constants.errno as Record<string, number>;
 
@@ -528,7 +530,7 @@ export class Kernel {
       sock.socket.close();
       throw toKernelError(e, 'monitorLinks', 'RTNLGRP_LINK', label);
     }
-    try { sock.socket.setRecvBufferSize(RCVBUF_WANTED); } catch { /* capped by rmem_max: fine */ }
+    hardenMonitorSocket(sock);
     sock.socket.on('message', (msgs: NetlinkMessage[]) => {
       for (const m of msgs) {
         if (closed) return;
@@ -597,6 +599,52 @@ export class Kernel {
   private assertOpen(): void {
     if (this.closed) throw new KernelError('kernel', 'Kernel', 'host', 'EBADF', 'Kernel is closed');
   }
+}
+
+const AF_NETLINK = 16;
+const SOL_SOCKET = 1;
+const SO_RCVBUFFORCE = 33;
+const SOL_NETLINK = 270;
+const NETLINK_NO_ENOBUFS = 5;
+/** Receive buffer of a monitor socket: a burst of notifications (a 300-node lab coming up
+ *  makes thousands in the host's namespace) is read only when the event loop turns. */
+const MONITOR_RCVBUF = 8 << 20;
+
+/** fd of the package's netlink socket bound at `port` (the package does not expose it):
+ *  the socket fd of this process whose getsockname is that netlink address. */
+function netlinkFd(port: number): number | null {
+  let names: string[];
+  try { names = fs.readdirSync('/proc/self/fd'); } catch { return null; }
+  for (const name of names) {
+    try {
+      if (!fs.readlinkSync(`/proc/self/fd/${name}`).startsWith('socket:')) continue;
+    } catch {
+      continue;
+    }
+    const addr = Buffer.alloc(16);
+    const len = [addr.length];
+    if (c_getsockname(Number(name), addr, len) !== 0) continue;
+    if (addr.readUInt16LE(0) === AF_NETLINK && addr.readUInt32LE(4) === port) return Number(name);
+  }
+  return null;
+}
+
+/** A monitor socket must never overflow into an error: when notifications outrun the reader,
+ *  the kernel flags ENOBUFS on the socket, and netlink@0.3.0 turns that poll error into an
+ *  exception it cannot deliver (a null syscall name), which aborts the whole process. So the
+ *  buffer is made large (SO_RCVBUFFORCE, as root) and NETLINK_NO_ENOBUFS is set: on overflow
+ *  notifications are dropped quietly instead. */
+function hardenMonitorSocket(sock: RtNetlinkSocket): void {
+  const fd = netlinkFd(sock.socket.address().port);
+  if (fd === null) {
+    try { sock.socket.setRecvBufferSize(RCVBUF_WANTED); } catch { /* capped by rmem_max */ }
+    return;
+  }
+  const int = (v: number) => { const b = Buffer.alloc(4); b.writeInt32LE(v); return b; };
+  if (c_setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, int(MONITOR_RCVBUF), 4) !== 0) {
+    try { sock.socket.setRecvBufferSize(RCVBUF_WANTED); } catch { /* capped by rmem_max */ }
+  }
+  c_setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, int(1), 4);
 }
 
 function checkNetnsName(name: string, op: string): void {
@@ -1124,6 +1172,30 @@ function runNft(op: string, object: string, args: string[], input?: string): str
 }
 
 // nft -f -   (the whole ruleset is one transaction: applied completely or not at all)
+/** Makes `dir` a tmpfs unless it already lives on one: netlab's state and container layers are
+ *  runtime data (gone at reboot, like the kernel objects they describe), and on a disk they
+ *  cost ~1 ms per file. Only an empty or missing directory is mounted over, so existing state
+ *  is never hidden. Returns true when it mounted. (mount -t tmpfs -o mode=755 tmpfs DIR) */
+export function ensureTmpfs(dir: string): boolean {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const real = fs.realpathSync(dir);
+  let fstype = '';
+  let best = -1;
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const sep = f.indexOf('-');
+    if (sep < 0) continue;
+    const mp = f[4].replace(/\\040/g, ' ');
+    if ((real === mp || real.startsWith(mp === '/' ? '/' : `${mp}/`)) && mp.length > best) {
+      best = mp.length;
+      fstype = f[sep + 1];
+    }
+  }
+  if (fstype === 'tmpfs' || fs.readdirSync(real).length > 0) return false;
+  if (c_mount('tmpfs', real, 'tmpfs', 0, 'mode=755') < 0) throw sysFail('mount', real, 'host', 'tmpfs');
+  return true;
+}
+
 export function nftApply(ruleset: string): void {
   const m = /\btable\s+(\w+)\s+([\w.-]+)/.exec(ruleset);
   runNft('nftApply', m ? `table ${m[1]} ${m[2]}` : 'ruleset', ['-f', '-'], ruleset);

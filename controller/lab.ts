@@ -8,7 +8,7 @@ import { labGroup, labOfNetns, nftTable, nodeNetns, NAME_PREFIX, NETNS_PREFIX, A
 import { buildPlan, nodesBuilt, type Plan } from './plan.js';
 import { applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
-import { Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
+import { ensureTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
 import { NFT_FAMILY } from './firewall.js';
 import { listStateLabs, lockLab, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 
@@ -84,7 +84,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
   const as = opts.as ?? null;
   const privateMounts = netnsMountsPrivate();
   if (privateMounts) throw new LabError(privateMounts);
-  const release = lockLab(lab.name);
+  const release = lockLab(lab.name, ensureTmpfs);
   let kernel: Kernel | null = null;
   let signal: string | null = null;
   const onSignal = (s: NodeJS.Signals) => { signal = s; };

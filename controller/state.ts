@@ -93,7 +93,8 @@ export class LockBusyError extends Error {
 
 /** Takes the lab's lock (a file holding our pid, created exclusively). A lock left by a dead
  *  process is taken over. Returns the release function. */
-export function lockLab(lab: string): () => void {
+export function lockLab(lab: string, prepareRoot?: (dir: string) => void): () => void {
+  prepareRoot?.(STATE_ROOT);
   const dir = labDir(lab);
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const file = path.join(dir, 'lock');

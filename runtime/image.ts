@@ -71,9 +71,18 @@ export function busyboxImage(): string {
   return dir;
 }
 
-/** Lower layer for an image: a directory, or HOST_IMAGE. */
+const resolved = new Map<string, string>();
+
+/** Lower layer for an image: a directory, or HOST_IMAGE. Resolved once per process (the busybox
+ *  image is found by hashing the host's binary). */
 export function resolveImage(image: string): string {
-  if (image === 'busybox') return busyboxImage();
+  const known = resolved.get(image);
+  if (known) return known;
+  if (image === 'busybox') {
+    const dir = busyboxImage();
+    resolved.set(image, dir);
+    return dir;
+  }
   if (image === HOST_IMAGE) return HOST_IMAGE;
   throw new ImageError(`image "${image}" is not available: netlab provides busybox and host (OCI images are not supported yet)`);
 }

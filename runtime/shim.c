@@ -358,52 +358,72 @@ static void write_exit(const char *labdir, const char *name, int status) {
   rename(tmp, p);
 }
 
+/** Clones node i's container; returns its pid (and the read end of its setup-error pipe), or
+ *  0 after printing why it could not start. */
+static pid_t start_one(const char *labdir, const char *name, int null_fd, int *err_rd) {
+  char dir[4096], p[4096];
+  snprintf(dir, sizeof dir, "%s/%s", labdir, name);
+  struct spec s;
+  snprintf(p, sizeof p, "%s/spec", dir);
+  if (read_spec(p, &s) < 0) { printf("err %s cannot read %s: %s\n", name, p, strerror(errno)); return 0; }
+  const char *log = get(&s, "log");
+  int log_fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) { printf("err %s cannot open log %s: %s\n", name, log, strerror(errno)); return 0; }
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) < 0) { printf("err %s pipe: %s\n", name, strerror(errno)); close(log_fd); return 0; }
+  fflush(stdout);
+  pid_t pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0);
+  if (pid < 0) { printf("err %s clone: %s\n", name, strerror(errno)); close(log_fd); close(pipefd[0]); close(pipefd[1]); return 0; }
+  if (pid == 0) {
+    close(pipefd[0]);
+    err_fd = pipefd[1];
+    container_child(dir, &s, log_fd, null_fd);
+  }
+  close(pipefd[1]);
+  close(log_fd);
+  *err_rd = pipefd[0];
+  return pid;
+}
+
+/** Waits until node i's child has exec'd (its error pipe closes empty) or failed. */
+static int finish_one(const char *labdir, const char *name, pid_t pid, int err_rd, struct started *kid) {
+  char why[1024], p[4096];
+  ssize_t n;
+  do n = read(err_rd, why, sizeof why - 1); while (n < 0 && errno == EINTR);
+  close(err_rd);
+  if (n > 0) {
+    why[n] = 0;
+    int st;
+    waitpid(pid, &st, 0);
+    printf("err %s %s\n", name, why);
+    return 0;
+  }
+  snprintf(p, sizeof p, "%s/%s/pid", labdir, name);
+  FILE *f = fopen(p, "w");
+  if (f) { fprintf(f, "%d\n", pid); fclose(f); }
+  kid->pid = pid;
+  snprintf(kid->name, sizeof kid->name, "%s", name);
+  printf("ok %s %d\n", name, pid);
+  return 1;
+}
+
+/** Containers set themselves up in parallel, at most this many at a time: their mount work
+ *  overlaps with the next ones' clones instead of waiting one by one. */
+#define START_WINDOW 16
+
 static int supervise(const char *labdir, int count, char **names) {
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGINT, SIG_IGN); // ^C on `netlab up` must not reach the lab's containers
   struct started *kids = calloc(count, sizeof *kids);
+  pid_t *pids = calloc(count, sizeof *pids);
+  int *pipes = calloc(count, sizeof *pipes);
   int running = 0;
   int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  for (int i = 0; i < count; i++) {
-    char dir[4096], p[4096];
-    snprintf(dir, sizeof dir, "%s/%s", labdir, names[i]);
-    struct spec s;
-    snprintf(p, sizeof p, "%s/spec", dir);
-    if (read_spec(p, &s) < 0) { printf("err %s cannot read %s: %s\n", names[i], p, strerror(errno)); continue; }
-    const char *log = get(&s, "log");
-    int log_fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) { printf("err %s cannot open log %s: %s\n", names[i], log, strerror(errno)); continue; }
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0) { printf("err %s pipe: %s\n", names[i], strerror(errno)); close(log_fd); continue; }
-    fflush(stdout);
-    pid_t pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0) { printf("err %s clone: %s\n", names[i], strerror(errno)); close(log_fd); close(pipefd[0]); close(pipefd[1]); continue; }
-    if (pid == 0) {
-      close(pipefd[0]);
-      err_fd = pipefd[1];
-      container_child(dir, &s, log_fd, null_fd);
-    }
-    close(pipefd[1]);
-    close(log_fd);
-    char why[1024];
-    ssize_t n;
-    do n = read(pipefd[0], why, sizeof why - 1); while (n < 0 && errno == EINTR);
-    close(pipefd[0]);
-    if (n > 0) {
-      why[n] = 0;
-      int st;
-      waitpid(pid, &st, 0);
-      printf("err %s %s\n", names[i], why);
-      continue;
-    }
-    snprintf(p, sizeof p, "%s/pid", dir);
-    FILE *f = fopen(p, "w");
-    if (f) { fprintf(f, "%d\n", pid); fclose(f); }
-    kids[i].pid = pid;
-    snprintf(kids[i].name, sizeof kids[i].name, "%s", names[i]);
-    running++;
-    printf("ok %s %d\n", names[i], pid);
+  for (int i = 0, done = 0; done < count; ) {
+    while (i < count && i - done < START_WINDOW) { pids[i] = start_one(labdir, names[i], null_fd, &pipes[i]); i++; }
+    if (pids[done]) running += finish_one(labdir, names[done], pids[done], pipes[done], &kids[done]);
+    done++;
   }
   printf("ready\n");
   fflush(stdout);

@@ -25,13 +25,13 @@ function netnsNames(): string[] {
 }
 
 function rootLinks(): string[] {
-  const out = execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' });
+  const out = execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8', maxBuffer: 1 << 28 });
   return (JSON.parse(out || '[]') as { ifname: string }[]).map((l) => l.ifname);
 }
 
 function nftTables(): string[] {
   try {
-    const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
     const items = (JSON.parse(out) as { nftables?: { table?: { family: string; name: string } }[] }).nftables ?? [];
     return items.flatMap((i) => (i.table ? [`${i.table.family} ${i.table.name}`] : []));
   } catch (e) {
@@ -42,11 +42,15 @@ function nftTables(): string[] {
 }
 
 /** Mount points under /run/netns (the directory's own shared bind mount is made once per boot,
- *  as iproute2 does, and is not a leak) or anything mentioning netlab. */
+ *  as iproute2 does, and is not a leak) or anything mentioning netlab (but the tmpfs netlab
+ *  puts on its state directory once, when that is on a disk: also made once per boot). */
+const STATE_ROOT_DIR = process.env.NETLAB_STATE_DIR || '/run/netlab';
+
 function mounts(): string[] {
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).flatMap((line) => {
     const mountPoint = unescape(line.split(' ')[4] ?? '');
+    if (mountPoint === STATE_ROOT_DIR) return [];
     return mountPoint.startsWith('/run/netns/') || line.includes('netlab') ? [mountPoint] : [];
   });
 }

@@ -32,7 +32,7 @@ export function netlab(args: string[], o: { asUser?: number; timeoutMs?: number 
     ? [process.execPath, argv]
     : ['setpriv', [`--reuid=${o.asUser}`, `--regid=${o.asUser}`, '--clear-groups', process.execPath, ...argv]];
   const t0 = performance.now();
-  const r = spawnSync(cmd, cmdArgs, { cwd: REPO, encoding: 'utf8', timeout: o.timeoutMs ?? 60_000, env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(cmd, cmdArgs, { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 28, timeout: o.timeoutMs ?? 60_000, env: { ...process.env, NO_COLOR: '1' } });
   if (r.error) throw r.error;
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - t0 };
 }
@@ -66,7 +66,7 @@ export interface IpRoute { dst: string; gateway?: string; dev?: string; protocol
 
 /** `ip [-n NS] -j ARGS` parsed; ns null = the root namespace. */
 export function ipj<T>(args: string[], ns: string | null = null): T[] {
-  const out = execFileSync('ip', [...(ns ? ['-n', ns] : []), '-j', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync('ip', [...(ns ? ['-n', ns] : []), '-j', ...args], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
   return JSON.parse(out || '[]') as T[];
 }
 
@@ -75,7 +75,7 @@ export function links(ns: string | null, details = true): IpLink[] {
 }
 
 export function link(ns: string | null, name: string): IpLink | null {
-  const r = spawnSync('ip', [...(ns ? ['-n', ns] : []), '-j', '-d', 'link', 'show', 'dev', name], { encoding: 'utf8' });
+  const r = spawnSync('ip', [...(ns ? ['-n', ns] : []), '-j', '-d', 'link', 'show', 'dev', name], { encoding: 'utf8', maxBuffer: 1 << 28 });
   return r.status === 0 ? (JSON.parse(r.stdout) as IpLink[])[0] ?? null : null;
 }
 
@@ -84,14 +84,14 @@ export function netnsList(): string[] {
 }
 
 export function nftTableNames(): string[] {
-  const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
   const items = (JSON.parse(out) as { nftables?: { table?: { family: string; name: string } }[] }).nftables ?? [];
   return items.flatMap((i) => (i.table ? [`${i.table.family} ${i.table.name}`] : []));
 }
 
 /** Chain names of one nft table, from `nft -j list table`. */
 export function nftChains(family: string, table: string): string[] {
-  const out = execFileSync('nft', ['-j', 'list', 'table', family, table], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync('nft', ['-j', 'list', 'table', family, table], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
   const items = (JSON.parse(out) as { nftables?: { chain?: { name: string } }[] }).nftables ?? [];
   return items.flatMap((i) => (i.chain ? [i.chain.name] : [])).sort();
 }
@@ -273,7 +273,7 @@ export function planDiff(plan: Plan): string[] {
         const file = sysctlPath(s.key);
         const got = s.netns === null
           ? fs.readFileSync(file, 'utf8').trim()
-          : spawnSync('ip', ['netns', 'exec', s.netns, 'cat', file], { encoding: 'utf8' }).stdout.trim();
+          : spawnSync('ip', ['netns', 'exec', s.netns, 'cat', file], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout.trim();
         if (got !== s.value) diff.push(`sysctl ${s.key} in ${key(s.netns)}: ${JSON.stringify(got)}, planned ${s.value}`);
         break;
       }
@@ -371,7 +371,7 @@ export function planDiff(plan: Plan): string[] {
 export function ping(ns: string, addr: string, expectReach: boolean, tries = 5): boolean {
   const n = expectReach ? tries : 1;
   for (let i = 0; i < n; i++) {
-    const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-n', '-c1', '-W1', addr], { encoding: 'utf8', timeout: 5000 });
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-n', '-c1', '-W1', addr], { encoding: 'utf8', maxBuffer: 1 << 28, timeout: 5000 });
     if (r.error) throw new Error(`cannot run ping: ${r.error.message} (apt-get install iputils-ping)`);
     if (r.status === 0) return true;
   }

@@ -205,7 +205,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
       }
     }
     const gw = `10.${o}.0.1/24`;
-    const rootAddrs = execFileSync('ip', ['-j', 'addr', 'show', 'dev', lan.bridgeName!], { encoding: 'utf8' });
+    const rootAddrs = execFileSync('ip', ['-j', 'addr', 'show', 'dev', lan.bridgeName!], { encoding: 'utf8', maxBuffer: 1 << 28 });
     expect(JSON.parse(rootAddrs)[0].addr_info.map((a: { local: string; prefixlen: number }) => `${a.local}/${a.prefixlen}`)).toEqual([gw]);
     expect(netnsList().filter((n) => isLabNetns(lab, n)).sort()).toEqual(['client1', 'client2', 'solo', 'web'].map((n) => nsOf(lab, n)).sort());
 
@@ -514,7 +514,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
       netns: netnsList().filter((n) => isLabNetns(lab, n)).sort(),
       root: links(null, false).filter((l) => l.group === String(plan.group)).map((l) => `${l.ifindex} ${l.ifname} ${l.flags.join(',')}`).sort(),
       nodes: netnsList().filter((n) => isLabNetns(lab, n)).sort().map((n) => links(n, false).map((l) => `${l.ifindex} ${l.ifname} ${l.flags.join(',')}`)),
-      nft: execFileSync('nft', ['-j', 'list', 'table', 'ip', `netlab_${plan.id}`], { encoding: 'utf8' }),
+      nft: execFileSync('nft', ['-j', 'list', 'table', 'ip', `netlab_${plan.id}`], { encoding: 'utf8', maxBuffer: 1 << 28 }),
       state: fs.readFileSync(path.join(STATE_ROOT, lab, 'state.json'), 'utf8'),
       containers: processesInCgroup(`/netlab/${lab}/`).map((p) => `${p.pid} ${p.comm}`).sort(),
     });

@@ -32,11 +32,11 @@ interface IpAddr { ifname: string; addr_info: { family: string; local: string; p
 interface IpRoute { dst: string; gateway?: string; dev?: string; protocol?: string; scope?: string }
 
 function ipj<T>(args: string[], ns?: string): T[] {
-  const out = execFileSync('ip', [...(ns ? ['-n', ns] : []), '-j', ...args], { encoding: 'utf8' });
+  const out = execFileSync('ip', [...(ns ? ['-n', ns] : []), '-j', ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
   return JSON.parse(out || '[]') as T[];
 }
 function ipLink(name: string, ns?: string, details = false): IpLink | null {
-  const r = spawnSync('ip', [...(ns ? ['-n', ns] : []), '-j', ...(details ? ['-d'] : []), 'link', 'show', 'dev', name], { encoding: 'utf8' });
+  const r = spawnSync('ip', [...(ns ? ['-n', ns] : []), '-j', ...(details ? ['-d'] : []), 'link', 'show', 'dev', name], { encoding: 'utf8', maxBuffer: 1 << 28 });
   return r.status === 0 ? (JSON.parse(r.stdout) as IpLink[])[0] ?? null : null;
 }
 function ipAddrs(ns: string, dev: string): string[] {
@@ -49,7 +49,7 @@ function netnsListed(): string[] {
 /** `ip netns exec NS ping`, bounded: a new bridge port forwards only after the link watch runs. */
 function pingFrom(ns: string, addr: string): boolean {
   for (let i = 0; i < 5; i++) {
-    const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c1', '-W1', addr], { encoding: 'utf8' });
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c1', '-W1', addr], { encoding: 'utf8', maxBuffer: 1 << 28 });
     if (r.error) throw new Error(`cannot run ping: ${r.error.message} (apt-get install iputils-ping)`);
     if (r.status === 0) return true;
   }
@@ -258,7 +258,7 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
 
     await a.fdbAppend('vx0', '00:00:00:00:00:00', '198.18.4.2');
     await a.fdbAppend('vx0', '00:00:00:00:00:00', '198.18.4.3'); // append: both flood targets stay
-    const fdb = JSON.parse(execFileSync('bridge', ['-n', nsn('a'), '-j', 'fdb', 'show', 'dev', 'vx0'], { encoding: 'utf8' })) as { mac: string; dst?: string; state?: string }[];
+    const fdb = JSON.parse(execFileSync('bridge', ['-n', nsn('a'), '-j', 'fdb', 'show', 'dev', 'vx0'], { encoding: 'utf8', maxBuffer: 1 << 28 })) as { mac: string; dst?: string; state?: string }[];
     const flood = fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst).sort();
     expect(flood).toEqual(['198.18.4.2', '198.18.4.3']);
 
@@ -274,7 +274,7 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
     const want = hostForward === '1' ? '0' : '1';
     a.sysctlSet('net.ipv4.ip_forward', want);
     a.sysctlSet('net/ipv6/conf/lo/disable_ipv6', '1'); // '/' form: dots in the name stay literal
-    const read = (key: string) => execFileSync('ip', ['netns', 'exec', nsn('a'), 'sysctl', '-n', key], { encoding: 'utf8' }).trim();
+    const read = (key: string) => execFileSync('ip', ['netns', 'exec', nsn('a'), 'sysctl', '-n', key], { encoding: 'utf8', maxBuffer: 1 << 28 }).trim();
     expect(read('net.ipv4.ip_forward')).toBe(want);
     expect(read('net.ipv6.conf.lo.disable_ipv6')).toBe('1');
     expect(fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()).toBe(hostForward);
@@ -341,7 +341,7 @@ describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
     const t = `netlab_t${tag}`;
     madeTables.add(t);
     nftApply(`table inet ${t} {\n  chain c {\n    counter\n  }\n}\n`);
-    const listed = JSON.parse(execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8' })) as { nftables: { table?: { family: string; name: string } }[] };
+    const listed = JSON.parse(execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8', maxBuffer: 1 << 28 })) as { nftables: { table?: { family: string; name: string } }[] };
     expect(listed.nftables.some((x) => x.table?.family === 'inet' && x.table.name === t)).toBe(true);
     expect(nftListTables()).toContainEqual({ family: 'inet', name: t });
 

@@ -43,32 +43,32 @@ interface Stats { rx: { packets: number }; tx: { packets: number } }
 
 /** Packet counters of a link (`ip -s -j link show`). */
 function counters(ns: string | null, dev: string): { rx: number; tx: number } {
-  const out = execFileSync('ip', [...(ns ? ['-n', ns] : []), '-s', '-j', 'link', 'show', 'dev', dev], { encoding: 'utf8' });
+  const out = execFileSync('ip', [...(ns ? ['-n', ns] : []), '-s', '-j', 'link', 'show', 'dev', dev], { encoding: 'utf8', maxBuffer: 1 << 28 });
   const s = (JSON.parse(out) as { stats64: Stats }[])[0].stats64;
   return { rx: s.rx.packets, tx: s.tx.packets };
 }
 
 /** `bridge -j fdb show dev DEV`: MAC and remote address of each entry. */
 function fdb(ns: string | null, dev: string): { mac: string; dst?: string; state?: string }[] {
-  const out = execFileSync('bridge', [...(ns ? ['-n', ns] : []), '-j', 'fdb', 'show', 'dev', dev], { encoding: 'utf8' });
+  const out = execFileSync('bridge', [...(ns ? ['-n', ns] : []), '-j', 'fdb', 'show', 'dev', dev], { encoding: 'utf8', maxBuffer: 1 << 28 });
   return JSON.parse(out || '[]') as { mac: string; dst?: string; state?: string }[];
 }
 
 /** `ip -j neigh show dev DEV`. */
 function neigh(ns: string | null, dev: string): { dst: string; lladdr: string; state: string[] }[] {
-  const out = execFileSync('ip', [...(ns ? ['-n', ns] : []), '-j', 'neigh', 'show', 'dev', dev], { encoding: 'utf8' });
+  const out = execFileSync('ip', [...(ns ? ['-n', ns] : []), '-j', 'neigh', 'show', 'dev', dev], { encoding: 'utf8', maxBuffer: 1 << 28 });
   return JSON.parse(out || '[]') as { dst: string; lladdr: string; state: string[] }[];
 }
 
 /** Host's iputils ping inside a node's netns, with DF set (busybox ping has no -M). */
 function dfPing(ns: string, addr: string, size: number): { status: number | null; out: string } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-n', '-M', 'do', '-s', String(size), '-c1', '-W1', addr], { encoding: 'utf8', timeout: 5000 });
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-n', '-M', 'do', '-s', String(size), '-c1', '-W1', addr], { encoding: 'utf8', maxBuffer: 1 << 28, timeout: 5000 });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
 /** A burst of pings (iputils, 20 at 10 ms) from a node's netns; returns how many got replies. */
 function burst(ns: string, addr: string, count = 20): number {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.01', '-W', '1', addr], { encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.01', '-W', '1', addr], { encoding: 'utf8', maxBuffer: 1 << 28, timeout: 15_000 });
   const m = /(\d+) received/.exec(r.stdout);
   return m ? Number(m[1]) : 0;
 }
@@ -131,7 +131,7 @@ describe.skipIf(!isRoot)('overlay (VXLAN) networks on the real kernel: simulated
       ? ['ip', ['netns', 'exec', machine, process.execPath, CLI, ...args]]
       : ['nsenter', [`--net=/run/netns/${machine}`, process.execPath, CLI, ...args]];
     const t0 = performance.now();
-    const r = spawnSync(cmd, argv, { cwd: REPO, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1', NETLAB_STATE_DIR: stateDir } });
+    const r = spawnSync(cmd, argv, { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 28, timeout: 60_000, env: { ...process.env, NO_COLOR: '1', NETLAB_STATE_DIR: stateDir } });
     if (r.error) throw r.error;
     return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - t0 };
   }

@@ -90,9 +90,9 @@ const overlaps = (a: Overlap, b: Overlap) => {
 /** A random 10.X.Y.0/24 (X in 100-199) that no route or address on the host overlaps. */
 function freeSubnet(): string {
   const used: Overlap[] = [];
-  const routes = JSON.parse(execFileSync('ip', ['-j', '-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8' }) || '[]') as { dst: string }[];
+  const routes = JSON.parse(execFileSync('ip', ['-j', '-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8', maxBuffer: 1 << 28 }) || '[]') as { dst: string }[];
   for (const r of routes) if (r.dst !== 'default' && /^\d/.test(r.dst)) used.push(cidr(r.dst));
-  const addrs = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8' }) || '[]') as { addr_info: { local: string; prefixlen: number }[] }[];
+  const addrs = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8', maxBuffer: 1 << 28 }) || '[]') as { addr_info: { local: string; prefixlen: number }[] }[];
   for (const a of addrs) for (const i of a.addr_info) used.push(cidr(`${i.local}/${i.prefixlen}`));
   for (let i = 0; i < 1000; i++) {
     const c = `10.${100 + randomInt(100)}.${randomInt(256)}.0/24`;

@@ -425,7 +425,8 @@ export class GraphView {
     this.nodeSel.select('circle.pin').attr('cx', (d) => d.r * 0.75).attr('cy', (d) => -d.r * 0.75);
     this.nodeSel.select('text.label').attr('y', (d) => (d.data.kind === 'network' ? d.r * 0.7 + 13 : d.r + 13));
     this.nodeSel.select('tspan.name').text((d) => d.data.name);
-    this.nodeSel.select('tspan.detail').text((d) => (d.data.kind === 'network' || d.data.kind === 'host' ? d.data.detail : ''));
+    // Networks show their subnet; a host's address is on its underlay cable's label already.
+    this.nodeSel.select('tspan.detail').text((d) => (d.data.kind === 'network' ? d.data.detail : ''));
     this.updateFocus();
   }
 

@@ -91,7 +91,9 @@ function applyGraph(g: WebGraph): void {
   graph = g;
   window.__netlab.graphs++;
   showEmpty(g.nodes.length ? null : `lab ${g.lab} has nothing to draw`);
-  setBadge(g.live ? g.status : g.status === 'offline' ? 'model (not up)' : g.status, g.live ? 'up' : g.status === 'offline' ? 'offline' : g.status);
+  if (g.live) setBadge(g.status, g.status === 'up' ? 'up' : g.status);
+  else if (g.status === 'offline') setBadge('model (not up)', 'offline');
+  else setBadge(`${g.status} (model only: the server cannot read the kernel)`, 'offline');
   view.update(g);
   if (!view.selectedId()) renderNode(null);
   if (structureChanged || stateChanged) {

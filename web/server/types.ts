@@ -63,7 +63,8 @@ export interface ViewLinkEnd {
 export interface ViewLink {
   /** Graph edge key: if:<node>/<iface>, link:<n>, gw:<net>, overlay:<net>/<host>, underlay:<host>, hostmode:<node>. */
   id: string;
-  kind: 'attachment' | 'link' | 'gateway' | 'underlay' | 'overlay' | 'host-mode';
+  /** Edge kind of topology/graph.ts (other kinds it may grow are drawn plainly). */
+  kind: 'attachment' | 'link' | 'gateway' | 'underlay' | 'overlay' | 'host-mode' | (string & {});
   source: string;
   target: string;
   a: ViewLinkEnd;

@@ -145,6 +145,11 @@ export function labView(lab: Lab, status: LabStatusReport | null, labStatus: str
       case 'host-mode':
         links.push({ id, kind: a.kind, source, target, a: end(source), b: end(target), state: live ? 'up' : 'unknown', endpoint: null, why: 'network_mode host: shares the stack' });
         break;
+      default: {
+        // An edge kind this view does not know yet: drawn plainly, not toggleable.
+        const other = a as { kind: string; label?: string };
+        links.push({ id, kind: other.kind, source, target, a: end(source), b: end(target), state: live ? 'up' : 'unknown', endpoint: null, why: other.label ?? other.kind });
+      }
     }
   });
 
