@@ -16,8 +16,12 @@ export const SCHEMA_PATH = (() => {
 })();
 export const schema = require(SCHEMA_PATH) as Record<string, unknown>;
 
-const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
-const validateFn = ajv.compile(schema);
+// Compiled on first use: commands that read no topology (down, status, exec) skip the cost.
+let validateFn: ReturnType<Ajv['compile']> | null = null;
+function validator(): ReturnType<Ajv['compile']> {
+  validateFn ??= new Ajv({ allErrors: true, strict: false, verbose: true }).compile(schema);
+  return validateFn;
+}
 
 function decodePointer(p: string): PathSeg[] {
   if (!p) return [];
@@ -100,9 +104,10 @@ function toDiagnostic(e: ErrorObject, loc: Locator): Diagnostic | null {
 
 /** Validates the parsed YAML value against the schema; [] when it conforms. */
 export function schemaDiagnostics(value: unknown, loc: Locator): Diagnostic[] {
-  if (validateFn(value)) return [];
+  const validate = validator();
+  if (validate(value)) return [];
   const out: Diagnostic[] = [];
-  for (const e of validateFn.errors ?? []) {
+  for (const e of validate.errors ?? []) {
     const d = toDiagnostic(e, loc);
     if (d) out.push(d);
   }
