@@ -13,7 +13,7 @@
 // level, so a page open on one lab never holds another lab's namespaces.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Kernel, type LinkEvent, type LinkMonitor } from '../../controller/kernel.js';
+import { ensureTmpfs, Kernel, type LinkEvent, type LinkMonitor } from '../../controller/kernel.js';
 import { knownLabs, LabError, setLink as controllerSetLink, status as controllerStatus } from '../../controller/lab.js';
 import { labDir, listStateLabs, LockBusyError, readState, STATE_ROOT } from '../../controller/state.js';
 import { matrixChecks, runChecks, type CheckReport } from '../../controller/checks.js';
@@ -48,6 +48,12 @@ export class LiveSource implements LabSource {
     const useKernel = o.kernel ?? (process.getuid?.() === 0);
     // Kernel.open also starts the libuv pool in this namespace, before any setns window.
     const kernel = useKernel ? await Kernel.open() : null;
+    // `up` mounts a tmpfs over an empty state folder that is not on one; done later, it would
+    // hide the folder this source watches (inotify sees the covered directory), so as root it
+    // is done first, exactly as `up` would.
+    if (kernel) {
+      try { ensureTmpfs(STATE_ROOT); } catch { /* then `up` tries, as usual */ }
+    }
     const s = new LiveSource(o.offline ?? null, kernel);
     s.start();
     return s;
