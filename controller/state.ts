@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import type { Lab } from '../topology/types.js';
 
 export const STATE_ROOT = process.env.NETLAB_STATE_DIR || '/run/netlab';
+/** A NETLAB_STATE_DIR the user set is used as it is; only the default gets netlab's tmpfs. */
+export const STATE_ROOT_IS_DEFAULT = !process.env.NETLAB_STATE_DIR;
 
 export type LabStatus = 'creating' | 'up' | 'failed' | 'deleting';
 
@@ -94,7 +96,7 @@ export class LockBusyError extends Error {
 /** Takes the lab's lock (a file holding our pid, created exclusively). A lock left by a dead
  *  process is taken over. Returns the release function. */
 export function lockLab(lab: string, prepareRoot?: (dir: string) => void): () => void {
-  prepareRoot?.(STATE_ROOT);
+  if (STATE_ROOT_IS_DEFAULT) prepareRoot?.(STATE_ROOT);
   const dir = labDir(lab);
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const file = path.join(dir, 'lock');

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ensureTmpfs, Kernel, type LinkEvent, type LinkMonitor } from '../../controller/kernel.js';
 import { knownLabs, LabError, setLink as controllerSetLink, status as controllerStatus } from '../../controller/lab.js';
-import { labDir, listStateLabs, LockBusyError, readState, STATE_ROOT } from '../../controller/state.js';
+import { labDir, listStateLabs, LockBusyError, readState, STATE_ROOT, STATE_ROOT_IS_DEFAULT } from '../../controller/state.js';
 import { matrixChecks, runChecks, type CheckReport } from '../../controller/checks.js';
 import { containersDir } from '../../runtime/container.js';
 import { labGroup, labOfNetns } from '../../topology/names.js';
@@ -52,7 +52,7 @@ export class LiveSource implements LabSource {
     // hide the folder this source watches (inotify sees the covered directory), so as root it
     // is done first, exactly as `up` would.
     if (kernel) {
-      try { ensureTmpfs(STATE_ROOT); } catch { /* then `up` tries, as usual */ }
+      try { if (STATE_ROOT_IS_DEFAULT) ensureTmpfs(STATE_ROOT); } catch { /* then `up` tries, as usual */ }
     }
     const s = new LiveSource(o.offline ?? null, kernel);
     s.start();
