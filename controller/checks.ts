@@ -6,7 +6,7 @@
 // a table, a matrix grid, JSON and JUnit XML.
 import type { Expect, Lab, LabCheck, LabNode } from '../topology/types.js';
 import { isIpv4 } from '../topology/ipam.js';
-import { explain, predictCheck, targetAddress, type Prediction } from '../topology/simulate.js';
+import { checkPredictor, explain, targetAddress, type Prediction } from '../topology/simulate.js';
 import { runProbes, type Probe, type ProbeResult } from '../runtime/probe.js';
 import { execCapture } from '../runtime/container.js';
 
@@ -70,8 +70,8 @@ interface Planned {
   probe: Probe | null;
 }
 
-function plan(lab: Lab, check: LabCheck): Planned {
-  const prediction = predictCheck(lab, check);
+function plan(lab: Lab, check: LabCheck, predict: (c: LabCheck) => Prediction): Planned {
+  const prediction = predict(check);
   const src = node(lab, check.from);
   let address: string | null = null;
   let probe: Probe | null = null;
@@ -129,7 +129,8 @@ export interface RunOptions {
 /** Predicts and (unless predictOnly) observes the given checks. */
 export async function runChecks(lab: Lab, checks: LabCheck[], mode: CheckReport['mode'], o: RunOptions = {}): Promise<CheckReport> {
   const t0 = performance.now();
-  const planned = checks.map((c) => plan(lab, c));
+  const predict = checkPredictor(lab);
+  const planned = checks.map((c) => plan(lab, c, predict));
   let observed: ({ ok: boolean; detail: string } | null)[] = planned.map(() => null);
   if (!o.predictOnly) {
     const probes = planned.filter((p) => p.probe).map((p) => p.probe!);
