@@ -52,7 +52,7 @@ interface NetlabResult {
   error: string | null;
 }
 
-interface MininetResult {
+export interface MininetResult {
   n: number;
   ran: boolean;
   why: string | null;
@@ -70,7 +70,7 @@ interface MininetResult {
   sent: number | null;
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
@@ -78,7 +78,7 @@ function median(xs: number[]): number {
 const r1 = (x: number) => Math.round(x * 10) / 10;
 
 /** A second octet X such that nothing in the root namespace routes or has an address in 10.X/16. */
-function freeOctet(): number {
+export function freeOctet(): number {
   const used = new Set<number>();
   const j = (args: string[]) => JSON.parse(spawnSync('ip', ['-j', ...args], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout || '[]') as unknown[];
   for (const r of j(['-4', 'route', 'show', 'table', 'all']) as { dst: string }[]) {
@@ -96,7 +96,7 @@ function freeOctet(): number {
 }
 
 /** Star N: nodes n1..nN on one bridge network without a gateway (internal). */
-function matrixTopology(lab: string, n: number, octet: number): string {
+export function matrixTopology(lab: string, n: number, octet: number): string {
   if (n < 2 || n > 65000) throw new Error(`N must be 2..65000 (got ${n})`);
   const prefix = n <= 250 ? 24 : 16;
   const lines = [
@@ -114,7 +114,7 @@ function matrixTopology(lab: string, n: number, octet: number): string {
 }
 
 /** Sum over CPUs of the ARP cache's table_fulls counter (hex columns; the first line names them). */
-function arpTableFulls(): number {
+export function arpTableFulls(): number {
   try {
     const [head, ...rows] = fs.readFileSync('/proc/net/stat/arp_cache', 'utf8').trim().split('\n');
     const col = head.trim().split(/\s+/).indexOf('table_fulls');
@@ -124,7 +124,7 @@ function arpTableFulls(): number {
   }
 }
 
-function sysctl(key: string): number | null {
+export function sysctl(key: string): number | null {
   try { return Number(fs.readFileSync(`/proc/sys/${key.replace(/\./g, '/')}`, 'utf8').trim()); } catch { return null; }
 }
 
@@ -191,7 +191,7 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
   });
 }
 
-async function benchMininet(n: number): Promise<MininetResult> {
+export async function benchMininet(n: number, o: { buildRun?: boolean } = {}): Promise<MininetResult> {
   const res: MininetResult = { n, ran: false, why: null, ms: null, buildMs: null, pingallMs: null, selfReportedMs: null, dropped: null, received: null, sent: null };
   if (spawnSync('sh', ['-c', 'command -v mn']).status !== 0) { res.why = '`mn` is not installed (bench/setup.sh installs Debian\'s mininet)'; return res; }
   if (spawnSync('sh', ['-c', 'command -v brctl']).status !== 0) { res.why = 'brctl (bridge-utils) is missing: Mininet\'s lxbr switch needs it'; return res; }
@@ -207,7 +207,7 @@ async function benchMininet(n: number): Promise<MininetResult> {
   if (r.code !== 0 || !p) res.why = `mn exited ${r.code}: ${r.out.trim().split('\n').slice(-3).join(' | ')}`;
   // A run of ours that failed half-way: remove only its bridge and ports.
   for (const l of mininetLinks().sort((a, b) => b.length - a.length)) spawnSync('ip', ['link', 'del', l]);
-  if (mininetLinks().length === 0) {
+  if (o.buildRun !== false && mininetLinks().length === 0) {
     const b = await run('mn', ['--switch', 'lxbr', '--controller', 'none', '--topo', `single,${n}`, '--test', 'build'], 900_000);
     if (b.code === 0) { res.buildMs = r1(b.ms); if (res.ms !== null) res.pingallMs = r1(res.ms - b.ms); }
     for (const l of mininetLinks().sort((a, b2) => b2.length - a.length)) spawnSync('ip', ['link', 'del', l]);
@@ -254,7 +254,10 @@ async function main(): Promise<void> {
   if (netlab.some((r) => r.error || !r.allReach)) process.exitCode = 1;
 }
 
-main().catch((e) => {
-  console.error(`bench/matrix: ${(e as Error).message}`);
-  process.exit(1);
-});
+// Run as a script only (bench/run.ts imports the functions above).
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  main().catch((e) => {
+    console.error(`bench/matrix: ${(e as Error).message}`);
+    process.exit(1);
+  });
+}
