@@ -706,7 +706,9 @@ async function main(): Promise<number> {
   try {
     result.nodeStartup = await nodeStartup(o.quietCap);
     const mountProbe = compileProbe('mountcost', tmp, []);
-    const pause = os.arch() === 'x64' ? compileProbe('idle-pause', tmp, ['-static', '-nostdlib', '-fno-stack-protector']) : { bin: null, why: `not x86-64 (${os.arch()})` };
+    // netlab's own default idle command (runtime/pause.c, built by npm run build).
+    const pauseBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../netlab-pause');
+    const pause = fs.existsSync(pauseBin) ? { bin: pauseBin, why: null } : { bin: null, why: `${pauseBin} is not built` };
     result.idleProcess = {
       busyboxSleep: fs.existsSync('/bin/busybox') ? await idleProcessMemory(['/bin/busybox', 'sleep', '1000']) : null,
       staticPause: pause.bin ? await idleProcessMemory([pause.bin]) : null,

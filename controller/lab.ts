@@ -9,7 +9,7 @@ import { buildPlan, nodesBuilt, type Plan } from './plan.js';
 import { applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
 import { ensureTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
-import { NFT_FAMILY } from './firewall.js';
+import { needsFirewall, NFT_FAMILY } from './firewall.js';
 import { listStateLabs, lockLab, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 
 /** A failure to show the user as is (one line), with the exit code. */
@@ -188,7 +188,9 @@ async function teardown(k: Kernel, lab: string, o: { starting?: boolean; as?: st
   const netns = labNetns(k, lab).filter((n) => own === null || own.has(n));
   for (const n of netns) k.netnsDel(n);
   const table = nftTable(lab);
-  const hadTable = nftListTables().some((t) => t.family === NFT_FAMILY && t.name === table);
+  // With a state the model says whether there is a table (one nft run, or none); without one,
+  // ask nft. nftDeleteTable is tolerant of a table that is already gone.
+  const hadTable = st ? as === null && needsFirewall(st.model) : nftListTables().some((t) => t.family === NFT_FAMILY && t.name === table);
   if (hadTable) nftDeleteTable(NFT_FAMILY, table);
   removeState(lab);
   restoreIpForward();

@@ -213,6 +213,8 @@ function signalName(n: number): string {
  *  waiting a grace period would only delay the inevitable SIGKILL. */
 function catchesSigterm(pid: number): boolean {
   try {
+    // netlab-pause waits for SIGTERM with sigtimedwait: blocked, not caught, but delivered.
+    if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0].endsWith('netlab-pause')) return true;
     const m = /SigCgt:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? (BigInt(`0x${m[1]}`) & (1n << 14n)) !== 0n : false;
   } catch {

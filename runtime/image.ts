@@ -6,6 +6,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The idle PID 1 of nodes without a command (runtime/pause.c, built next to the shim). */
+export const PAUSE_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../netlab-pause');
+/** Where the busybox image carries it. */
+const PAUSE_IN_IMAGE = '/sbin/netlab-pause';
 
 export const IMAGE_CACHE = process.env.NETLAB_IMAGE_CACHE || '/var/cache/netlab/images';
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
@@ -39,7 +45,8 @@ const ETC_FILES: Record<string, string> = {
 /** The busybox image directory (built on first use, atomically, then reused). */
 export function busyboxImage(): string {
   const bin = findStaticBusybox();
-  const hash = createHash('sha256').update(fs.readFileSync(bin)).digest('hex').slice(0, 16);
+  if (!fs.existsSync(PAUSE_PATH)) throw new ImageError(`${PAUSE_PATH} is missing: run ./setup.sh (it builds it)`);
+  const hash = createHash('sha256').update(fs.readFileSync(bin)).update(fs.readFileSync(PAUSE_PATH)).digest('hex').slice(0, 16);
   const dir = path.join(IMAGE_CACHE, `busybox-${hash}`);
   if (fs.existsSync(path.join(dir, '.complete'))) return dir;
   fs.mkdirSync(IMAGE_CACHE, { recursive: true });
@@ -60,6 +67,8 @@ export function busyboxImage(): string {
     fs.symlinkSync('/bin/busybox', target);
   }
   for (const [f, text] of Object.entries(ETC_FILES)) fs.writeFileSync(path.join(tmp, f), text);
+  fs.copyFileSync(PAUSE_PATH, path.join(tmp, PAUSE_IN_IMAGE));
+  fs.chmodSync(path.join(tmp, PAUSE_IN_IMAGE), 0o755);
   fs.writeFileSync(path.join(tmp, '.complete'), `${bin} ${hash} ${applets.length} applets\n`);
   try {
     fs.renameSync(tmp, dir);
@@ -87,7 +96,8 @@ export function resolveImage(image: string): string {
   throw new ImageError(`image "${image}" is not available: netlab provides busybox and host (OCI images are not supported yet)`);
 }
 
-/** Default command when a node gives none: idle until stopped. */
+/** Default command when a node gives none: idle until stopped, reaping orphans, exiting 0 on
+ *  SIGTERM (a host image sees the host's copy of the binary). */
 export function defaultCommand(image: string): string[] {
-  return image === HOST_IMAGE ? ['sleep', 'infinity'] : ['sleep', 'inf'];
+  return [image === HOST_IMAGE ? PAUSE_PATH : PAUSE_IN_IMAGE];
 }

@@ -351,7 +351,7 @@ describe.skipIf(!isRoot)('netlab container runtime (CLI: up, exec, logs, status,
       expect(web.find((r) => r.pid === 1)?.cmd).toBe('httpd -f -p 80 -h /www');
       expect(web.filter((r) => r.pid !== 1).map((r) => r.cmd)).toEqual(['ps']);
       const client = rows('client1');
-      expect(client.find((r) => r.pid === 1)?.cmd).toBe('sleep inf');
+      expect(client.find((r) => r.pid === 1)?.cmd).toBe('/sbin/netlab-pause');
       expect(client.filter((r) => r.pid !== 1).map((r) => r.cmd)).toEqual(['ps']);
       // /proc inside lists the container's processes only (PID 1 and the ls itself).
       const procs = execOk(lab, 'client1', ['ls', '/proc']).split(/\s+/).filter((x) => /^\d+$/.test(x));
