@@ -14,7 +14,7 @@ import type { Lab, LabNode } from '../topology/types.js';
 import { hostsFile } from '../topology/hosts.js';
 import { labDir } from '../controller/state.js';
 import { createContainerGroups, currentLayout, oomKills, pidsIn, procsFiles, removeGroups, type CgroupLayout } from './cgroups.js';
-import { defaultCommand, HOST_IMAGE, resolveImage } from './image.js';
+import { defaultCommand, HOST_IMAGE, PAUSE_PATH, resolveImage } from './image.js';
 
 export class RuntimeError extends Error {}
 
@@ -82,6 +82,7 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: strin
     `cwd=${checkLine(node.workingDir ?? '', 'working_dir')}`,
     `user=${checkLine(node.user ?? '', 'user')}`,
     `privileged=${node.privileged ? 1 : 0}`,
+    ...(image === HOST_IMAGE ? [`pause=${checkLine(PAUSE_PATH, 'netlab-pause path')}`] : []),
     ...procsFiles(meta.cgroups).map((f) => `cgroup=${f}`),
     ...node.volumes.map((v) => `volume=${v.readOnly ? 'ro' : 'rw'}\t${checkLine(v.source, 'volume')}\t${checkLine(v.target, 'volume')}`),
   ];

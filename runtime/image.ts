@@ -97,7 +97,10 @@ export function resolveImage(image: string): string {
 }
 
 /** Default command when a node gives none: idle until stopped, reaping orphans, exiting 0 on
- *  SIGTERM (a host image sees the host's copy of the binary). */
+ *  SIGTERM. */
 export function defaultCommand(image: string): string[] {
-  return [image === HOST_IMAGE ? PAUSE_PATH : PAUSE_IN_IMAGE];
+  return [image === HOST_IMAGE ? PAUSE_IN_HOST_IMAGE : PAUSE_IN_IMAGE];
 }
+
+/** In a host image the shim binds PAUSE_PATH here (the checkout may be under the private /tmp). */
+export const PAUSE_IN_HOST_IMAGE = '/run/netlab-pause';

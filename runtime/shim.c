@@ -277,6 +277,12 @@ static void container_child(const char *dir, struct spec *s, int log_fd, int nul
     if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) die("mount /tmp");
     path_join(p, sizeof p, root, "/run");
     if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0) die("mount /run");
+    // The idle command lives in netlab's checkout, which the private /tmp or /run may hide.
+    const char *pause = get(s, "pause");
+    if (pause && *pause) {
+      path_join(p, sizeof p, root, "/run/netlab-pause");
+      bind_mount(pause, p, 1, 0);
+    }
     path_join(p, sizeof p, root, "/etc");
     snprintf(q, sizeof q, "lowerdir=/etc,upperdir=%s,workdir=%s", upper, work);
     if (mount("overlay", p, "overlay", 0, q) < 0) die("mount overlay on /etc");
