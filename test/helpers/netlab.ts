@@ -10,6 +10,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labGroup, labId, nftTable } from '../../topology/names.js';
 import type { Plan, PlanStep } from '../../controller/plan.js';
+import type { Lab } from '../../topology/types.js';
+import { loadTopologyFile } from '../../topology/load.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(REPO, 'bin/netlab.js');
@@ -488,4 +490,42 @@ export async function forceRemoveLab(lab: string): Promise<string[]> {
   const dir = path.join(STATE_ROOT, lab);
   if (fs.existsSync(dir)) { fs.rmSync(dir, { recursive: true, force: true }); did.push(`rm -r ${dir}`); }
   return did;
+}
+
+/** The tests run bin/netlab.js: refuse to run against a dist/ older than the sources (a stale
+ *  build would test yesterday's code). */
+export function assertBuildFresh(): void {
+  if (!fs.existsSync(path.join(REPO, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first (the tests run bin/netlab.js)');
+  const native: Record<string, string> = { 'shim.c': 'dist/netlab-shim', 'pause.c': 'dist/netlab-pause' };
+  for (const dir of ['controller', 'cli', 'topology', 'runtime']) {
+    for (const f of fs.readdirSync(path.join(REPO, dir))) {
+      const out = f.endsWith('.ts') ? path.join(REPO, 'dist', dir, f.replace(/\.ts$/, '.js')) : native[f] ? path.join(REPO, native[f]) : null;
+      if (out && (!fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(path.join(REPO, dir, f)).mtimeMs)) {
+        throw new Error(`${path.relative(REPO, out)} is older than ${dir}/${f}: run \`npm run build\` first (the tests run bin/netlab.js)`);
+      }
+    }
+  }
+}
+
+/** The resolved model of a topology file the test wrote (it must be valid). */
+export function loadModel(file: string): Lab {
+  const r = loadTopologyFile(file);
+  if (!r.lab) throw new Error(`${file} is invalid: ${JSON.stringify(r.diagnostics)}`);
+  return r.lab;
+}
+
+/** The model's address of NODE:IFACE. */
+export function addrOf(lab: Lab, node: string, iface = 'eth0'): string {
+  const a = lab.nodes.find((n) => n.name === node)?.interfaces.find((f) => f.name === iface)?.ipv4?.address;
+  if (!a) throw new Error(`test bug: ${node}:${iface} has no address in ${lab.name}`);
+  return a;
+}
+
+/** Takes a lab down (if anything of it is there) and returns what is still left after that. */
+export async function downAndCheck(lab: string): Promise<string[]> {
+  if (labLeftovers(lab).length > 0) {
+    const r = netlab(['down', lab]);
+    if (r.status !== 0) return [`netlab down ${lab} failed (${r.status}): ${r.stderr.trim()}`];
+  }
+  return settleLeftovers(lab);
 }

@@ -16,14 +16,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadTopologyFile } from '../../topology/load.js';
 import { labId } from '../../topology/names.js';
-import type { Lab } from '../../topology/types.js';
 import type { CheckOutcome, CheckReport } from '../../controller/checks.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
-import {
-  REPO, forceRemoveLab, foreignNetlabObjects, freeOctets, labLeftovers, netlab, netlabOk, prng, settleLeftovers, type CliResult,
-} from '../helpers/netlab.js';
+import { REPO, forceRemoveLab, foreignNetlabObjects, freeOctets, labLeftovers, netlab, netlabOk, prng, settleLeftovers, type CliResult, assertBuildFresh, loadModel, addrOf, downAndCheck } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/integration/checks.test.ts skipped: it needs root (it builds labs in the real kernel and probes them)');
@@ -68,18 +64,6 @@ describe.skipIf(!isRoot)('netlab check: predictions and observations on real lab
     return text;
   }
 
-  function model(file: string): Lab {
-    const r = loadTopologyFile(file);
-    if (!r.lab) throw new Error(`${file} is invalid: ${JSON.stringify(r.diagnostics)}`);
-    return r.lab;
-  }
-
-  function addrOf(lab: Lab, node: string, iface = 'eth0'): string {
-    const a = lab.nodes.find((n) => n.name === node)?.interfaces.find((f) => f.name === iface)?.ipv4?.address;
-    if (!a) throw new Error(`test bug: ${node}:${iface} has no address in ${lab.name}`);
-    return a;
-  }
-
   /** routed.yml with its four subnets moved into 10.<o>.0.0/16: lan1 10.o.1/24, r1-r2 10.o.12/30,
    *  r2-r3 10.o.23/30, h3's link 10.o.3/24. */
   const routedSubs = (o: number): [string, string][] => [
@@ -98,30 +82,8 @@ describe.skipIf(!isRoot)('netlab check: predictions and observations on real lab
   const pair = (x: CheckOutcome) => `${x.from}->${x.target}`;
   const byPair = (r: CheckReport) => new Map(r.outcomes.map((x) => [pair(x), x]));
 
-  /** Takes a lab down (if anything of it is there) and returns what is still left after that. */
-  async function downAndCheck(lab: string): Promise<string[]> {
-    if (labLeftovers(lab).length > 0) {
-      const r = netlab(['down', lab]);
-      if (r.status !== 0) return [`netlab down ${lab} failed (${r.status}): ${r.stderr.trim()}`];
-    }
-    return settleLeftovers(lab);
-  }
-
   beforeAll(() => {
-    const built = path.join(REPO, 'dist/cli/main.js');
-    if (!fs.existsSync(built)) throw new Error('dist/ is missing: run `npm run build` first (the tests run bin/netlab.js)');
-    const stale = (src: string, out: string) => !fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(src).mtimeMs;
-    for (const dir of ['controller', 'cli', 'topology', 'runtime']) {
-      for (const f of fs.readdirSync(path.join(REPO, dir))) {
-        if (!f.endsWith('.ts')) continue;
-        if (stale(path.join(REPO, dir, f), path.join(REPO, 'dist', dir, f.replace(/\.ts$/, '.js')))) {
-          throw new Error(`dist/ is older than ${dir}/${f}: run \`npm run build\` first (the tests run bin/netlab.js)`);
-        }
-      }
-    }
-    if (stale(path.join(REPO, 'runtime/shim.c'), path.join(REPO, 'dist/netlab-shim'))) {
-      throw new Error('dist/netlab-shim is older than runtime/shim.c: run `npm run build` first');
-    }
+    assertBuildFresh();
     addLeakProbe(cgroupProbe((d) => d.includes(`/netlab/c${RUN}-`)));
     addLeakProbe(containerProcessProbe((g) => g.includes(`/netlab/c${RUN}-`)));
     before = snapshot();
@@ -174,7 +136,7 @@ describe.skipIf(!isRoot)('netlab check: predictions and observations on real lab
     const lab = newLab('br');
     const [o] = freeOctets(1, rand);
     const file = writeTopology(lab, exampleText('bridge', lab, [['10.10.', `10.${o}.`]]));
-    const m = model(file);
+    const m = loadModel(file);
     expect(m.nodes.find((n) => n.name === 'web')?.volumes.map((v) => v.source)).toEqual([path.join(tmp, 'www')]);
 
     const up = netlab(['up', file, '--check']);
@@ -408,7 +370,7 @@ describe.skipIf(!isRoot)('netlab check: predictions and observations on real lab
     const lab = newLab('adh');
     const [o] = freeOctets(1, rand);
     const file = writeTopology(lab, exampleText('bridge', lab, [['10.10.', `10.${o}.`]]));
-    const m = model(file);
+    const m = loadModel(file);
 
     // Not up yet: without --predict-only, by name and by file, one clear line and non-zero.
     for (const arg of [lab, file]) {

@@ -15,15 +15,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadTopologyFile } from '../../topology/load.js';
 import { labGroup, labId } from '../../topology/names.js';
 import type { Lab } from '../../topology/types.js';
 import { buildPlan, type Plan, type PlanStep } from '../../controller/plan.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
-import {
-  Children, REPO, forceRemoveLab, processesInCgroup, STATE_ROOT, foreignNetlabObjects, freeOctets, freePort, httpGet, isLabNetns, labLeftovers, link, links,
-  netlab, netlabOk, netlabSpawn, netnsList, nftTableNames, ping, planDiff, prng, settleLeftovers, sleep, waitExit,
-} from '../helpers/netlab.js';
+import { Children, REPO, forceRemoveLab, processesInCgroup, STATE_ROOT, foreignNetlabObjects, freeOctets, freePort, httpGet, isLabNetns, labLeftovers, link, links, netlab, netlabOk, netlabSpawn, netnsList, nftTableNames, ping, planDiff, prng, settleLeftovers, sleep, waitExit, assertBuildFresh, loadModel, addrOf, downAndCheck } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/integration/controller.test.ts skipped: it needs root (it builds labs in the real kernel: namespaces, links, nftables)');
@@ -74,41 +70,10 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     return file;
   }
 
-  function model(file: string): Lab {
-    const r = loadTopologyFile(file);
-    if (!r.lab) throw new Error(`${file} is invalid: ${JSON.stringify(r.diagnostics)}`);
-    return r.lab;
-  }
-
-  function addrOf(lab: Lab, node: string, iface = 'eth0'): string {
-    const a = lab.nodes.find((n) => n.name === node)?.interfaces.find((f) => f.name === iface)?.ipv4?.address;
-    if (!a) throw new Error(`test bug: ${node}:${iface} has no address in ${lab.name}`);
-    return a;
-  }
-
   const nsOf = (lab: string, node: string) => `netlab.${lab}.${node}`;
 
-  /** Takes a lab down (if anything of it is there) and returns what is still left after that. */
-  async function downAndCheck(lab: string): Promise<string[]> {
-    if (labLeftovers(lab).length > 0) {
-      const r = netlab(['down', lab]);
-      if (r.status !== 0) return [`netlab down ${lab} failed (${r.status}): ${r.stderr.trim()}`];
-    }
-    return settleLeftovers(lab);
-  }
-
   beforeAll(() => {
-    const built = path.join(REPO, 'dist/cli/main.js');
-    if (!fs.existsSync(built)) throw new Error('dist/ is missing: run `npm run build` first (the tests run bin/netlab.js)');
-    for (const dir of ['controller', 'cli', 'topology', 'runtime']) {
-      for (const f of fs.readdirSync(path.join(REPO, dir))) {
-        if (!f.endsWith('.ts')) continue;
-        const js = path.join(REPO, 'dist', dir, f.replace(/\.ts$/, '.js'));
-        if (!fs.existsSync(js) || fs.statSync(js).mtimeMs < fs.statSync(path.join(REPO, dir, f)).mtimeMs) {
-          throw new Error(`dist/ is older than ${dir}/${f}: run \`npm run build\` first (the tests run bin/netlab.js)`);
-        }
-      }
-    }
+    assertBuildFresh();
     // Every lab of this run is named t<RUN>-...: the shared probes watch only those.
     addLeakProbe(cgroupProbe((d) => d.includes(`/netlab/t${RUN}-`)));
     addLeakProbe(containerProcessProbe((g) => g.includes(`/netlab/t${RUN}-`)));
@@ -178,7 +143,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     const lab = newLab('br');
     const [o] = freeOctets(1, rand);
     const file = copyExample('bridge', lab, [['10.10.', `10.${o}.`]]);
-    const m = model(file);
+    const m = loadModel(file);
     const plan = planOf(m);
 
     const up = netlabOk(['up', file]);
@@ -225,7 +190,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
   it('routed.yml copy: h1 <-> h3 across the router chain, nogw -> h3 fails; a point-to-point link set down cuts the path on both ends', () => {
     const lab = newLab('rt');
     const file = copyExample('routed', lab);
-    const m = model(file);
+    const m = loadModel(file);
     netlabOk(['up', file]);
     expect(planDiff(planOf(m))).toEqual([]);
 
@@ -252,7 +217,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     const lab = newLab('iso');
     const [a, b] = freeOctets(2, rand);
     const file = copyExample('isolated', lab, [['10.21.', `10.${a}.`], ['10.22.', `10.${b}.`]]);
-    const m = model(file);
+    const m = loadModel(file);
     netlabOk(['up', file]);
     expect(planDiff(planOf(m))).toEqual([]);
     expect(fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()).toBe('1');
@@ -268,7 +233,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
   it('none.yml copy: each node has its own netns with only lo, up', () => {
     const lab = newLab('none');
     const file = copyExample('none', lab);
-    const m = model(file);
+    const m = loadModel(file);
     netlabOk(['up', file]);
     expect(planDiff(planOf(m))).toEqual([]);
     expect(netnsList().filter((n) => isLabNetns(lab, n)).sort()).toEqual([nsOf(lab, 'n1'), nsOf(lab, 'n2')]);
@@ -285,7 +250,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     const port = await freePort(rand);
     const port2 = await freePort(rand, [port]);
     const file = copyExample('host', lab, [['10.11.', `10.${o}.`], ['18080', String(port)], ['18081', String(port2)]]);
-    const m = model(file);
+    const m = loadModel(file);
     netlabOk(['up', file]);
     expect(planDiff(planOf(m))).toEqual([]);
     expect(netnsList().filter((n) => isLabNetns(lab, n))).toEqual([nsOf(lab, 'probe')]);
@@ -315,7 +280,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
       `    ports: ["127.0.0.1:${p1}:80", "${p2}:80"]`,
       '',
     ].join('\n'));
-    const m = model(file);
+    const m = loadModel(file);
     netlabOk(['up', file]);
     expect(planDiff(planOf(m))).toEqual([]);
 
@@ -339,7 +304,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     const lb = newLab('twb');
     const fa = copyExample('bridge', la, [['10.10.', `10.${oa}.`]]);
     const fb = copyExample('bridge', lb, [['10.10.', `10.${ob}.`]]);
-    const ma = model(fa), mb = model(fb);
+    const ma = loadModel(fa), mb = loadModel(fb);
     const pa = planOf(ma), pb = planOf(mb);
     netlabOk(['up', fa]);
     netlabOk(['up', fb]);
@@ -384,7 +349,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     // Calibrate: the full `up` (process start to exit) and when its kernel work starts (state written).
     const cal = newLab('cal');
     const calFile = crashTopology(cal, o);
-    const calPlan = planOf(model(calFile));
+    const calPlan = planOf(loadModel(calFile));
     const t0 = performance.now();
     const child = netlabSpawn(['up', calFile]);
     let tState = -1;
@@ -479,7 +444,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     const lab = newLab('lnk');
     const [o] = freeOctets(1, rand);
     const file = copyExample('bridge', lab, [['10.10.', `10.${o}.`]]);
-    const m = model(file);
+    const m = loadModel(file);
     netlabOk(['up', file]);
     const web = nsOf(lab, 'web'), client1 = nsOf(lab, 'client1');
     const hostSide = m.nodes.find((n) => n.name === 'web')!.interfaces[0].hostSide!;
@@ -508,7 +473,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     const lab = newLab('twice');
     const [o] = freeOctets(1, rand);
     const file = copyExample('bridge', lab, [['10.10.', `10.${o}.`]]);
-    const plan = planOf(model(file));
+    const plan = planOf(loadModel(file));
     netlabOk(['up', file]);
     const fingerprint = () => ({
       netns: netnsList().filter((n) => isLabNetns(lab, n)).sort(),
@@ -530,7 +495,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     const lab = newLab('clash');
     const [o] = freeOctets(1, rand);
     const file = copyExample('bridge', lab, [['10.10.', `10.${o}.`]]);
-    const plan = planOf(model(file));
+    const plan = planOf(loadModel(file));
     // The host side of the last veth: by then the bridge, the namespaces and two veths exist.
     const steps = plan.steps.filter((s): s is Extract<PlanStep, { op: 'veth.add' }> => s.op === 'veth.add');
     const victim = steps[steps.length - 1];
@@ -562,7 +527,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     const lab = newLab('user');
     const [o] = freeOctets(1, rand);
     const file = copyExample('bridge', lab, [['10.10.', `10.${o}.`]]);
-    const plan = planOf(model(file));
+    const plan = planOf(loadModel(file));
     const r = netlab(['up', file], { asUser: 65534 });
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');

@@ -16,15 +16,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadTopologyFile } from '../../topology/load.js';
 import { labGroup, labId } from '../../topology/names.js';
 import type { Lab } from '../../topology/types.js';
 import { buildPlan } from '../../controller/plan.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
-import {
-  CLI, REPO, forceRemoveLab, freeOctets, isLabNetns, labLeftovers, link, links, netlab, netlabOk, netnsList, ping, planDiff,
-  processesInCgroup, prng, settleLeftovers, type CliResult, type IpLink,
-} from '../helpers/netlab.js';
+import { CLI, REPO, forceRemoveLab, freeOctets, isLabNetns, labLeftovers, link, links, netlab, netlabOk, netnsList, ping, planDiff, processesInCgroup, prng, settleLeftovers, type CliResult, type IpLink, assertBuildFresh, loadModel, addrOf } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/integration/overlay.test.ts skipped: it needs root (it builds labs in the real kernel)');
@@ -108,12 +104,6 @@ describe.skipIf(!isRoot)('overlay (VXLAN) networks on the real kernel: simulated
     return file;
   }
 
-  function model(file: string): Lab {
-    const r = loadTopologyFile(file);
-    if (!r.lab) throw new Error(`${file} is invalid: ${JSON.stringify(r.diagnostics)}`);
-    return r.lab;
-  }
-
   const addrOf = (m: Lab, node: string) => m.nodes.find((n) => n.name === node)!.interfaces[0].ipv4!.address;
   const nsOf = (lab: string, node: string) => `netlab.${lab}.${node}`;
   const hostNs = (lab: string, host: string) => `netlab.${lab}+${host}`;
@@ -175,15 +165,7 @@ describe.skipIf(!isRoot)('overlay (VXLAN) networks on the real kernel: simulated
   }
 
   beforeAll(() => {
-    for (const dir of ['controller', 'cli', 'topology', 'runtime']) {
-      for (const f of fs.readdirSync(path.join(REPO, dir))) {
-        if (!f.endsWith('.ts')) continue;
-        const js = path.join(REPO, 'dist', dir, f.replace(/\.ts$/, '.js'));
-        if (!fs.existsSync(js) || fs.statSync(js).mtimeMs < fs.statSync(path.join(REPO, dir, f)).mtimeMs) {
-          throw new Error(`dist/ is older than ${dir}/${f}: run \`npm run build\` first (the tests run bin/netlab.js)`);
-        }
-      }
-    }
+    assertBuildFresh();
     addLeakProbe(cgroupProbe((d) => d.includes(`/netlab/t${RUN}-`)));
     addLeakProbe(containerProcessProbe((g) => g.includes(`/netlab/t${RUN}-`)));
     before = snapshot();
@@ -246,7 +228,7 @@ describe.skipIf(!isRoot)('overlay (VXLAN) networks on the real kernel: simulated
     const lab = newLab(what);
     const [o1, o2] = freeOctets(2, rand);
     const file = copyOverlay(lab, [['10.31.0.', `10.${o1}.0.`], ['10.32.0.', `10.${o2}.0.`]]);
-    const m = model(file);
+    const m = loadModel(file);
     const up = netlabOk(['up', file]);
     expect(up.stdout).toContain(`lab ${lab} is up: 4 nodes, 2 networks`);
     timings[`${what}: up (CLI process, wall)`] = `${Math.round(up.ms)} ms`;
@@ -393,7 +375,7 @@ describe.skipIf(!isRoot)('overlay (VXLAN) networks on the real kernel: simulated
       '  - ping: { from: e, to: b, expect: fail }',
       '',
     ].join('\n'));
-    const m = model(file);
+    const m = loadModel(file);
     netlabOk(['up', file]);
     const lan = m.networks.find((n) => n.name === 'lan')!;
     expect(link(hostNs(lab, 'h1'), lan.bridgeName!)?.linkinfo?.info_kind).toBe('bridge');
@@ -426,7 +408,7 @@ describe.skipIf(!isRoot)('overlay (VXLAN) networks on the real kernel: simulated
       ['10.31.0.', `10.${o1}.0.`], ['10.32.0.', `10.${o2}.0.`],
       ['  h1: {}', `  h1: { address: ${a1} }`], ['  h2: {}', `  h2: { address: ${a2} }`],
     ]);
-    const m = model(file);
+    const m = loadModel(file);
 
     // Under `ip netns exec` the namespaces netlab makes would be lost: it refuses, making nothing.
     const refused = onMachine(m1, ['up', file, '--as', 'h1'], { ipNetnsExec: true });

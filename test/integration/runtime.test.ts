@@ -18,7 +18,7 @@ import {
   addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, netlabCgroupProcesses, netlabCgroups, snapshot,
   type LeakFilter, type Snapshot,
 } from '../helpers/leaks.js';
-import { REPO, STATE_ROOT, labLeftovers, netlab, netlabOk, netlabSpawn, sleep, waitExit, type CliResult } from '../helpers/netlab.js';
+import { REPO, STATE_ROOT, labLeftovers, netlab, netlabOk, netlabSpawn, sleep, waitExit, type CliResult, assertBuildFresh } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/integration/runtime.test.ts skipped: it needs root (it starts containers: namespaces, overlay mounts, cgroups)');
@@ -222,17 +222,7 @@ describe.skipIf(!isRoot)('netlab container runtime (CLI: up, exec, logs, status,
   }
 
   beforeAll(() => {
-    const built = path.join(REPO, 'dist/cli/main.js');
-    if (!fs.existsSync(built)) throw new Error('dist/ is missing: run `npm run build` first (the tests run bin/netlab.js)');
-    for (const dir of ['controller', 'cli', 'topology', 'runtime']) {
-      for (const f of fs.readdirSync(path.join(REPO, dir))) {
-        const src = path.join(REPO, dir, f);
-        const out = f.endsWith('.ts') ? path.join(REPO, 'dist', dir, f.replace(/\.ts$/, '.js')) : f === 'shim.c' ? path.join(REPO, 'dist/netlab-shim') : null;
-        if (out && (!fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(src).mtimeMs)) {
-          throw new Error(`${path.relative(REPO, out)} is older than ${dir}/${f}: run \`npm run build\` first (the tests run bin/netlab.js)`);
-        }
-      }
-    }
+    assertBuildFresh();
     // Only this run's labs are judged: other labs on the machine come and go.
     addLeakProbe(cgroupProbe((d) => d.includes(`/netlab/${PREFIX}`)));
     addLeakProbe(containerProcessProbe((g) => g.includes(`/netlab/${PREFIX}`)));
