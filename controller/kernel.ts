@@ -1196,6 +1196,20 @@ export function ensureTmpfs(dir: string): boolean {
   return true;
 }
 
+/** Undoes ensureTmpfs: unmounts `dir` when it is itself a tmpfs mount point (not when it merely
+ *  lies on one, as under a tmpfs /run). A busy mount stays. Returns true when it unmounted.
+ *  (umount DIR) */
+export function releaseTmpfs(dir: string): boolean {
+  let real: string;
+  try { real = fs.realpathSync(dir); } catch { return false; }
+  const own = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => {
+    const f = line.split(' ');
+    const sep = f.indexOf('-');
+    return sep > 0 && f[4]?.replace(/\\040/g, ' ') === real && f[sep + 1] === 'tmpfs';
+  });
+  return own && c_umount2(real, 0) === 0;
+}
+
 export function nftApply(ruleset: string): void {
   const m = /\btable\s+(\w+)\s+([\w.-]+)/.exec(ruleset);
   runNft('nftApply', m ? `table ${m[1]} ${m[2]}` : 'ruleset', ['-f', '-'], ruleset);

@@ -8,9 +8,9 @@ import { labGroup, labOfNetns, nftTable, nodeNetns, NAME_PREFIX, NETNS_PREFIX, A
 import { buildPlan, nodesBuilt, type Plan } from './plan.js';
 import { applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
-import { ensureTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
+import { ensureTmpfs, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
-import { listStateLabs, lockLab, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
+import { listStateLabs, lockLab, releaseStateRoot, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 
 /** A failure to show the user as is (one line), with the exit code. */
 export class LabError extends Error {
@@ -139,6 +139,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     process.off('SIGTERM', onSignal);
     kernel?.close();
     release();
+    releaseStateRoot(releaseTmpfs); // after a rollback the lab may have been the last one
   }
 }
 
@@ -215,6 +216,7 @@ export async function down(labName: string, o: { as?: string } = {}): Promise<Te
   } finally {
     kernel?.close();
     release();
+    releaseStateRoot(releaseTmpfs); // the last lab down takes netlab's tmpfs with it
   }
 }
 
@@ -267,6 +269,7 @@ export async function cleanup(): Promise<CleanupReport> {
     return { labs, strayLinks, strayTables };
   } finally {
     kernel.close();
+    releaseStateRoot(releaseTmpfs);
   }
 }
 

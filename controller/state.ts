@@ -93,13 +93,9 @@ export class LockBusyError extends Error {
   }
 }
 
-/** Takes the lab's lock (a file holding our pid, created exclusively). A lock left by a dead
- *  process is taken over. Returns the release function. */
-export function lockLab(lab: string, prepareRoot?: (dir: string) => void): () => void {
-  if (STATE_ROOT_IS_DEFAULT) prepareRoot?.(STATE_ROOT);
-  const dir = labDir(lab);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const file = path.join(dir, 'lock');
+/** Takes a lock file (holding our pid, created exclusively); a lock left by a dead process is
+ *  taken over. Returns the release function, or null when a live process holds it. */
+function tryLockFile(file: string): (() => void) | null | number {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = fs.openSync(file, 'wx', 0o644);
@@ -114,10 +110,69 @@ export function lockLab(lab: string, prepareRoot?: (dir: string) => void): () =>
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       let holder = 0;
       try { holder = Number(fs.readFileSync(file, 'utf8')) || 0; } catch { continue; }
-      if (holder > 0 && holder !== process.pid && pidAlive(holder)) throw new LockBusyError(lab, holder);
+      if (holder > 0 && holder !== process.pid && pidAlive(holder)) return holder;
       // Stale (its owner died, e.g. SIGKILL during up): take it over.
       try { fs.unlinkSync(file); } catch { /* raced with another taker */ }
     }
   }
-  throw new LockBusyError(lab, 0);
+  return 0;
+}
+
+/** Next to the state directory, not in it: guards mounting and unmounting its tmpfs. */
+const ROOT_LOCK = `${STATE_ROOT}.lock`;
+
+/** Runs fn holding the state directory's own lock (held for microseconds: waits up to 2 s). */
+function withRootLock<T>(fn: () => T): T {
+  const end = Date.now() + 2000;
+  for (;;) {
+    const r = tryLockFile(ROOT_LOCK);
+    if (typeof r === 'function') {
+      try { return fn(); } finally { r(); }
+    }
+    if (Date.now() > end) throw new LockBusyError('(state directory)', typeof r === 'number' ? r : 0);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+}
+
+/** Takes the lab's lock (a file holding our pid, created exclusively). A lock left by a dead
+ *  process is taken over. `prepareRoot` (netlab's tmpfs) runs first, under the state
+ *  directory's lock, so it never races with releaseStateRoot. Returns the release function. */
+export function lockLab(lab: string, prepareRoot?: (dir: string) => void): () => void {
+  const take = () => {
+    const dir = labDir(lab);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const r = tryLockFile(path.join(dir, 'lock'));
+    if (typeof r === 'function') return r;
+    throw new LockBusyError(lab, r ?? 0);
+  };
+  if (!STATE_ROOT_IS_DEFAULT || !prepareRoot) return take();
+  return withRootLock(() => {
+    prepareRoot(STATE_ROOT);
+    return take();
+  });
+}
+
+/** Marks the state directory as watched by this process (a `netlab web`), so that it stays. */
+export function holdStateRoot(): () => void {
+  const file = path.join(STATE_ROOT, `.web-${process.pid}`);
+  try { fs.writeFileSync(file, ''); } catch { return () => {}; }
+  return () => { try { fs.unlinkSync(file); } catch { /* gone already */ } };
+}
+
+/** Once no lab is left, undoes prepareRoot (unmounts netlab's tmpfs), so that `down` of the last
+ *  lab leaves no mount behind. */
+export function releaseStateRoot(release: (dir: string) => void): void {
+  if (!STATE_ROOT_IS_DEFAULT) return;
+  withRootLock(() => {
+    let entries: string[];
+    try { entries = fs.readdirSync(STATE_ROOT); } catch { return; }
+    // A running `netlab web` keeps the directory (it watches it); one that died does not.
+    entries = entries.filter((e) => {
+      const m = /^\.web-(\d+)$/.exec(e);
+      if (!m || pidAlive(Number(m[1]))) return true;
+      try { fs.unlinkSync(path.join(STATE_ROOT, e)); } catch { /* gone already */ }
+      return false;
+    });
+    if (entries.length === 0) release(STATE_ROOT);
+  });
 }

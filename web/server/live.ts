@@ -13,9 +13,9 @@
 // level, so a page open on one lab never holds another lab's namespaces.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ensureTmpfs, Kernel, type LinkEvent, type LinkMonitor } from '../../controller/kernel.js';
+import { ensureTmpfs, releaseTmpfs, Kernel, type LinkEvent, type LinkMonitor } from '../../controller/kernel.js';
 import { knownLabs, LabError, setLink as controllerSetLink, status as controllerStatus } from '../../controller/lab.js';
-import { labDir, listStateLabs, LockBusyError, readState, STATE_ROOT, STATE_ROOT_IS_DEFAULT } from '../../controller/state.js';
+import { holdStateRoot, labDir, listStateLabs, LockBusyError, readState, releaseStateRoot, STATE_ROOT, STATE_ROOT_IS_DEFAULT } from '../../controller/state.js';
 import { matrixChecks, runChecks, type CheckReport } from '../../controller/checks.js';
 import { containersDir } from '../../runtime/container.js';
 import { labGroup, labOfNetns } from '../../topology/names.js';
@@ -42,6 +42,8 @@ export class LiveSource implements LabSource {
   private interest = new Set<string>();
   private closed = false;
 
+  private unhold: () => void = () => {};
+
   private constructor(private readonly offline: Lab | null, private readonly kernel: Kernel | null) {}
 
   static async create(o: LiveSourceOptions = {}): Promise<LiveSource> {
@@ -51,10 +53,14 @@ export class LiveSource implements LabSource {
     // `up` mounts a tmpfs over an empty state folder that is not on one; done later, it would
     // hide the folder this source watches (inotify sees the covered directory), so as root it
     // is done first, exactly as `up` would.
+    let unhold = () => {};
     if (kernel) {
       try { if (STATE_ROOT_IS_DEFAULT) ensureTmpfs(STATE_ROOT); } catch { /* then `up` tries, as usual */ }
+      // While this source watches the folder, `down` of the last lab must not unmount it.
+      unhold = holdStateRoot();
     }
     const s = new LiveSource(o.offline ?? null, kernel);
+    s.unhold = unhold;
     s.start();
     return s;
   }
@@ -167,6 +173,8 @@ export class LiveSource implements LabSource {
     this.monitors.clear();
     this.kernel?.close();
     this.listeners.clear();
+    this.unhold();
+    if (this.kernel) releaseStateRoot(releaseTmpfs);
   }
 
   // ---------------------------------------------------------------- watching
