@@ -42,15 +42,12 @@ function nftTables(): string[] {
 }
 
 /** Mount points under /run/netns (the directory's own shared bind mount is made once per boot,
- *  as iproute2 does, and is not a leak) or anything mentioning netlab (but the tmpfs netlab
- *  puts on its state directory once, when that is on a disk: also made once per boot). */
-const STATE_ROOT_DIR = process.env.NETLAB_STATE_DIR || '/run/netlab';
-
+ *  as iproute2 does, and is not a leak) or anything mentioning netlab (netlab's tmpfs on its
+ *  state directory included: the last lab down unmounts it). */
 function mounts(): string[] {
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).flatMap((line) => {
     const mountPoint = unescape(line.split(' ')[4] ?? '');
-    if (mountPoint === STATE_ROOT_DIR) return [];
     return mountPoint.startsWith('/run/netns/') || line.includes('netlab') ? [mountPoint] : [];
   });
 }
