@@ -81,8 +81,8 @@ async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<vo
       k.nftApply(s.ruleset);
       return;
     case 'container.start':
-      if (!hooks.startContainers) throw new Error('no container runtime available');
-      return hooks.startContainers([s]);
+      // applyPlan hands runs of these to hooks.startContainers; here only without a runtime.
+      throw new Error('no container runtime available');
   }
 }
 

@@ -1179,21 +1179,23 @@ function runNft(op: string, object: string, args: string[], input?: string): str
 export function ensureTmpfs(dir: string): boolean {
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const real = fs.realpathSync(dir);
-  let fstype = '';
-  let best = -1;
+  if (mountOf(real).fstype === 'tmpfs' || fs.readdirSync(real).length > 0) return false;
+  if (c_mount('tmpfs', real, 'tmpfs', 0, 'mode=755') < 0) throw sysFail('mount', real, 'host', 'tmpfs');
+  return true;
+}
+
+/** The mount that holds `path` (the longest mount point above it), from /proc/self/mountinfo. */
+function mountOf(path: string): { mountPoint: string; fstype: string } {
+  let best = { mountPoint: '', fstype: '' };
   for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const f = line.split(' ');
     const sep = f.indexOf('-');
     if (sep < 0) continue;
     const mp = f[4].replace(/\\040/g, ' ');
-    if ((real === mp || real.startsWith(mp === '/' ? '/' : `${mp}/`)) && mp.length > best) {
-      best = mp.length;
-      fstype = f[sep + 1];
-    }
+    const under = path === mp || path.startsWith(mp === '/' ? '/' : `${mp}/`);
+    if (under && mp.length > best.mountPoint.length) best = { mountPoint: mp, fstype: f[sep + 1] };
   }
-  if (fstype === 'tmpfs' || fs.readdirSync(real).length > 0) return false;
-  if (c_mount('tmpfs', real, 'tmpfs', 0, 'mode=755') < 0) throw sysFail('mount', real, 'host', 'tmpfs');
-  return true;
+  return best;
 }
 
 /** Undoes ensureTmpfs: unmounts `dir` when it is itself a tmpfs mount point (not when it merely
@@ -1202,12 +1204,8 @@ export function ensureTmpfs(dir: string): boolean {
 export function releaseTmpfs(dir: string): boolean {
   let real: string;
   try { real = fs.realpathSync(dir); } catch { return false; }
-  const own = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => {
-    const f = line.split(' ');
-    const sep = f.indexOf('-');
-    return sep > 0 && f[4]?.replace(/\\040/g, ' ') === real && f[sep + 1] === 'tmpfs';
-  });
-  return own && c_umount2(real, 0) === 0;
+  const m = mountOf(real);
+  return m.mountPoint === real && m.fstype === 'tmpfs' && c_umount2(real, 0) === 0;
 }
 
 export function nftApply(ruleset: string): void {

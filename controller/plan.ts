@@ -39,8 +39,6 @@ export type PlanStep = PlanStepBody & { phase: Phase };
 
 export type PlanOp = PlanStep['op'];
 
-/** Whether `up` starts container processes yet (the runtime issue); plan shows exactly what up does. */
-export const CONTAINERS_AVAILABLE = true;
 
 export interface Plan {
   lab: string;
@@ -50,10 +48,6 @@ export interface Plan {
   as?: string;
   steps: PlanStep[];
   counts: Partial<Record<PlanOp, number>>;
-}
-
-function nsOfNode(lab: Lab, node: LabNode): Ns {
-  return node.netns;
 }
 
 /** Namespace holding the bridge of a network for a node: its simulated host's, or the root
@@ -67,7 +61,7 @@ export class PlanError extends Error {}
 
 export interface PlanOptions {
   /** Include the container processes (the runtime); without them nodes are bare namespaces.
-   *  Default: CONTAINERS_AVAILABLE. */
+   *  Default: true. */
   containers?: boolean;
   /** Build only this host's part of the lab, on that machine itself (`up --as HOST`): its root
    *  namespace is the host, so there is no underlay bridge, veth or host namespace; overlay
@@ -172,7 +166,7 @@ export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
   // 3. Node namespaces.
   phase = 'namespaces';
   for (const node of nodes) {
-    const ns = nsOfNode(lab, node);
+    const ns = node.netns;
     if (ns === null) continue;
     add({ op: 'netns.add', netns: ns, reason: `node ${node.name} (${node.networkMode === 'none' ? 'loopback only' : `${node.interfaces.length} interface${node.interfaces.length === 1 ? '' : 's'}`})` });
     const v6 = node.interfaces.some((f) => f.network && lab.networks.find((n) => n.name === f.network)!.ipv6);
@@ -191,7 +185,7 @@ export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
   // 4. Interfaces: veths to bridges, then point-to-point links.
   phase = 'interfaces';
   for (const node of nodes) {
-    const ns = nsOfNode(lab, node);
+    const ns = node.netns;
     if (ns === null) continue;
     for (const f of node.interfaces) {
       if (f.kind !== 'network') continue;
@@ -250,7 +244,7 @@ export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
 
   // 7. Containers.
   phase = 'containers';
-  if (opts.containers ?? CONTAINERS_AVAILABLE) {
+  if (opts.containers ?? true) {
     for (const node of nodes) {
       add({ op: 'container.start', node: node.name, netns: node.netns, image: node.image, command: node.command, hostname: node.name, reason: `container ${node.name}` });
     }

@@ -123,7 +123,7 @@ export function processesInCgroup(needle: string | ((cgroupPath: string) => bool
 }
 
 /** Live processes whose command line contains `needle` (the lab's container supervisor). */
-function processesWithArg(needle: string): { pid: number; cmd: string }[] {
+export function processesWithArg(needle: string): { pid: number; cmd: string }[] {
   const out: { pid: number; cmd: string }[] = [];
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;

@@ -20,7 +20,7 @@ import { labGroup, labId } from '../../topology/names.js';
 import type { Lab } from '../../topology/types.js';
 import { buildPlan } from '../../controller/plan.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
-import { CLI, REPO, forceRemoveLab, freeOctets, isLabNetns, labLeftovers, link, links, netlab, netlabOk, netnsList, ping, planDiff, processesInCgroup, prng, settleLeftovers, type CliResult, type IpLink, assertBuildFresh, loadModel, addrOf } from '../helpers/netlab.js';
+import { CLI, REPO, forceRemoveLab, freeOctets, isLabNetns, labLeftovers, link, links, netlab, netlabOk, netnsList, ping, planDiff, processesInCgroup, prng, settleLeftovers, type CliResult, type IpLink, assertBuildFresh, loadModel, addrOf, processesWithArg } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/integration/overlay.test.ts skipped: it needs root (it builds labs in the real kernel)');
@@ -131,21 +131,6 @@ describe.skipIf(!isRoot)('overlay (VXLAN) networks on the real kernel: simulated
     return r;
   }
 
-  /** Live processes whose command line mentions `needle` (a supervisor under a state dir). */
-  function processesWithArg(needle: string): string[] {
-    const out: string[] = [];
-    for (const d of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-      try {
-        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-        if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
-        const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ');
-        if (cmd.includes(needle)) out.push(`${d} ${cmd}`);
-      } catch { /* gone */ }
-    }
-    return out;
-  }
-
   /** What a half of a lab left in its machine: links of the lab in the machine's namespace,
    *  its state dir, supervisors, container processes of its nodes, node namespaces. */
   function halfLeftovers(lab: string, machine: string, nodes: string[]): string[] {
@@ -156,7 +141,7 @@ describe.skipIf(!isRoot)('overlay (VXLAN) networks on the real kernel: simulated
     for (const l of ls) if (l.ifname.startsWith(`nl${labId(lab)}`) || l.group === group) out.push(`link ${l.ifname} in ${machine}`);
     const dir = path.join(machines.get(machine)!, lab);
     if (fs.existsSync(dir)) out.push(`state dir ${dir}`);
-    for (const p of processesWithArg(`${machines.get(machine)!}/`)) out.push(`process ${p}`);
+    for (const p of processesWithArg(`${machines.get(machine)!}/`)) out.push(`process ${p.pid} ${p.cmd}`);
     for (const n of nodes) {
       if (netnsList().includes(nsOf(lab, n))) out.push(`netns ${nsOf(lab, n)}`);
       for (const p of processesInCgroup(`/netlab/${lab}/${n}`)) out.push(`process ${p.pid} (${p.comm}) of node ${n}`);
