@@ -142,7 +142,14 @@ export function lockLab(lab: string, prepareRoot?: (dir: string) => void): () =>
     const dir = labDir(lab);
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     const r = tryLockFile(path.join(dir, 'lock'));
-    if (typeof r === 'function') return r;
+    if (typeof r === 'function') {
+      return () => {
+        r();
+        // An `up` refused before it wrote any state leaves no empty lab directory behind (it
+        // would list as a lab); rmdir fails harmlessly when there is a state or another's lock.
+        try { fs.rmdirSync(dir); } catch { /* not empty, or gone */ }
+      };
+    }
     throw new LockBusyError(lab, r ?? 0);
   };
   if (!STATE_ROOT_IS_DEFAULT || !prepareRoot) return take();

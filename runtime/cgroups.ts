@@ -19,7 +19,10 @@ export interface CgroupLayout {
 }
 
 /** v1 controllers netlab uses; each may be mounted alone or co-mounted (cpu,cpuacct). */
-const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids'] as const;
+const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids', 'devices'] as const;
+/** Key of the unified (v2) hierarchy's group on a hybrid v1 machine: it has no controllers there,
+ *  but the container's eBPF device program is attached to it. */
+export const UNIFIED = 'unified';
 
 /** Parses /proc/self/cgroup: controller -> path (v2 entry under key ''). */
 export function parseProcCgroup(text: string): Map<string, string> {
@@ -61,6 +64,7 @@ export function detectLayout(procCgroup: string, mounts: string, v2Controllers: 
     const mnt = v1.get(c);
     if (mnt) base[c] = path.join(mnt, own.get(c) ?? '/', 'netlab');
   }
+  if (v2 !== null) base[UNIFIED] = path.join(v2, own.get('') ?? '/', 'netlab');
   return { version: 1, base };
 }
 
@@ -109,8 +113,22 @@ function enableV2(dir: string): void {
   if (want) fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), want);
 }
 
-/** Creates <base>/<lab>/<node> for every controller, writes the limits; returns the dirs. */
-export function createContainerGroups(layout: CgroupLayout, lab: string, node: string, r: Resources): Record<string, string> {
+/** The directory (on the unified hierarchy) where the container's eBPF device program goes: its v2
+ *  group, or on a hybrid machine its group in the unified tree; null on a pure v1 machine. */
+export function deviceProgramGroup(layout: CgroupLayout, dirs: Record<string, string>): string | null {
+  return layout.version === 2 ? dirs[''] ?? null : dirs[UNIFIED] ?? null;
+}
+
+/** cgroup v1's device allow-list: everything denied, then the rules allowed (null: no rules,
+ *  a privileged container keeps the parent's "allow all"). */
+export function deviceFiles(layout: CgroupLayout, dirs: Record<string, string>, allow: string[] | null): [string, string][] {
+  if (allow === null || layout.version === 2 || !dirs.devices) return [];
+  return [[path.join(dirs.devices, 'devices.deny'), 'a'], ...allow.map((l): [string, string] => [path.join(dirs.devices, 'devices.allow'), l])];
+}
+
+/** Creates <base>/<lab>/<node> for every controller, writes the limits (and v1 device rules);
+ *  returns the dirs. */
+export function createContainerGroups(layout: CgroupLayout, lab: string, node: string, r: Resources, deviceAllow: string[] | null = null): Record<string, string> {
   const dirs: Record<string, string> = {};
   for (const [ctrl, base] of Object.entries(layout.base)) {
     const labDir = path.join(base, lab);
@@ -126,7 +144,7 @@ export function createContainerGroups(layout: CgroupLayout, lab: string, node: s
     fs.mkdirSync(dir, { recursive: true });
     dirs[ctrl] = dir;
   }
-  for (const [file, value] of limitFiles(layout, dirs, r)) fs.writeFileSync(file, value);
+  for (const [file, value] of [...limitFiles(layout, dirs, r), ...deviceFiles(layout, dirs, deviceAllow)]) fs.writeFileSync(file, value);
   return dirs;
 }
 

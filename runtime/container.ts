@@ -13,7 +13,12 @@ import { fileURLToPath } from 'node:url';
 import type { Lab, LabNode } from '../topology/types.js';
 import { hostsFile } from '../topology/hosts.js';
 import { labDir } from '../controller/state.js';
-import { createContainerGroups, currentLayout, oomKills, pidsIn, procsFiles, removeGroups, type CgroupLayout } from './cgroups.js';
+import { createContainerGroups, currentLayout, deviceProgramGroup, oomKills, pidsIn, procsFiles, removeGroups, type CgroupLayout } from './cgroups.js';
+import { createHash } from 'node:crypto';
+import { capMask, effectiveCaps } from '../topology/security.js';
+import { DEFAULT_PROFILE, type SeccompProfile } from './seccomp/profile.js';
+import { compileProfile, parseProfile, SeccompError } from './seccomp/compile.js';
+import { DEFAULT_DEVICE_RULES, deviceProgram, v1AllowLines } from './devices.js';
 import { defaultCommand, HOST_IMAGE, PAUSE_PATH, resolveImage } from './image.js';
 
 export class RuntimeError extends Error {}
@@ -50,8 +55,62 @@ function checkLine(v: string, what: string): string {
   return v;
 }
 
+// ---------------------------------------------------------------- confinement programs
+
+/** The seccomp profile a node runs under, or null for none (privileged, or seccomp=unconfined). */
+function profileOf(node: LabNode): { profile: SeccompProfile; id: string } | null {
+  if (node.privileged || node.seccomp.mode === 'unconfined') return null;
+  if (node.seccomp.mode === 'default') return { profile: DEFAULT_PROFILE, id: 'default' };
+  const file = node.seccomp.file;
+  let text: string;
+  try { text = fs.readFileSync(file, 'utf8'); } catch (e) { throw new RuntimeError(`node ${node.name}: cannot read seccomp profile ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try {
+    return { profile: parseProfile(text, file), id: createHash('sha256').update(text).digest('hex').slice(0, 12) };
+  } catch (e) {
+    throw new RuntimeError(`node ${node.name}: ${(e as Error).message}`);
+  }
+}
+
+/** Compiled programs shared by a lab's containers: one seccomp filter per distinct profile and
+ *  capability set, one device program. Written into the lab's container directory. */
+class Programs {
+  private readonly files = new Map<string, string>();
+  constructor(private readonly dir: string) {}
+
+  seccomp(node: LabNode, caps: string[]): string | null {
+    const p = profileOf(node);
+    if (p === null) return null;
+    const mask = capMask(caps);
+    const key = `seccomp-${p.id}-${mask}`;
+    let file = this.files.get(key);
+    if (!file) {
+      let program: Buffer;
+      try {
+        program = compileProfile(p.profile, { arch: process.arch, caps: new Set(caps.map((c) => `CAP_${c}`)) }).program;
+      } catch (e) {
+        if (e instanceof SeccompError) throw new RuntimeError(`node ${node.name}: ${e.message}`);
+        throw e;
+      }
+      file = path.join(this.dir, `${key}.bpf`);
+      fs.writeFileSync(file, program);
+      this.files.set(key, file);
+    }
+    return file;
+  }
+
+  devices(): string {
+    let file = this.files.get('devices');
+    if (!file) {
+      file = path.join(this.dir, 'devices.bpf');
+      fs.writeFileSync(file, deviceProgram(DEFAULT_DEVICE_RULES));
+      this.files.set('devices', file);
+    }
+    return file;
+  }
+}
+
 /** Writes node's spec, argv, env and /etc files, and creates its cgroups. */
-function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: string, hostResolv: string): void {
+function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: string, hostResolv: string, programs: Programs): void {
   const dir = nodeDir(lab.name, node.name);
   const upper = path.join(dir, 'upper');
   fs.mkdirSync(upper, { recursive: true });
@@ -70,7 +129,11 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: strin
   const meta: ContainerMeta = { cgroupVersion: layout.version, cgroups: {} };
   for (const [ctrl, base] of Object.entries(layout.base)) meta.cgroups[ctrl] = path.join(base, lab.name, node.name);
   fs.writeFileSync(path.join(dir, 'cgroups.json'), JSON.stringify(meta));
-  createContainerGroups(layout, lab.name, node.name, node.resources);
+  // Docker's device list, unless privileged (then every device, as `docker run --privileged`).
+  createContainerGroups(layout, lab.name, node.name, node.resources, node.privileged ? null : v1AllowLines(DEFAULT_DEVICE_RULES));
+  const caps = effectiveCaps(node);
+  const seccomp = programs.seccomp(node, caps);
+  const devGroup = node.privileged ? null : deviceProgramGroup(layout, meta.cgroups);
   const spec = [
     `hostname=${checkLine(node.name, 'node name')}`,
     `netns=${node.netns ? `/run/netns/${node.netns}` : ''}`,
@@ -82,6 +145,11 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: strin
     `cwd=${checkLine(node.workingDir ?? '', 'working_dir')}`,
     `user=${checkLine(node.user ?? '', 'user')}`,
     `privileged=${node.privileged ? 1 : 0}`,
+    `caps=${capMask(caps)}`,
+    `procmask=${node.privileged ? 0 : 1}`,
+    ...(seccomp ? [`seccomp=${seccomp}`] : []),
+    ...(devGroup ? [`devprog=${programs.devices()}`, `devcgroup=${devGroup}`] : []),
+    ...Object.entries(node.sysctls).map(([k, v]) => `sysctl=${checkLine(k, 'sysctl')}\t${checkLine(v, 'sysctl value')}`),
     ...(image === HOST_IMAGE ? [`pause=${checkLine(PAUSE_PATH, 'netlab-pause path')}`] : []),
     ...procsFiles(meta.cgroups).map((f) => `cgroup=${f}`),
     ...node.volumes.map((v) => `volume=${v.readOnly ? 'ro' : 'rw'}\t${checkLine(v.source, 'volume')}\t${checkLine(v.target, 'volume')}`),
@@ -93,10 +161,19 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: strin
   fs.writeFileSync(path.join(dir, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}\0`).join(''));
 }
 
-/** Checks everything the runtime needs before any kernel object is made. */
+/** Checks everything the runtime needs before any kernel object is made: the helper, the images,
+ *  and that every node's seccomp profile reads and compiles. */
 export function checkRuntime(lab: Lab): void {
   if (!fs.existsSync(SHIM_PATH)) throw new RuntimeError(`container helper ${SHIM_PATH} is missing: run ./setup.sh (it builds it)`);
-  for (const n of lab.nodes) resolveImage(n.image);
+  for (const n of lab.nodes) {
+    resolveImage(n.image);
+    const p = profileOf(n);
+    if (p) {
+      try { compileProfile(p.profile, { arch: process.arch, caps: new Set(effectiveCaps(n).map((c) => `CAP_${c}`)) }); } catch (e) {
+        throw new RuntimeError(`node ${n.name}: ${(e as Error).message}`);
+      }
+    }
+  }
 }
 
 /** Prepares and starts every container of the lab under one supervisor; resolves when all
@@ -105,12 +182,14 @@ export async function startContainers(lab: Lab, nodes: string[]): Promise<Record
   const layout = currentLayout();
   const hostResolv = (() => { try { return fs.readFileSync('/etc/resolv.conf', 'utf8'); } catch { return ''; } })();
   const images = new Map<string, string>();
+  const dir = containersDir(lab.name);
+  fs.mkdirSync(dir, { recursive: true });
+  const programs = new Programs(dir);
   for (const name of nodes) {
     const node = lab.nodes.find((n) => n.name === name)!;
     if (!images.has(node.image)) images.set(node.image, resolveImage(node.image));
-    prepareNode(lab, node, layout, images.get(node.image)!, hostResolv);
+    prepareNode(lab, node, layout, images.get(node.image)!, hostResolv, programs);
   }
-  const dir = containersDir(lab.name);
   const child = spawn(SHIM_PATH, ['supervise', dir, ...nodes], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   fs.writeFileSync(path.join(dir, 'supervisor.pid'), `${child.pid}\n`);
   const pids: Record<string, number> = {};
@@ -290,7 +369,8 @@ export async function execInContainer(lab: string, node: string, argv: string[],
   const specValue = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(spec)?.[1] ?? '';
   const user = specValue('user');
   const cwd = specValue('cwd');
-  const args = ['exec', String(s.pid), ...(o.tty ? ['-t'] : []), ...(user ? ['-u', user] : []), ...(cwd ? ['-w', cwd] : []), '--', ...argv];
+  const seccomp = specValue('seccomp');
+  const args = ['exec', String(s.pid), ...(o.tty ? ['-t'] : []), ...(user ? ['-u', user] : []), ...(cwd ? ['-w', cwd] : []), ...(seccomp ? ['-s', seccomp] : []), '--', ...argv];
   const child = spawn(SHIM_PATH, args, { stdio: [o.stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
@@ -302,7 +382,8 @@ export async function execInContainer(lab: string, node: string, argv: string[],
 export async function execCapture(lab: string, node: string, argv: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
   const s = containerState(lab, node);
   if (s.state !== 'running') throw new RuntimeError(`container ${node} of lab ${lab} is not running (${describeState(s)})`);
-  const child = spawn(SHIM_PATH, ['exec', String(s.pid), '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const seccomp = /^seccomp=(.*)$/m.exec((() => { try { return fs.readFileSync(path.join(nodeDir(lab, node), 'spec'), 'utf8'); } catch { return ''; } })())?.[1];
+  const child = spawn(SHIM_PATH, ['exec', String(s.pid), ...(seccomp ? ['-s', seccomp] : []), '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });

@@ -10,7 +10,7 @@
 //     stays only to reap: each exit is written to LABDIR/NODE/exit ("exited N" / "killed SIG").
 //     It exits when its last container has exited.
 //
-//   netlab-shim exec PID [-t] [-u USER] [-w DIR] -- CMD ARGS...
+//   netlab-shim exec PID [-t] [-u USER] [-w DIR] [-s SECCOMP] -- CMD ARGS...
 //     Runs CMD inside the container whose PID 1 is PID (host pid): its cgroups, namespaces,
 //     root, environment, capability bounding set and no_new_privs, as USER in DIR (the node's
 //     user and working_dir, passed by container.ts); returns CMD's exit code.
@@ -21,7 +21,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -181,11 +184,142 @@ static void setup_dev(const char *root) {
   }
 }
 
-/** Docker's default capability set plus NET_ADMIN (labs configure their own interfaces). */
-static const int default_caps[] = {
-  CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW, CAP_SETGID, CAP_SETUID,
-  CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE, CAP_NET_ADMIN, -1,
+
+/** Closes every descriptor from `low` up: whatever the shell that ran `netlab up` left open (a
+ *  directory fd is a way out of any chroot) must not reach a container. */
+static void close_fds_from(int low, int cloexec_only) {
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC 4
+#endif
+  if (syscall(SYS_close_range, (unsigned)low, ~0U, cloexec_only ? CLOSE_RANGE_CLOEXEC : 0) == 0) return;
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 1 << 20) max = 1 << 20;
+  for (int fd = low; fd < max; fd++) {
+    if (cloexec_only) { int fl = fcntl(fd, F_GETFD); if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC); }
+    else close(fd);
+  }
+}
+
+/** A compiled program file (seccomp classic BPF, or the eBPF device program), read once per
+ *  supervisor and shared by the containers that name the same file. */
+struct program { char path[4096]; void *code; size_t len; int bpf_fd; };
+#define MAX_PROGRAMS 64
+static struct program programs[MAX_PROGRAMS];
+static int nprograms;
+
+static struct program *load_program(const char *path) {
+  for (int i = 0; i < nprograms; i++) if (!strcmp(programs[i].path, path)) return &programs[i];
+  if (nprograms == MAX_PROGRAMS) { errno = ENOSPC; return NULL; }
+  size_t len = 0;
+  char *code = read_file(path, &len);
+  if (!code || len == 0 || len % 8) { free(code); errno = EINVAL; return NULL; }
+  struct program *p = &programs[nprograms++];
+  snprintf(p->path, sizeof p->path, "%s", path);
+  p->code = code; p->len = len; p->bpf_fd = -1;
+  return p;
+}
+
+/** Loads the eBPF device program (BPF_PROG_TYPE_CGROUP_DEVICE) once; the fd is close-on-exec. */
+static int device_prog_fd(struct program *p, char *log, size_t loglen) {
+  if (p->bpf_fd >= 0) return p->bpf_fd;
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  attr.insns = (unsigned long)p->code;
+  attr.insn_cnt = p->len / 8;
+  attr.license = (unsigned long)"Apache";
+  p->bpf_fd = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+  if (p->bpf_fd < 0 && log && loglen > 0) {
+    // Load again with the verifier's log, only to say why (a full log of a valid program
+    // would not fit and fail with ENOSPC by itself).
+    int saved = errno;
+    attr.log_buf = (unsigned long)log;
+    attr.log_size = loglen;
+    attr.log_level = 1;
+    int fd = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+    if (fd >= 0) close(fd);
+    errno = saved;
+  }
+  return p->bpf_fd;
+}
+
+/** Attaches the device program to the container's cgroup on the unified hierarchy. */
+static void attach_device_prog(struct program *p, const char *cgroup_dir) {
+  char log[4096] = "";
+  int prog = device_prog_fd(p, log, sizeof log);
+  if (prog < 0) die("load the device program %s (%s)", p->path, log);
+  int cg = open(cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cg < 0) die("open cgroup %s", cgroup_dir);
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.target_fd = cg;
+  attr.attach_bpf_fd = prog;
+  attr.attach_type = BPF_CGROUP_DEVICE;
+  if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) < 0) die("attach the device program to %s", cgroup_dir);
+  close(cg);
+}
+
+/** Installs the seccomp filter (after no_new_privs, or with CAP_SYS_ADMIN): the last step
+ *  before exec, so everything the shim still does is outside it but the command is not. */
+static void install_seccomp(struct program *p) {
+  struct sock_fprog prog = { .len = (unsigned short)(p->len / 8), .filter = (struct sock_filter *)p->code };
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) die("install the seccomp filter %s", p->path);
+}
+
+/** Docker's masked paths (readable as empty) and read-only paths of /proc and /sys. */
+static const char *masked_paths[] = {
+  "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+  "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap", NULL,
 };
+static const char *readonly_paths[] = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL };
+
+/** Masks and read-only binds under ROOT's /proc and /sys. With `net_rw` (a node with its own
+ *  network namespace) /proc/sys/net is bound read-write again: those sysctls are the node's own. */
+static void confine_proc(const char *root, int net_rw) {
+  char p[4096];
+  for (int i = 0; masked_paths[i]; i++) {
+    path_join(p, sizeof p, root, masked_paths[i]);
+    struct stat st;
+    if (lstat(p, &st) < 0) continue; // not on this kernel
+    if (S_ISDIR(st.st_mode)) {
+      if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=555") < 0) die("mask %s", masked_paths[i]);
+    } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0) die("mask %s", masked_paths[i]);
+  }
+  for (int i = 0; readonly_paths[i]; i++) {
+    path_join(p, sizeof p, root, readonly_paths[i]);
+    if (access(p, F_OK) < 0) continue;
+    if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind %s", readonly_paths[i]);
+    if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("make %s read-only", readonly_paths[i]);
+  }
+  if (net_rw) {
+    path_join(p, sizeof p, root, "/proc/sys/net");
+    // A bind copies the read-only flag of the mount it comes from: clear it on the new one.
+    if (access(p, F_OK) == 0 && (mount(p, p, NULL, MS_BIND, NULL) < 0 || mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0))
+      die("bind /proc/sys/net read-write");
+  }
+}
+
+/** sysctl=KEY<TAB>VALUE lines, written before /proc/sys turns read-only (Docker's --sysctl). The
+ *  keys were checked to be namespaced ones (topology/security.ts). */
+static void write_sysctls(const char *root, struct spec *s) {
+  char p[4096], key[1024];
+  for (int i = 0; i < s->n; i++) {
+    if (strncmp(s->lines[i], "sysctl=", 7)) continue;
+    snprintf(key, sizeof key, "%s", s->lines[i] + 7);
+    char *val = strchr(key, '\t');
+    if (!val) continue;
+    *val++ = 0;
+    for (char *c = key; *c; c++) if (*c == '.') *c = '/';
+    snprintf(p, sizeof p, "%s/proc/sys/%s", root, key);
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) die("sysctl %s", s->lines[i] + 7);
+    if (write(fd, val, strlen(val)) < 0) die("sysctl %s", s->lines[i] + 7);
+    close(fd);
+  }
+}
 
 static int last_cap(void) {
   char *s = read_file("/proc/sys/kernel/cap_last_cap", NULL);
@@ -255,6 +389,16 @@ static void container_child(const char *dir, struct spec *s, int log_fd, int nul
   if (!argv || !argv[0]) { errno = EINVAL; die("empty command in %s/argv", dir); }
   // 1. cgroups: join, then a cgroup namespace rooted at the container's own cgroup.
   for (int i = 0; i < s->n; i++) if (!strncmp(s->lines[i], "cgroup=", 7)) write_str(s->lines[i] + 7, "0");
+  // Device rules on the unified hierarchy (cgroup v1's are files netlab wrote before the start).
+  const char *devprog = get(s, "devprog"), *devcgroup = get(s, "devcgroup");
+  if (devprog && *devprog && devcgroup && *devcgroup) {
+    struct program *dp = load_program(devprog);
+    if (!dp) die("read device program %s", devprog);
+    attach_device_prog(dp, devcgroup);
+  }
+  struct program *filter = NULL;
+  const char *seccomp = get(s, "seccomp");
+  if (seccomp && *seccomp && !(filter = load_program(seccomp))) die("read seccomp filter %s", seccomp);
   if (unshare(CLONE_NEWCGROUP) < 0) die("unshare cgroup namespace");
   // 2. network namespace (absent: the host's stack, network_mode host).
   const char *netns = get(s, "netns");
@@ -319,6 +463,9 @@ static void container_child(const char *dir, struct spec *s, int log_fd, int nul
   path_join(p, sizeof p, root, "/sys");
   mkdir_p(p, 0555);
   if (mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount /sys");
+  write_sysctls(root, s);
+  const char *mask = get(s, "procmask");
+  if (mask && !strcmp(mask, "1")) confine_proc(root, netns && *netns);
   setup_dev(root);
   // 4. pivot into it; the old root is detached so the host's tree is unreachable.
   if (chdir(root) < 0) die("chdir %s", root);
@@ -328,11 +475,12 @@ static void container_child(const char *dir, struct spec *s, int log_fd, int nul
   const char *cwd = get(s, "cwd");
   if (cwd && *cwd && chdir(cwd) < 0) die("working_dir %s", cwd);
   // 5. privileges: fewer capabilities and no_new_privs unless privileged, then the user.
+  // The capability set comes computed from netlab (Docker's defaults, cap_add/cap_drop, none of
+  // the network ones in the host's namespace); a missing key keeps nothing.
   const char *priv = get(s, "privileged");
   if (!priv || strcmp(priv, "1")) {
-    unsigned long long keep = 0;
-    for (int i = 0; default_caps[i] >= 0; i++) keep |= 1ULL << default_caps[i];
-    limit_caps(keep);
+    const char *caps = get(s, "caps");
+    limit_caps(caps ? strtoull(caps, NULL, 16) : 0);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs");
   }
   const char *user = get(s, "user");
@@ -344,6 +492,8 @@ static void container_child(const char *dir, struct spec *s, int log_fd, int nul
   signal(SIGHUP, SIG_DFL);
   signal(SIGINT, SIG_DFL);
   set_env(env);
+  close_fds_from(3, 1); // err_fd and the program fds close at exec, nothing else is left open
+  if (filter) install_seccomp(filter);
   execvp(argv[0], argv);
   die("exec %s", argv[0]);
 }
@@ -375,6 +525,15 @@ static pid_t start_one(const char *labdir, const char *name, int null_fd, int *e
   const char *log = get(&s, "log");
   int log_fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) { printf("err %s cannot open log %s: %s\n", name, log, strerror(errno)); return 0; }
+  // Programs are read (and the device program verified by the kernel) once per supervisor: the
+  // child inherits them with its copy of memory and descriptors.
+  const char *devprog = get(&s, "devprog"), *seccomp = get(&s, "seccomp");
+  if (devprog && *devprog) {
+    struct program *dp = load_program(devprog);
+    char log[4096] = "";
+    if (!dp || device_prog_fd(dp, log, sizeof log) < 0) { printf("err %s device program %s: %s %s\n", name, devprog, strerror(errno), log); close(log_fd); return 0; }
+  }
+  if (seccomp && *seccomp && !load_program(seccomp)) { printf("err %s seccomp filter %s: %s\n", name, seccomp, strerror(errno)); close(log_fd); return 0; }
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0) { printf("err %s pipe: %s\n", name, strerror(errno)); close(log_fd); return 0; }
   fflush(stdout);
@@ -459,7 +618,7 @@ static unsigned long long proc_status(pid_t pid, const char *key, int base) {
   return v;
 }
 
-static int exec_in(pid_t target, int tty, const char *user, const char *cwd, char **argv) {
+static int exec_in(pid_t target, int tty, const char *user, const char *cwd, const char *seccomp, char **argv) {
   char p[4096];
   // Namespaces first opened, then joined: cgroup, ipc, uts, net, pid, mnt (mnt last: it moves root).
   const char *kinds[] = { "cgroup", "ipc", "uts", "net", "pid", "mnt", NULL };
@@ -483,12 +642,18 @@ static int exec_in(pid_t target, int tty, const char *user, const char *cwd, cha
     *c2 = 0;
     const char *ctrls = c1 + 1, *path = c2 + 1;
     char file[4096];
-    if (!*ctrls) snprintf(file, sizeof file, "/sys/fs/cgroup%s/cgroup.procs", path);
+    // The unified hierarchy is /sys/fs/cgroup on v2 machines and /sys/fs/cgroup/unified on
+    // hybrid ones; the container's device program is attached there, so joining is not optional.
+    if (!*ctrls) snprintf(file, sizeof file, "%s%s/cgroup.procs", access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified", path);
     else if (!strncmp(ctrls, "name=", 5)) continue;
     else snprintf(file, sizeof file, "/sys/fs/cgroup/%s%s/cgroup.procs", ctrls, path);
     int fd = open(file, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) { ssize_t w = write(fd, "0", 1); (void)w; close(fd); }
+    if (fd < 0 && errno == ENOENT && *ctrls && strchr(ctrls, ',')) continue; // co-mounted under another name
+    if (fd < 0 || write(fd, "0", 1) < 0) die("join the container's cgroup %s", file);
+    close(fd);
   }
+  struct program *filter = NULL;
+  if (seccomp && *seccomp && !(filter = load_program(seccomp))) die("read seccomp filter %s", seccomp);
   for (int i = 0; kinds[i]; i++) {
     if (setns(fds[i], 0) < 0) die("join %s namespace of %d", kinds[i], target);
     close(fds[i]);
@@ -508,6 +673,7 @@ static int exec_in(pid_t target, int tty, const char *user, const char *cwd, cha
     setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
     for (size_t i = 0; envbuf && i < envlen; i += strlen(envbuf + i) + 1) putenv(envbuf + i);
     if (tty && term) putenv(termv);
+    if (filter) install_seccomp(filter);
     execvp(argv[0], argv);
     fprintf(stderr, "netlab exec: %s: %s\n", argv[0], strerror(errno));
     _exit(errno == ENOENT ? 127 : 126);
@@ -780,19 +946,22 @@ static int probe_main(void) {
 }
 
 int main(int argc, char **argv) {
+  // Nothing the caller left open (without close-on-exec) may reach a container or the probe.
+  close_fds_from(3, 0);
   if (argc == 2 && !strcmp(argv[1], "probe")) return probe_main();
   if (argc >= 3 && !strcmp(argv[1], "supervise")) return supervise(argv[2], argc - 3, argv + 3);
   if (argc >= 5 && !strcmp(argv[1], "exec")) {
     pid_t target = atoi(argv[2]);
     int tty = 0, i = 3;
-    const char *user = NULL, *cwd = NULL;
+    const char *user = NULL, *cwd = NULL, *seccomp = NULL;
     for (; i < argc && strcmp(argv[i], "--"); i++) {
       if (!strcmp(argv[i], "-t")) tty = 1;
+      else if (!strcmp(argv[i], "-s") && i + 1 < argc) seccomp = argv[++i];
       else if (!strcmp(argv[i], "-u") && i + 1 < argc) user = argv[++i];
       else if (!strcmp(argv[i], "-w") && i + 1 < argc) cwd = argv[++i];
     }
-    if (i + 1 >= argc) { fprintf(stderr, "usage: netlab-shim exec PID [-t] [-u USER] [-w DIR] -- CMD ARGS...\n"); return 2; }
-    return exec_in(target, tty, user, cwd, argv + i + 1);
+    if (i + 1 >= argc) { fprintf(stderr, "usage: netlab-shim exec PID [-t] [-u USER] [-w DIR] [-s SECCOMP] -- CMD ARGS...\n"); return 2; }
+    return exec_in(target, tty, user, cwd, seccomp, argv + i + 1);
   }
   fprintf(stderr, "usage: netlab-shim supervise LABDIR NODE... | exec PID [-t] [-u USER] [-w DIR] -- CMD ARGS...\n");
   return 2;

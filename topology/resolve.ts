@@ -14,6 +14,7 @@ import {
 import { hostNetns, ifAlias, ifName, labGroup, labId, nodeNetns, IFNAMSIZ_MAX } from './names.js';
 import { didYouMean, type Locator, type PathSeg } from './source.js';
 import { hostsAddress } from './hosts.js';
+import { canonicalCap, parseSecurityOpt, sysctlProblem, type SeccompSetting } from './security.js';
 
 export const DEFAULT_POOL = '10.128.0.0/16';
 export const DEFAULT_PREFIX = 24;
@@ -629,13 +630,14 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     }
     if (n.working_dir !== undefined && !n.working_dir.startsWith('/')) err([...p, 'working_dir'], `working_dir "${n.working_dir}" must be an absolute path`);
     if (n.forwarding && nd.mode !== 'bridge') err([...p, 'forwarding'], `forwarding applies to a node with its own network namespace, not network_mode ${nd.mode}`);
+    const security = resolveSecurity(n, nd.mode, p, baseDir, err);
 
     nodes.push({
       name, image: n.image ?? 'busybox', host: nd.host, networkMode: nd.mode,
       netns: nd.mode === 'host' ? null : nodeNetns(labName, name),
       interfaces, routes, command, environment, ports, volumes,
       workingDir: n.working_dir ?? null, user: n.user ?? null, privileged: n.privileged ?? false,
-      forwarding: n.forwarding ?? false, resources,
+      ...security, forwarding: n.forwarding ?? false, resources,
     });
   }
 
@@ -771,4 +773,42 @@ function kernelNameClash(lab: Lab): string | null {
   for (const nd of lab.nodes) for (const f of nd.interfaces) { const e = add(f.hostSide, `${nd.name}:${f.name}`); if (e) return e; }
   for (const h of lab.hosts) { const e = add(h.underlaySide, `host ${h.name}`); if (e) return e; }
   return add(lab.underlay?.bridgeName ?? null, 'the underlay');
+}
+
+/** cap_add, cap_drop, security_opt and sysctls of one node, checked (Docker's names and rules). */
+function resolveSecurity(
+  n: RawNode, mode: 'bridge' | 'none' | 'host', p: PathSeg[], baseDir: string,
+  err: (path: PathSeg[], message: string, atKey?: boolean) => void,
+): { capAdd: string[]; capDrop: string[]; seccomp: SeccompSetting; sysctls: Record<string, string> } {
+  const caps = (key: 'cap_add' | 'cap_drop') => {
+    const out: string[] = [];
+    (n[key] ?? []).forEach((c, i) => {
+      const k = canonicalCap(c);
+      if (k === null) err([...p, key, i], `"${c}" is not a Linux capability; expected a name like NET_ADMIN or CAP_SYS_PTRACE, or ALL`);
+      else if (!out.includes(k)) out.push(k);
+    });
+    return out;
+  };
+  const capAdd = caps('cap_add');
+  const capDrop = caps('cap_drop');
+  let seccomp: SeccompSetting = { mode: 'default' };
+  (n.security_opt ?? []).forEach((o, i) => {
+    const r = parseSecurityOpt(o, (f) => path.resolve(baseDir, f));
+    if (typeof r === 'string' && r !== 'ok') err([...p, 'security_opt', i], r);
+    else if (typeof r === 'object') seccomp = r.seccomp;
+  });
+  const sysctls: Record<string, string> = {};
+  const entries: [string, string, PathSeg[]][] = Array.isArray(n.sysctls)
+    ? n.sysctls.map((kv, i) => {
+      const eq = kv.indexOf('=');
+      return [eq > 0 ? kv.slice(0, eq) : kv, eq > 0 ? kv.slice(eq + 1) : '', [...p, 'sysctls', i]];
+    })
+    : Object.entries(n.sysctls ?? {}).map(([k, v]) => [k, String(v), [...p, 'sysctls', k]]);
+  for (const [k, v, at] of entries) {
+    const problem = sysctlProblem(k, mode);
+    if (problem) err(at, problem, !Array.isArray(n.sysctls));
+    else if (v === '' || /[\n\t\0]/.test(v)) err(at, `sysctl ${k} needs a value without tabs or newlines (KEY=VALUE)`);
+    else sysctls[k] = v;
+  }
+  return { capAdd, capDrop, seccomp, sysctls };
 }

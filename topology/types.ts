@@ -15,6 +15,8 @@ export interface Diagnostic {
 export type Driver = 'bridge' | 'host' | 'none' | 'overlay';
 export type Expect = 'reach' | 'fail';
 
+import type { SeccompSetting } from './security.js';
+
 // ---------------------------------------------------------------- raw topology (as written)
 
 export interface RawNetwork {
@@ -59,6 +61,10 @@ export interface RawNode {
   working_dir?: string;
   user?: string;
   privileged?: boolean;
+  cap_add?: string[];
+  cap_drop?: string[];
+  security_opt?: string[];
+  sysctls?: Record<string, string | number> | string[];
   forwarding?: boolean;
   resources?: RawResources;
   routes?: RawRoute[];
@@ -195,6 +201,13 @@ export interface LabNode {
   workingDir: string | null;
   user: string | null;
   privileged: boolean;
+  /** Canonical capability names (no CAP_ prefix; 'ALL' allowed), as written. */
+  capAdd: string[];
+  capDrop: string[];
+  /** Which seccomp profile the node runs under (ignored when privileged). */
+  seccomp: SeccompSetting;
+  /** Namespaced sysctls set at start (key -> value). */
+  sysctls: Record<string, string>;
   forwarding: boolean;
   resources: Resources;
 }

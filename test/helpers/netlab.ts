@@ -5,6 +5,7 @@
 // delete objects of labs they did not make.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import { randomInt } from 'node:crypto';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -528,4 +529,35 @@ export async function downAndCheck(lab: string): Promise<string[]> {
     if (r.status !== 0) return [`netlab down ${lab} failed (${r.status}): ${r.stderr.trim()}`];
   }
   return settleLeftovers(lab);
+}
+
+// ---------------------------------------------------------------- free address space
+
+interface Overlap { net: number; mask: number }
+function cidr(c: string): Overlap {
+  const [a, l] = c.includes('/') ? c.split('/') : [c, '32'];
+  const len = Number(l);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const n = a.split('.').reduce((x, o) => x * 256 + Number(o), 0);
+  return { net: (n & mask) >>> 0, mask };
+}
+const overlaps = (a: Overlap, b: Overlap) => {
+  const m = (a.mask & b.mask) >>> 0;
+  return ((a.net & m) >>> 0) === ((b.net & m) >>> 0);
+};
+
+/** A random 10.X.Y.0/24 (X in 100-199) that no route or address on the host overlaps. */
+export function freeSubnet(): string {
+  const used: Overlap[] = [];
+  const routes = JSON.parse(execFileSync('ip', ['-j', '-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8', maxBuffer: 1 << 28 }) || '[]') as { dst: string }[];
+  for (const r of routes) if (r.dst !== 'default' && /^\d/.test(r.dst)) used.push(cidr(r.dst));
+  const addrs = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8', maxBuffer: 1 << 28 }) || '[]') as { addr_info: { local: string; prefixlen: number }[] }[];
+  for (const a of addrs) for (const i of a.addr_info) used.push(cidr(`${i.local}/${i.prefixlen}`));
+  for (let i = 0; i < 1000; i++) {
+    const c = `10.${100 + randomInt(100)}.${randomInt(256)}.0/24`;
+    const o = cidr(c);
+    // Only specific routes count: a host route covering all of 10/8 (or default) is not a user.
+    if (!used.some((u) => u.mask >= 0xffff0000 && overlaps(u, o))) return c;
+  }
+  throw new Error('no free 10.X.Y.0/24 found');
 }

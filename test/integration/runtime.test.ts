@@ -18,7 +18,7 @@ import {
   addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, netlabCgroupProcesses, netlabCgroups, snapshot,
   type LeakFilter, type Snapshot,
 } from '../helpers/leaks.js';
-import { REPO, STATE_ROOT, labLeftovers, netlab, netlabOk, netlabSpawn, sleep, waitExit, type CliResult, assertBuildFresh } from '../helpers/netlab.js';
+import { REPO, STATE_ROOT, labLeftovers, netlab, netlabOk, netlabSpawn, sleep, waitExit, type CliResult, assertBuildFresh, freeSubnet } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/integration/runtime.test.ts skipped: it needs root (it starts containers: namespaces, overlay mounts, cgroups)');
@@ -72,35 +72,6 @@ function mountsMentioning(needle: string): string[] {
 
 function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
-
-interface Overlap { net: number; mask: number }
-function cidr(c: string): Overlap {
-  const [a, l] = c.includes('/') ? c.split('/') : [c, '32'];
-  const len = Number(l);
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  const n = a.split('.').reduce((x, o) => x * 256 + Number(o), 0);
-  return { net: (n & mask) >>> 0, mask };
-}
-const overlaps = (a: Overlap, b: Overlap) => {
-  const m = (a.mask & b.mask) >>> 0;
-  return ((a.net & m) >>> 0) === ((b.net & m) >>> 0);
-};
-
-/** A random 10.X.Y.0/24 (X in 100-199) that no route or address on the host overlaps. */
-function freeSubnet(): string {
-  const used: Overlap[] = [];
-  const routes = JSON.parse(execFileSync('ip', ['-j', '-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8', maxBuffer: 1 << 28 }) || '[]') as { dst: string }[];
-  for (const r of routes) if (r.dst !== 'default' && /^\d/.test(r.dst)) used.push(cidr(r.dst));
-  const addrs = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8', maxBuffer: 1 << 28 }) || '[]') as { addr_info: { local: string; prefixlen: number }[] }[];
-  for (const a of addrs) for (const i of a.addr_info) used.push(cidr(`${i.local}/${i.prefixlen}`));
-  for (let i = 0; i < 1000; i++) {
-    const c = `10.${100 + randomInt(100)}.${randomInt(256)}.0/24`;
-    const o = cidr(c);
-    // Only specific routes count: a host route covering all of 10/8 (or default) is not a user.
-    if (!used.some((u) => u.mask >= 0xffff0000 && overlaps(u, o))) return c;
-  }
-  throw new Error('no free 10.X.Y.0/24 found');
 }
 
 // ---------------------------------------------------------------- the CLI's views

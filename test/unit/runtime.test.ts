@@ -26,14 +26,16 @@ describe('cgroup layout', () => {
     expect(m.has('name=systemd')).toBe(false);
   });
 
-  it('v1 (hybrid, controllers on v1): groups go below our own cgroup of each controller', () => {
-    const l = detectLayout(V1_SELF, V1_MOUNTS, () => '');
+  it('v1 (hybrid, controllers on v1): groups go below our own cgroup of each controller, and one in the unified tree for the device program', () => {
+    const l = detectLayout(V1_SELF + '6:devices:/dev.slice\n', V1_MOUNTS + '\ncgroup /sys/fs/cgroup/devices cgroup rw,relatime,devices 0 0', () => '');
     expect(l.version).toBe(1);
     expect(l.base).toEqual({
       cpu: '/sys/fs/cgroup/cpu/netlab',
       cpuacct: '/sys/fs/cgroup/cpuacct/netlab',
       memory: '/sys/fs/cgroup/memory/process_api/abc/netlab',
       pids: '/sys/fs/cgroup/pids/user.slice/netlab',
+      devices: '/sys/fs/cgroup/devices/dev.slice/netlab',
+      unified: '/sys/fs/cgroup/unified/netlab',
     });
   });
 
