@@ -2,7 +2,7 @@
 // every full run, prose included: "where the time goes", the misses and their causes are
 // written from the numbers of the run).
 import type { PlanOp } from '../controller/plan.js';
-import type { MatrixResult, Mode, NetlabResult, RunResult, ScenarioResult, SizeResult } from './run.js';
+import type { MatrixResult, Mode, NetlabResult, RunResult, ScenarioResult, SizeResult } from './results.js';
 import { fmtMs, fmtStats, type Stats } from './util.js';
 import { CAT } from './profile.js';
 

@@ -1,0 +1,197 @@
+// The shapes of a bench run's results (written to bench/results/*.json, read back by the report),
+// shared by the runner (run.ts) and the renderer (report.ts) without either importing the other.
+import type { PlanOp } from '../controller/plan.js';
+import type { ScenarioKind } from './scenarios.js';
+import type { MountProbe, WorkerResult } from './netlab-worker.js';
+import type { ProfileSummary } from './profile.js';
+import type { ProcMem } from './memory.js';
+import type { LeakReport } from './leaks.js';
+import type { Machine, Stats } from './util.js';
+
+// ---------------------------------------------------------------- result shapes
+
+export interface FloorVariantResult { build: Stats; teardown: Stats; settle: Stats }
+
+/** How `up` is called: `containers` is what `netlab up` does (a container per node, the
+ *  default); `bare` is `up(lab, { containers: false })`, bare namespaces like the floor's. */
+export type Mode = 'containers' | 'bare';
+export const MODES: Mode[] = ['containers', 'bare'];
+
+/** Memory a lab adds, per container (KiB), medians over the runs (min–max in the Stats). */
+export interface MemorySummary {
+  /** Every process netlab adds (supervisor + containers' processes): sum of RSS / N, of PSS / N,
+   *  of USS / N. RSS counts pages shared between processes (the busybox binary) in each one. */
+  rssPerNode: Stats;
+  pssPerNode: Stats;
+  ussPerNode: Stats;
+  /** The supervisor alone (`netlab-shim supervise`), per container, and in total. */
+  supervisorRssPerNode: Stats;
+  supervisorPssPerNode: Stats;
+  supervisorRssKiB: Stats;
+  /** The containers' processes alone: RSS / N. */
+  containersRssPerNode: Stats;
+  processes: number;
+  /** Kernel side: MemAvailable before up - 200 ms after it, / N; and in the first run alone
+   *  (the later runs reuse memory the kernel has not given back from the previous teardown). */
+  kernelPerNode: Stats;
+  kernelFirstRunPerNode: number;
+  /** Kernel side, its own objects: the change of slab + page tables + kernel stacks + shmem +
+   *  per-CPU, / N (steadier than MemAvailable). */
+  kernelObjectsPerNode: Stats;
+  /** Median change (KiB, whole lab) of the meminfo fields that explain it. */
+  kernelFields: Record<string, number>;
+}
+
+export interface NetlabResult {
+  mode: Mode;
+  nodes: number;
+  steps: number;
+  counts: Partial<Record<PlanOp, number>>;
+  loadTopologyMs: number;
+  buildPlanMs: number;
+  up: Stats;
+  down: Stats;
+  upDown: Stats;
+  settle: Stats;
+  upUser: Stats;
+  upSys: Stats;
+  downUser: Stats;
+  downSys: Stats;
+  /** Wall ms per op type in up (over the runs). */
+  opMs: Partial<Record<PlanOp, Stats>>;
+  /** The same by where the step runs (`OP @host`, `OP @node`), with the step counts. */
+  opMsWhere: Record<string, Stats>;
+  countsWhere: Record<string, number>;
+  /** Most open fds of the netlab process seen during up (first run). */
+  fdsDuringUp: number | null;
+  pre: Stats;
+  post: Stats;
+  rssBaselineKiB: number;
+  rssPeakKiB: number;
+  busyBeforeMax: number;
+  memory: MemorySummary;
+  /** The scenario's checks after each up (cold), and the matrix's second run (warm). */
+  check: Stats | null;
+  checkWarm: Stats | null;
+  checks: number;
+  checkFailed: number;
+  arpTableFulls: number;
+  fdsMax: number;
+  mountsUp: number;
+  nofile: number | null;
+  mountProbe: MountProbe | null;
+  downBreakdown: Record<string, number> | null;
+  profile: ProfileSummary | null;
+  raw: WorkerResult['reps'];
+}
+
+export interface CliResult { upMs: number; downMs: number; upRssKiB: number | null; downRssKiB: number | null; upReported: string }
+
+export interface ScenarioResult {
+  kind: ScenarioKind;
+  n: number;
+  lab: string;
+  what: string;
+  runs: number;
+  netlab: Partial<Record<Mode, NetlabResult>>;
+  cli: CliResult | null;
+  /** Why the CLI run failed (it does not stop the bench: the in-process numbers stand). */
+  cliError: string | null;
+  /** Why this scenario (or part of it) could not be measured. */
+  error: string | null;
+  elapsedMs: number;
+}
+
+export interface MininetStar { runs: Stats | null; selfReported: Stats | null; error: string | null; skipped: string | null }
+
+export interface SizeResult extends ScenarioResult {
+  floor: {
+    variants: Record<string, FloorVariantResult>;
+    best: { build: string; teardown: string; buildStats: Stats; teardownStats: Stats; upDown: number };
+  } | null;
+  mininet: MininetStar;
+}
+
+export interface MatrixResult extends ScenarioResult {
+  mininet: {
+    /** Whole `mn ... --test pingall` (Python start-up, build, pingall, teardown). */
+    pingall: Stats | null;
+    /** `mn ... --test build` at the same N (from the star runs when N is among the sizes). */
+    build: Stats | null;
+    buildFrom: 'star' | 'own' | null;
+    /** pingall - build medians: about what the pingall itself takes. */
+    pingallOnlyMs: number | null;
+    selfReported: Stats | null;
+    received: number | null;
+    sent: number | null;
+    error: string | null;
+    skipped: string | null;
+  };
+}
+
+export interface WebResult {
+  ran: boolean;
+  why: string | null;
+  runs: number | null;
+  containers: number | null;
+  coldDrawnMs: number | null;
+  coldSettledMs: number | null;
+  warmDrawnMs: number | null;
+  warmSettledMs: number | null;
+  limitMs: number | null;
+  coldDrawn: Stats | null;
+}
+
+export interface RunResult {
+  date: string;
+  startedAt: string;
+  finishedAt: string;
+  runId: string;
+  command: string;
+  partial: boolean;
+  machine: Machine;
+  /** Kernel and process limits that large labs run into, as they were during the run. */
+  limits: Record<string, string | number | null>;
+  /** What was measured: the commit and the files changed on top of it (outside bench/). */
+  code: { commit: string; dirty: string[] };
+  options: Omit<Options, 'out' | 'doc' | 'setup' | 'docGiven' | 'only'> & { only: string[] };
+  nodeStartup: { nodeEmptyMs: Stats; cliVersionMs: Stats };
+  /** One idle process on the host: busybox `sleep` (the default container command) and a
+   *  static no-libc pause, for what the containers' RSS is made of. */
+  idleProcess: { busyboxSleep: ProcMem | null; staticPause: ProcMem | null; pauseWhy: string | null };
+  mininet: { available: boolean; why: string | null; version: string | null };
+  star: SizeResult[];
+  chain: ScenarioResult | null;
+  overlay: ScenarioResult | null;
+  matrix: MatrixResult[];
+  web: WebResult | null;
+  /** Wall time of each part of the run. */
+  elapsedMs: Record<string, number>;
+  leaks: LeakReport;
+  error: string | null;
+}
+
+// ---------------------------------------------------------------- arguments
+
+export const PARTS = ['star', 'chain', 'overlay', 'matrix', 'web'] as const;
+export type Part = (typeof PARTS)[number];
+
+export interface Options {
+  only: Set<Part>;
+  sizes: number[];
+  runs: number;
+  bigRuns: number;
+  bigFrom: number;
+  mnRuns: number;
+  mnBigRuns: number;
+  chainN: number;
+  matrixSizes: number[];
+  webRuns: number;
+  profileSize: number | null;
+  quietCap: number;
+  mininet: boolean;
+  setup: boolean;
+  out: string | null;
+  doc: string;
+  docGiven: boolean;
+}
