@@ -6,11 +6,11 @@ import * as fs from 'node:fs';
 import type { Lab, LabNode } from '../topology/types.js';
 import { labGroup, labOfNetns, nftTable, nodeNetns, NAME_PREFIX, NETNS_PREFIX, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
 import { buildPlan, nodesBuilt, type Plan } from './plan.js';
-import { applyPlan, type KernelApi } from './apply.js';
+import { AbortedError, applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
 import { ensureTmpfs, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
-import { listStateLabs, lockLab, releaseStateRoot, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
+import { listStateLabs, lockHolder, lockLab, releaseStateRoot, readState, readStateChecked, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 
 /** A failure to show the user as is (one line), with the exit code. */
 export class LabError extends Error {
@@ -60,7 +60,16 @@ export interface UpOptions {
   containers?: boolean;
   /** Build only this host's part of the lab, on this machine (see PlanOptions.as). */
   as?: string;
+  /** Aborted when `up` must stop for a reason other than a signal (the CLI: its stdout or
+   *  stderr is a closed pipe); the reason (a string) names it. Rolls back like a signal. */
+  signal?: AbortSignal;
+  /** Runs once the lab is built, before `up` counts as done (the CLI prints its report here):
+   *  an interruption until it has returned still rolls the lab back. */
+  report?: (plan: Plan, ms: number) => void;
 }
+
+/** The signals that end `up` by rolling back (SIGKILL cannot be caught: `down` finishes it). */
+export const UP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
 /** Names of netns that belong to a lab (node and simulated host namespaces). */
 function labNetns(k: Kernel, lab: string): string[] {
@@ -84,13 +93,16 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
   const as = opts.as ?? null;
   const privateMounts = netnsMountsPrivate();
   if (privateMounts) throw new LabError(privateMounts);
-  const release = lockLab(lab.name, ensureTmpfs);
-  let kernel: Kernel | null = null;
+  // Handlers before the lock: from the first thing made (netlab's tmpfs, the lock file) on, a
+  // signal only sets the flag, checked between steps; the rollback then removes everything.
   let signal: string | null = null;
-  const onSignal = (s: NodeJS.Signals) => { signal = s; };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const onSignal = (s: NodeJS.Signals) => { signal ??= s; };
+  for (const s of UP_SIGNALS) process.on(s, onSignal);
+  const stopped = () => signal ?? (opts.signal?.aborted ? String(opts.signal.reason) : null);
+  let release: (() => void) | null = null;
+  let kernel: Kernel | null = null;
   try {
+    release = lockLab(lab.name, ensureTmpfs);
     const prior = readState(lab.name);
     const downCmd = `netlab down ${lab.name}${prior?.as ? ` --as ${prior.as}` : ''}`;
     if (prior?.status === 'up') {
@@ -116,13 +128,21 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     };
     // The intent: from here on, down/cleanup know this lab may have kernel objects.
     writeState(state);
-    saveIpForward(plan);
     try {
+      saveIpForward(plan);
       await applyPlan(plan, kernelApi(kernel), {
         startContainers: async (steps) => { await startContainers(lab, steps.map((st) => st.node)); },
-        aborted: () => signal,
+        aborted: stopped,
         progress: (done, total, step) => opts.progress?.(step.phase, done, total),
       });
+      // A signal during the last step, or during the report, still means "not done".
+      const afterApply = stopped();
+      if (afterApply) throw new AbortedError(afterApply);
+      opts.report?.(plan, performance.now() - t0);
+      // A write to a closed pipe fails synchronously but is reported on the next tick.
+      await new Promise((r) => setImmediate(r));
+      const afterReport = stopped();
+      if (afterReport) throw new AbortedError(afterReport);
     } catch (e) {
       state.status = 'failed';
       state.error = (e as Error).message;
@@ -135,11 +155,12 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     writeState(state);
     return { plan, ms: performance.now() - t0 };
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     kernel?.close();
-    release();
-    releaseStateRoot(releaseTmpfs); // after a rollback the lab may have been the last one
+    if (release) {
+      release();
+      releaseStateRoot(releaseTmpfs); // after a rollback the lab may have been the last one
+    }
+    for (const s of UP_SIGNALS) process.off(s, onSignal);
   }
 }
 
