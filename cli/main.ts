@@ -199,9 +199,11 @@ export function buildProgram(io: Io): Command {
       if (opts.json) { io.out(JSON.stringify(labs, null, 2) + '\n'); return; }
       if (labs.length === 0) { io.out('no labs are up\n'); return; }
       for (const l of labs) {
-        io.out(`lab ${l.lab}: ${l.status}${l.as ? ` as host ${l.as}` : ''}${l.file ? ` (${l.file})` : ''}\n`);
+        io.out(`lab ${l.lab}: ${describeLab(l)}${l.as ? ` as host ${l.as}` : ''}${l.file ? ` (${l.file})` : ''}\n`);
+        if (l.error) io.out(`  error: ${l.error}\n`);
         for (const n of l.nodes) {
           const ctr = describeState(n.container);
+          if (n.error) { io.out(`  ${n.name.padEnd(16)} ${ctr}; ${n.error}\n`); continue; }
           if (!n.present) { io.out(`  ${n.name.padEnd(16)} ${ctr}; namespace ${n.netns} missing\n`); continue; }
           if (n.netns === null) { io.out(`  ${n.name.padEnd(16)} ${ctr}; host network\n`); continue; }
           const ifs = n.interfaces.filter((f) => f.name !== 'lo').map((f) => `${f.name}${f.up ? (f.operUp ? '' : ' (no carrier)') : ' DOWN'}${f.addresses.length ? ' ' + f.addresses.join(' ') : ''}`);
@@ -348,13 +350,28 @@ function localChecks(lab: Lab, checks: LabCheck[], as: string | null, io: Io): L
   return kept;
 }
 
+/** A lab's status word with what is happening to it: an up or down running now, or one that
+ *  was interrupted (and `down` finishes). */
+function describeLab(l: LabStatusReport): string {
+  const down = `netlab down ${l.lab}${l.as ? ` --as ${l.as}` : ''}`;
+  if (l.runningPid !== null) return `${l.status} (netlab pid ${l.runningPid} at work on it)`;
+  if (!l.interrupted) {
+    const missing = l.nodes.filter((n) => !n.present || n.error).length;
+    return missing ? `${l.status}, ${missing} of ${l.nodes.length} nodes missing or unreadable` : l.status;
+  }
+  if (l.status === 'creating') return `creating, interrupted: half-built by an \`up\` that is gone; run \`${down}\``;
+  if (l.status === 'deleting') return `deleting, interrupted: a \`down\` stopped half-way; run \`${down}\` to finish it`;
+  if (l.status === 'failed') return `failed, rollback did not finish; run \`${down}\``;
+  return `${l.status}; run \`${down}\` to remove it`;
+}
+
 /** The hosts section of `status`: each host, its underlay and its VXLAN tunnels. Hosts are
  *  written `@name` (node names cannot contain '@'). */
 function formatHosts(l: LabStatusReport): string {
   let out = '';
   for (const h of l.hosts) {
     const where = h.role === 'simulated'
-      ? `simulated (netns ${h.netns}${h.present === false ? ', missing' : ''})${h.underlayUp === null ? '' : h.underlayUp ? ', underlay up' : ', underlay DOWN'}`
+      ? `simulated (netns ${h.netns}${h.error ? `: ${h.error}` : h.present === false ? ', missing' : ''})${h.underlayUp === null ? '' : h.underlayUp ? ', underlay up' : ', underlay DOWN'}`
       : h.role;
     out += `  @${h.name.padEnd(15)} ${h.address} ${where}\n`;
     for (const t of h.tunnels) {

@@ -202,8 +202,19 @@ async function ownNetns(k: Kernel, lab: string, as: string, st: LabState | null)
 async function teardown(k: Kernel, lab: string, o: { starting?: boolean; as?: string | null } = {}): Promise<TeardownReport> {
   const st = readState(lab);
   const as = o.as ?? st?.as ?? null;
+  // Whether containers may still be starting: a lab that was never up (its `up` died or is
+  // rolling back). An earlier interrupted down recorded what the lab was before it.
+  const before = st?.status === 'deleting' ? st.was ?? 'creating' : st?.status;
+  const starting = o.starting ?? before !== 'up';
+  // Intent first, as up does: until the state is removed at the end, `status` shows the lab as
+  // being deleted (or, if this process dies, as an interrupted down that `down` finishes).
+  if (st && st.status !== 'deleting') {
+    st.was = st.status;
+    st.status = 'deleting';
+    st.pid = process.pid;
+    writeState(st);
+  }
   // Containers first: their processes pin the namespaces (and so the veths) they live in.
-  const starting = o.starting ?? st?.status !== 'up';
   const stopped = await stopContainers(lab, { starting });
   const own = as === null ? null : await ownNetns(k, lab, as, st);
   const rootLinks = await k.ns(null).linkDelGroup(labGroup(lab));
@@ -316,6 +327,9 @@ export interface NodeStatus {
   interfaces: InterfaceStatus[];
   routes: { dst: string; via: string | null; dev: string | null }[];
   container: ContainerState;
+  /** Why the node could not be read (e.g. its namespace file is no longer a mount, EINVAL);
+   *  null when it was. */
+  error: string | null;
 }
 
 /** One overlay network's VXLAN device on a host, read back from the kernel. */
@@ -347,15 +361,26 @@ export interface HostStatus {
   /** Simulated hosts: the underlay interface is up with carrier (`netlab link LAB @HOST`). */
   underlayUp: boolean | null;
   tunnels: TunnelStatus[];
+  /** Why the host's namespace could not be read; null when it was. */
+  error: string | null;
 }
 
 export interface LabStatusReport {
   lab: string;
+  /** From the state file: creating, up, failed, deleting; 'unknown (no state file)' when there
+   *  are namespaces but no state. */
   status: string;
   file: string;
   createdAt: string | null;
   /** The host this machine runs (`up --as`), null when the whole lab is here. */
   as: string | null;
+  /** The netlab process bringing the lab up or down right now (it holds the lab's lock). */
+  runningPid: number | null;
+  /** creating, failed or deleting with no netlab running on it: an `up` or `down` that was
+   *  killed (or a rollback that did not finish); `netlab down LAB` finishes it. */
+  interrupted: boolean;
+  /** The lab as a whole could not be read (a damaged state file, the kernel refusing). */
+  error: string | null;
   nodes: NodeStatus[];
   hosts: HostStatus[];
 }
@@ -367,10 +392,17 @@ async function hostStatus(k: Kernel, model: Lab, as: string | null, existing: Se
   for (const h of model.hosts) {
     const role: HostStatus['role'] = as === null ? 'simulated' : h.name === as ? 'this machine' : 'other machine';
     const base = { name: h.name, address: h.address, role, netns: role === 'simulated' ? h.netns : null };
-    if (role === 'other machine') { out.push({ ...base, present: null, underlayUp: null, tunnels: [] }); continue; }
-    if (role === 'simulated' && !existing.has(h.netns)) { out.push({ ...base, present: false, underlayUp: null, tunnels: [] }); continue; }
-    const ns = k.ns(base.netns);
-    const [links, fdb] = await Promise.all([ns.linkList(), ns.fdbList()]);
+    if (role === 'other machine') { out.push({ ...base, present: null, underlayUp: null, tunnels: [], error: null }); continue; }
+    if (role === 'simulated' && !existing.has(h.netns)) { out.push({ ...base, present: false, underlayUp: null, tunnels: [], error: null }); continue; }
+    let links: LinkInfo[];
+    let fdb: Awaited<ReturnType<ReturnType<Kernel['ns']>['fdbList']>>;
+    try {
+      const ns = k.ns(base.netns);
+      [links, fdb] = await Promise.all([ns.linkList(), ns.fdbList()]);
+    } catch (e) {
+      out.push({ ...base, present: false, underlayUp: null, tunnels: [], error: readError(e, base.netns) });
+      continue;
+    }
     const eth = role === 'simulated' ? links.find((l) => l.name === h.underlayIface) : undefined;
     const tunnels: TunnelStatus[] = [];
     for (const n of model.networks) {
@@ -384,29 +416,71 @@ async function hostStatus(k: Kernel, model: Lab, as: string | null, existing: Se
         remotes: [...byDst].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([address, macs]) => ({ address, host: hostByAddr.get(address) ?? null, macs })),
       });
     }
-    out.push({ ...base, present: true, underlayUp: eth ? eth.up && eth.operUp : null, tunnels });
+    out.push({ ...base, present: true, underlayUp: eth ? eth.up && eth.operUp : null, tunnels, error: null });
   }
   return out;
 }
 
+/** One line for a failed read of a namespace: a file in /run/netns that is no longer a mount
+ *  (umounted behind netlab's back) cannot be opened as a namespace (EINVAL). */
+function readError(e: unknown, netns: string | null): string {
+  if (e instanceof KernelError && e.errno === 'EINVAL' && netns !== null) return `namespace ${netns} missing: /run/netns/${netns} is no longer a mount (setns: EINVAL)`;
+  return (e as Error).message ?? String(e);
+}
+
 async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | null, existing: Set<string>): Promise<NodeStatus> {
-  const container = containerState(lab, name);
-  if (netns === null) return { name, netns, present: true, interfaces: [], routes: [], container };
-  if (!existing.has(netns)) return { name, netns, present: false, interfaces: [], routes: [], container };
-  const h = k.ns(netns);
-  const [links, addrs, routes] = await Promise.all([h.linkList(), h.addrList(), h.routeList()]);
+  const container = containerState(lab, name); // files only, every read guarded: does not throw
+  const base = { name, netns, interfaces: [], routes: [] };
+  if (netns === null) return { ...base, present: true, container, error: null };
+  if (!existing.has(netns)) return { ...base, present: false, container, error: null };
+  try {
+    const h = k.ns(netns);
+    const [links, addrs, routes] = await Promise.all([h.linkList(), h.addrList(), h.routeList()]);
+    return {
+      name, netns, present: true,
+      interfaces: links.map((l) => ({
+        name: l.name, up: l.up, operUp: l.operUp, mtu: l.mtu, mac: l.mac,
+        addresses: addrs.filter((a) => a.index === l.index).map((a) => `${a.address}/${a.prefixLen}`),
+      })),
+      routes: routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
+      container,
+      error: null,
+    };
+  } catch (e) {
+    return { ...base, present: false, container, error: readError(e, netns) };
+  }
+}
+
+/** One lab as it is: every node and host read on its own, so one that cannot be read becomes
+ *  an error in its entry rather than a failure of the whole report. */
+async function labStatus(kernel: Kernel, lab: string, existing: Set<string>): Promise<LabStatusReport | null> {
+  const { state: st, error } = readStateChecked(lab);
+  const as = st?.as ?? null;
+  const names = st ? nodesBuilt(st.model, as).map((n) => ({ name: n.name, netns: n.netns }))
+    : [...existing].filter((n) => labOfNetns(n) === lab && n.startsWith(`${NETNS_PREFIX}${lab}.`)).map((n) => ({ name: n.slice(`${NETNS_PREFIX}${lab}.`.length), netns: n }));
+  const holder = lockHolder(lab);
+  if (!st && !error && names.length === 0 && !holder) return null;
+  const nodes: NodeStatus[] = [];
+  for (const n of names) nodes.push(await nodeStatus(kernel, lab, n.name, n.netns, existing));
+  let hosts: HostStatus[] = [];
+  let hostsError: string | null = null;
+  try {
+    hosts = st ? await hostStatus(kernel, st.model, as, existing) : [];
+  } catch (e) {
+    hostsError = `hosts: ${(e as Error).message}`;
+  }
+  const status = st?.status ?? (holder ? 'creating' : 'unknown (no state file)');
   return {
-    name, netns, present: true,
-    interfaces: links.map((l) => ({
-      name: l.name, up: l.up, operUp: l.operUp, mtu: l.mtu, mac: l.mac,
-      addresses: addrs.filter((a) => a.index === l.index).map((a) => `${a.address}/${a.prefixLen}`),
-    })),
-    routes: routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
-    container,
+    lab, status, file: st?.file ?? '', createdAt: st?.createdAt ?? null, as,
+    runningPid: holder?.pid ?? null,
+    interrupted: !holder && (st === null || st.status !== 'up'),
+    error: error ?? hostsError,
+    nodes, hosts,
   };
 }
 
-/** Status of one lab or of all, read back from the kernel (the state file gives only the model). */
+/** Status of one lab or of all, read back from the kernel (the state file gives only the
+ *  model). Never fails as a whole for one broken lab: its entry carries the error. */
 export async function status(labName?: string): Promise<LabStatusReport[]> {
   requireRoot('status');
   const kernel = await Kernel.open();
@@ -415,18 +489,14 @@ export async function status(labName?: string): Promise<LabStatusReport[]> {
     const existing = new Set(kernel.netnsList());
     const out: LabStatusReport[] = [];
     for (const lab of labs) {
-      const st = readState(lab);
-      const as = st?.as ?? null;
-      const names = st ? nodesBuilt(st.model, as).map((n) => ({ name: n.name, netns: n.netns }))
-        : [...existing].filter((n) => labOfNetns(n) === lab && n.startsWith(`${NETNS_PREFIX}${lab}.`)).map((n) => ({ name: n.slice(`${NETNS_PREFIX}${lab}.`.length), netns: n }));
-      if (!st && names.length === 0) {
-        if (labName) throw new LabError(`lab ${lab} is not up`);
-        continue;
+      let r: LabStatusReport | null;
+      try {
+        r = await labStatus(kernel, lab, existing);
+      } catch (e) {
+        r = { lab, status: 'unknown', file: '', createdAt: null, as: null, runningPid: null, interrupted: false, error: (e as Error).message, nodes: [], hosts: [] };
       }
-      const nodes: NodeStatus[] = [];
-      for (const n of names) nodes.push(await nodeStatus(kernel, lab, n.name, n.netns, existing));
-      const hosts = st ? await hostStatus(kernel, st.model, as, existing) : [];
-      out.push({ lab, status: st?.status ?? 'unknown (no state file)', file: st?.file ?? '', createdAt: st?.createdAt ?? null, as, nodes, hosts });
+      if (r) out.push(r);
+      else if (labName) throw new LabError(`lab ${lab} is not up`);
     }
     return out;
   } finally {
