@@ -168,6 +168,7 @@ function tryLockFile(file: string): (() => void) | number {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         fs.linkSync(tmp, file);
+        sweepAside(file);
         return () => {
           try {
             if (fs.readFileSync(file, 'utf8') === mine) fs.unlinkSync(file);
@@ -197,6 +198,21 @@ function tryLockFile(file: string): (() => void) | number {
     return 0;
   } finally {
     try { fs.unlinkSync(tmp); } catch { /* gone with the directory */ }
+  }
+}
+
+/** Removes what a taker killed between its few steps left next to the lock (`lock.PID.new`,
+ *  `lock.PID.stale`; for the state directory's own lock those sit in /run). */
+function sweepAside(file: string): void {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return; }
+  for (const n of names) {
+    const m = /^(\d+)\.(new|stale)$/.exec(n.startsWith(`${base}.`) ? n.slice(base.length + 1) : '');
+    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) {
+      try { fs.unlinkSync(path.join(dir, n)); } catch { /* another taker swept it */ }
+    }
   }
 }
 

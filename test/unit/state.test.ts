@@ -116,6 +116,18 @@ describe('lab lock', () => {
     st.lockLab('legacy')();
   });
 
+  it('files a taker killed mid-way left next to the lock (lock.PID.new, lock.PID.stale) are swept by the next taker; a live taker\'s are not', async () => {
+    const gone = spawn('true', [], { stdio: 'ignore' });
+    await new Promise((r) => gone.once('exit', r));
+    const live = sleeper();
+    await new Promise((r) => live.once('spawn', r));
+    fs.mkdirSync(path.join(dir, 'sweep'), { recursive: true });
+    for (const f of [`lock.${gone.pid}.new`, `lock.${gone.pid}.stale`, `lock.${live.pid}.new`]) fs.writeFileSync(path.join(dir, 'sweep', f), '1 2 3\n');
+    const release = st.lockLab('sweep');
+    expect(fs.readdirSync(path.join(dir, 'sweep')).sort()).toEqual(['lock', `lock.${live.pid}.new`]);
+    release();
+  });
+
   it('garbage in the lock file is taken over', () => {
     writeLock('junk', 'not a lock');
     st.lockLab('junk')();
