@@ -6,8 +6,9 @@ import { loadTopologyFile } from '../topology/load.js';
 import { formatDiagnostic } from '../topology/source.js';
 import { toDot, toJson, toMermaid } from '../topology/graph.js';
 import type { Diagnostic, Lab, LabCheck } from '../topology/types.js';
-import { buildPlan, formatPlan, nodesBuilt, PlanError } from '../controller/plan.js';
+import { buildPlan, formatPlan, nodesBuilt, PlanError, type Plan } from '../controller/plan.js';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { makeProgress } from './progress.js';
 import { cleanup, down, LabError, requireRoot, setHostLink, setLink, status, up, type LabStatusReport } from '../controller/lab.js';
@@ -27,6 +28,9 @@ export class UserError extends Error {
 interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
+  /** Aborted once stdout or stderr turned out to be a closed pipe (its reason names which):
+   *  `up` then rolls back instead of leaving a half-built lab. */
+  closed?: AbortSignal;
 }
 
 function loadOrThrow(file: string): Lab {
@@ -105,18 +109,22 @@ export function buildProgram(io: Io): Command {
       const lab = loadOrThrow(file);
       if (opts.as !== undefined) planFor(lab, opts.as); // an unknown host is a usage error, before anything else
       const progress = makeProgress(io, process.stderr.isTTY === true);
-      const r = await up(lab, { progress: progress.update, ...(opts.as !== undefined ? { as: opts.as } : {}) });
-      progress.done();
       const built = nodesBuilt(lab, opts.as);
-      if (opts.as !== undefined) {
-        io.out(`lab ${lab.name} is up as host ${opts.as}: ${built.length} of ${lab.nodes.length} nodes (${r.plan.steps.length} steps in ${fmtMs(r.ms)})\n`);
-      } else {
-        io.out(`lab ${lab.name} is up: ${lab.nodes.length} nodes, ${lab.networks.length} networks, ${lab.links.length} links (${r.plan.steps.length} steps in ${fmtMs(r.ms)})\n`);
-      }
-      for (const n of built) {
-        const addrs = n.interfaces.map((f) => `${f.name} ${f.ipv4 ? `${f.ipv4.address}/${f.ipv4.prefixLen}` : '-'}`).join(', ');
-        io.out(`  ${n.name.padEnd(16)} ${n.networkMode === 'bridge' ? (addrs || 'no interfaces') : `network_mode ${n.networkMode}`}\n`);
-      }
+      // The report is part of `up`: a signal or a closed pipe until it is written rolls back.
+      // One write, so a reader that takes only the first line (`| head -1`) still gets all of
+      // it in the pipe and the lab stays up.
+      const report = (plan: Plan, ms: number) => {
+        progress.done();
+        let text = opts.as !== undefined
+          ? `lab ${lab.name} is up as host ${opts.as}: ${built.length} of ${lab.nodes.length} nodes (${plan.steps.length} steps in ${fmtMs(ms)})\n`
+          : `lab ${lab.name} is up: ${lab.nodes.length} nodes, ${lab.networks.length} networks, ${lab.links.length} links (${plan.steps.length} steps in ${fmtMs(ms)})\n`;
+        for (const n of built) {
+          const addrs = n.interfaces.map((f) => `${f.name} ${f.ipv4 ? `${f.ipv4.address}/${f.ipv4.prefixLen}` : '-'}`).join(', ');
+          text += `  ${n.name.padEnd(16)} ${n.networkMode === 'bridge' ? (addrs || 'no interfaces') : `network_mode ${n.networkMode}`}\n`;
+        }
+        io.out(text);
+      };
+      await up(lab, { progress: progress.update, report, ...(io.closed ? { signal: io.closed } : {}), ...(opts.as !== undefined ? { as: opts.as } : {}) });
       if (opts.check) {
         const r = await runChecks(lab, localChecks(lab, lab.checks, opts.as ?? null, io), 'checks');
         io.out(formatTable(r));
@@ -191,9 +199,11 @@ export function buildProgram(io: Io): Command {
       if (opts.json) { io.out(JSON.stringify(labs, null, 2) + '\n'); return; }
       if (labs.length === 0) { io.out('no labs are up\n'); return; }
       for (const l of labs) {
-        io.out(`lab ${l.lab}: ${l.status}${l.as ? ` as host ${l.as}` : ''}${l.file ? ` (${l.file})` : ''}\n`);
+        io.out(`lab ${l.lab}: ${describeLab(l)}${l.as ? ` as host ${l.as}` : ''}${l.file ? ` (${l.file})` : ''}\n`);
+        if (l.error) io.out(`  error: ${l.error}\n`);
         for (const n of l.nodes) {
           const ctr = describeState(n.container);
+          if (n.error) { io.out(`  ${n.name.padEnd(16)} ${ctr}; ${n.error}\n`); continue; }
           if (!n.present) { io.out(`  ${n.name.padEnd(16)} ${ctr}; namespace ${n.netns} missing\n`); continue; }
           if (n.netns === null) { io.out(`  ${n.name.padEnd(16)} ${ctr}; host network\n`); continue; }
           const ifs = n.interfaces.filter((f) => f.name !== 'lo').map((f) => `${f.name}${f.up ? (f.operUp ? '' : ' (no carrier)') : ' DOWN'}${f.addresses.length ? ' ' + f.addresses.join(' ') : ''}`);
@@ -340,13 +350,28 @@ function localChecks(lab: Lab, checks: LabCheck[], as: string | null, io: Io): L
   return kept;
 }
 
+/** A lab's status word with what is happening to it: an up or down running now, or one that
+ *  was interrupted (and `down` finishes). */
+function describeLab(l: LabStatusReport): string {
+  const down = `netlab down ${l.lab}${l.as ? ` --as ${l.as}` : ''}`;
+  if (l.runningPid !== null) return `${l.status} (netlab pid ${l.runningPid} at work on it)`;
+  if (!l.interrupted) {
+    const missing = l.nodes.filter((n) => !n.present || n.error).length;
+    return missing ? `${l.status}, ${missing} of ${l.nodes.length} nodes missing or unreadable` : l.status;
+  }
+  if (l.status === 'creating') return `creating, interrupted: half-built by an \`up\` that is gone; run \`${down}\``;
+  if (l.status === 'deleting') return `deleting, interrupted: a \`down\` stopped half-way; run \`${down}\` to finish it`;
+  if (l.status === 'failed') return `failed, rollback did not finish; run \`${down}\``;
+  return `${l.status}; run \`${down}\` to remove it`;
+}
+
 /** The hosts section of `status`: each host, its underlay and its VXLAN tunnels. Hosts are
  *  written `@name` (node names cannot contain '@'). */
 function formatHosts(l: LabStatusReport): string {
   let out = '';
   for (const h of l.hosts) {
     const where = h.role === 'simulated'
-      ? `simulated (netns ${h.netns}${h.present === false ? ', missing' : ''})${h.underlayUp === null ? '' : h.underlayUp ? ', underlay up' : ', underlay DOWN'}`
+      ? `simulated (netns ${h.netns}${h.error ? `: ${h.error}` : h.present === false ? ', missing' : ''})${h.underlayUp === null ? '' : h.underlayUp ? ', underlay up' : ', underlay DOWN'}`
       : h.role;
     out += `  @${h.name.padEnd(15)} ${h.address} ${where}\n`;
     for (const t of h.tunnels) {
@@ -390,6 +415,13 @@ function labNameOf(arg: string): string {
   return arg;
 }
 
+/** 128 + the signal's number, as a shell reports a process the signal ended; a closed pipe
+ *  counts as SIGPIPE (141). */
+function abortExitCode(reason: string): number {
+  const n = os.constants.signals[reason as NodeJS.Signals] ?? (/EPIPE|closed/.test(reason) ? os.constants.signals.SIGPIPE : os.constants.signals.SIGINT);
+  return 128 + n;
+}
+
 /** Runs the CLI and returns the exit code (never calls process.exit, so tests can call it). */
 export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
   try {
@@ -414,7 +446,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     }
     if (e instanceof ApplyError || e instanceof AbortedError) {
       io.err(`netlab: ${e.message}; everything it made was removed\n`);
-      return e instanceof AbortedError ? 130 : 1;
+      return e instanceof AbortedError ? abortExitCode(e.signal) : 1;
     }
     if (e instanceof UserError) {
       for (const d of e.diagnostics) io.err(formatDiagnostic(d) + '\n');

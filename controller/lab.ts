@@ -6,11 +6,11 @@ import * as fs from 'node:fs';
 import type { Lab, LabNode } from '../topology/types.js';
 import { labGroup, labOfNetns, nftTable, nodeNetns, NAME_PREFIX, NETNS_PREFIX, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
 import { buildPlan, nodesBuilt, type Plan } from './plan.js';
-import { applyPlan, type KernelApi } from './apply.js';
+import { AbortedError, applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
 import { ensureTmpfs, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
-import { listStateLabs, lockLab, releaseStateRoot, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
+import { listStateLabs, lockHolder, lockLab, releaseStateRoot, readState, readStateChecked, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 
 /** A failure to show the user as is (one line), with the exit code. */
 export class LabError extends Error {
@@ -60,7 +60,16 @@ export interface UpOptions {
   containers?: boolean;
   /** Build only this host's part of the lab, on this machine (see PlanOptions.as). */
   as?: string;
+  /** Aborted when `up` must stop for a reason other than a signal (the CLI: its stdout or
+   *  stderr is a closed pipe); the reason (a string) names it. Rolls back like a signal. */
+  signal?: AbortSignal;
+  /** Runs once the lab is built, before `up` counts as done (the CLI prints its report here):
+   *  an interruption until it has returned still rolls the lab back. */
+  report?: (plan: Plan, ms: number) => void;
 }
+
+/** The signals that end `up` by rolling back (SIGKILL cannot be caught: `down` finishes it). */
+export const UP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
 /** Names of netns that belong to a lab (node and simulated host namespaces). */
 function labNetns(k: Kernel, lab: string): string[] {
@@ -84,13 +93,16 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
   const as = opts.as ?? null;
   const privateMounts = netnsMountsPrivate();
   if (privateMounts) throw new LabError(privateMounts);
-  const release = lockLab(lab.name, ensureTmpfs);
-  let kernel: Kernel | null = null;
+  // Handlers before the lock: from the first thing made (netlab's tmpfs, the lock file) on, a
+  // signal only sets the flag, checked between steps; the rollback then removes everything.
   let signal: string | null = null;
-  const onSignal = (s: NodeJS.Signals) => { signal = s; };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const onSignal = (s: NodeJS.Signals) => { signal ??= s; };
+  for (const s of UP_SIGNALS) process.on(s, onSignal);
+  const stopped = () => signal ?? (opts.signal?.aborted ? String(opts.signal.reason) : null);
+  let release: (() => void) | null = null;
+  let kernel: Kernel | null = null;
   try {
+    release = lockLab(lab.name, ensureTmpfs);
     const prior = readState(lab.name);
     const downCmd = `netlab down ${lab.name}${prior?.as ? ` --as ${prior.as}` : ''}`;
     if (prior?.status === 'up') {
@@ -116,13 +128,21 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     };
     // The intent: from here on, down/cleanup know this lab may have kernel objects.
     writeState(state);
-    saveIpForward(plan);
     try {
+      saveIpForward(plan);
       await applyPlan(plan, kernelApi(kernel), {
         startContainers: async (steps) => { await startContainers(lab, steps.map((st) => st.node)); },
-        aborted: () => signal,
+        aborted: stopped,
         progress: (done, total, step) => opts.progress?.(step.phase, done, total),
       });
+      // A signal during the last step, or during the report, still means "not done".
+      const afterApply = stopped();
+      if (afterApply) throw new AbortedError(afterApply);
+      opts.report?.(plan, performance.now() - t0);
+      // A write to a closed pipe fails synchronously but is reported on the next tick.
+      await new Promise((r) => setImmediate(r));
+      const afterReport = stopped();
+      if (afterReport) throw new AbortedError(afterReport);
     } catch (e) {
       state.status = 'failed';
       state.error = (e as Error).message;
@@ -135,11 +155,12 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     writeState(state);
     return { plan, ms: performance.now() - t0 };
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     kernel?.close();
-    release();
-    releaseStateRoot(releaseTmpfs); // after a rollback the lab may have been the last one
+    if (release) {
+      release();
+      releaseStateRoot(releaseTmpfs); // after a rollback the lab may have been the last one
+    }
+    for (const s of UP_SIGNALS) process.off(s, onSignal);
   }
 }
 
@@ -181,8 +202,19 @@ async function ownNetns(k: Kernel, lab: string, as: string, st: LabState | null)
 async function teardown(k: Kernel, lab: string, o: { starting?: boolean; as?: string | null } = {}): Promise<TeardownReport> {
   const st = readState(lab);
   const as = o.as ?? st?.as ?? null;
+  // Whether containers may still be starting: a lab that was never up (its `up` died or is
+  // rolling back). An earlier interrupted down recorded what the lab was before it.
+  const before = st?.status === 'deleting' ? st.was ?? 'creating' : st?.status;
+  const starting = o.starting ?? before !== 'up';
+  // Intent first, as up does: until the state is removed at the end, `status` shows the lab as
+  // being deleted (or, if this process dies, as an interrupted down that `down` finishes).
+  if (st && st.status !== 'deleting') {
+    st.was = st.status;
+    st.status = 'deleting';
+    st.pid = process.pid;
+    writeState(st);
+  }
   // Containers first: their processes pin the namespaces (and so the veths) they live in.
-  const starting = o.starting ?? st?.status !== 'up';
   const stopped = await stopContainers(lab, { starting });
   const own = as === null ? null : await ownNetns(k, lab, as, st);
   const rootLinks = await k.ns(null).linkDelGroup(labGroup(lab));
@@ -295,6 +327,9 @@ export interface NodeStatus {
   interfaces: InterfaceStatus[];
   routes: { dst: string; via: string | null; dev: string | null }[];
   container: ContainerState;
+  /** Why the node could not be read (e.g. its namespace file is no longer a mount, EINVAL);
+   *  null when it was. */
+  error: string | null;
 }
 
 /** One overlay network's VXLAN device on a host, read back from the kernel. */
@@ -326,15 +361,26 @@ export interface HostStatus {
   /** Simulated hosts: the underlay interface is up with carrier (`netlab link LAB @HOST`). */
   underlayUp: boolean | null;
   tunnels: TunnelStatus[];
+  /** Why the host's namespace could not be read; null when it was. */
+  error: string | null;
 }
 
 export interface LabStatusReport {
   lab: string;
+  /** From the state file: creating, up, failed, deleting; 'unknown (no state file)' when there
+   *  are namespaces but no state. */
   status: string;
   file: string;
   createdAt: string | null;
   /** The host this machine runs (`up --as`), null when the whole lab is here. */
   as: string | null;
+  /** The netlab process bringing the lab up or down right now (it holds the lab's lock). */
+  runningPid: number | null;
+  /** creating, failed or deleting with no netlab running on it: an `up` or `down` that was
+   *  killed (or a rollback that did not finish); `netlab down LAB` finishes it. */
+  interrupted: boolean;
+  /** The lab as a whole could not be read (a damaged state file, the kernel refusing). */
+  error: string | null;
   nodes: NodeStatus[];
   hosts: HostStatus[];
 }
@@ -346,10 +392,17 @@ async function hostStatus(k: Kernel, model: Lab, as: string | null, existing: Se
   for (const h of model.hosts) {
     const role: HostStatus['role'] = as === null ? 'simulated' : h.name === as ? 'this machine' : 'other machine';
     const base = { name: h.name, address: h.address, role, netns: role === 'simulated' ? h.netns : null };
-    if (role === 'other machine') { out.push({ ...base, present: null, underlayUp: null, tunnels: [] }); continue; }
-    if (role === 'simulated' && !existing.has(h.netns)) { out.push({ ...base, present: false, underlayUp: null, tunnels: [] }); continue; }
-    const ns = k.ns(base.netns);
-    const [links, fdb] = await Promise.all([ns.linkList(), ns.fdbList()]);
+    if (role === 'other machine') { out.push({ ...base, present: null, underlayUp: null, tunnels: [], error: null }); continue; }
+    if (role === 'simulated' && !existing.has(h.netns)) { out.push({ ...base, present: false, underlayUp: null, tunnels: [], error: null }); continue; }
+    let links: LinkInfo[];
+    let fdb: Awaited<ReturnType<ReturnType<Kernel['ns']>['fdbList']>>;
+    try {
+      const ns = k.ns(base.netns);
+      [links, fdb] = await Promise.all([ns.linkList(), ns.fdbList()]);
+    } catch (e) {
+      out.push({ ...base, present: false, underlayUp: null, tunnels: [], error: readError(e, base.netns) });
+      continue;
+    }
     const eth = role === 'simulated' ? links.find((l) => l.name === h.underlayIface) : undefined;
     const tunnels: TunnelStatus[] = [];
     for (const n of model.networks) {
@@ -363,29 +416,71 @@ async function hostStatus(k: Kernel, model: Lab, as: string | null, existing: Se
         remotes: [...byDst].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([address, macs]) => ({ address, host: hostByAddr.get(address) ?? null, macs })),
       });
     }
-    out.push({ ...base, present: true, underlayUp: eth ? eth.up && eth.operUp : null, tunnels });
+    out.push({ ...base, present: true, underlayUp: eth ? eth.up && eth.operUp : null, tunnels, error: null });
   }
   return out;
 }
 
+/** One line for a failed read of a namespace: a file in /run/netns that is no longer a mount
+ *  (umounted behind netlab's back) cannot be opened as a namespace (EINVAL). */
+function readError(e: unknown, netns: string | null): string {
+  if (e instanceof KernelError && e.errno === 'EINVAL' && netns !== null) return `namespace ${netns} missing: /run/netns/${netns} is no longer a mount (setns: EINVAL)`;
+  return (e as Error).message ?? String(e);
+}
+
 async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | null, existing: Set<string>): Promise<NodeStatus> {
-  const container = containerState(lab, name);
-  if (netns === null) return { name, netns, present: true, interfaces: [], routes: [], container };
-  if (!existing.has(netns)) return { name, netns, present: false, interfaces: [], routes: [], container };
-  const h = k.ns(netns);
-  const [links, addrs, routes] = await Promise.all([h.linkList(), h.addrList(), h.routeList()]);
+  const container = containerState(lab, name); // files only, every read guarded: does not throw
+  const base = { name, netns, interfaces: [], routes: [] };
+  if (netns === null) return { ...base, present: true, container, error: null };
+  if (!existing.has(netns)) return { ...base, present: false, container, error: null };
+  try {
+    const h = k.ns(netns);
+    const [links, addrs, routes] = await Promise.all([h.linkList(), h.addrList(), h.routeList()]);
+    return {
+      name, netns, present: true,
+      interfaces: links.map((l) => ({
+        name: l.name, up: l.up, operUp: l.operUp, mtu: l.mtu, mac: l.mac,
+        addresses: addrs.filter((a) => a.index === l.index).map((a) => `${a.address}/${a.prefixLen}`),
+      })),
+      routes: routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
+      container,
+      error: null,
+    };
+  } catch (e) {
+    return { ...base, present: false, container, error: readError(e, netns) };
+  }
+}
+
+/** One lab as it is: every node and host read on its own, so one that cannot be read becomes
+ *  an error in its entry rather than a failure of the whole report. */
+async function labStatus(kernel: Kernel, lab: string, existing: Set<string>): Promise<LabStatusReport | null> {
+  const { state: st, error } = readStateChecked(lab);
+  const as = st?.as ?? null;
+  const names = st ? nodesBuilt(st.model, as).map((n) => ({ name: n.name, netns: n.netns }))
+    : [...existing].filter((n) => labOfNetns(n) === lab && n.startsWith(`${NETNS_PREFIX}${lab}.`)).map((n) => ({ name: n.slice(`${NETNS_PREFIX}${lab}.`.length), netns: n }));
+  const holder = lockHolder(lab);
+  if (!st && !error && names.length === 0 && !holder) return null;
+  const nodes: NodeStatus[] = [];
+  for (const n of names) nodes.push(await nodeStatus(kernel, lab, n.name, n.netns, existing));
+  let hosts: HostStatus[] = [];
+  let hostsError: string | null = null;
+  try {
+    hosts = st ? await hostStatus(kernel, st.model, as, existing) : [];
+  } catch (e) {
+    hostsError = `hosts: ${(e as Error).message}`;
+  }
+  const status = st?.status ?? (holder ? 'creating' : 'unknown (no state file)');
   return {
-    name, netns, present: true,
-    interfaces: links.map((l) => ({
-      name: l.name, up: l.up, operUp: l.operUp, mtu: l.mtu, mac: l.mac,
-      addresses: addrs.filter((a) => a.index === l.index).map((a) => `${a.address}/${a.prefixLen}`),
-    })),
-    routes: routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
-    container,
+    lab, status, file: st?.file ?? '', createdAt: st?.createdAt ?? null, as,
+    runningPid: holder?.pid ?? null,
+    interrupted: !holder && (st === null || st.status !== 'up'),
+    error: error ?? hostsError,
+    nodes, hosts,
   };
 }
 
-/** Status of one lab or of all, read back from the kernel (the state file gives only the model). */
+/** Status of one lab or of all, read back from the kernel (the state file gives only the
+ *  model). Never fails as a whole for one broken lab: its entry carries the error. */
 export async function status(labName?: string): Promise<LabStatusReport[]> {
   requireRoot('status');
   const kernel = await Kernel.open();
@@ -394,18 +489,14 @@ export async function status(labName?: string): Promise<LabStatusReport[]> {
     const existing = new Set(kernel.netnsList());
     const out: LabStatusReport[] = [];
     for (const lab of labs) {
-      const st = readState(lab);
-      const as = st?.as ?? null;
-      const names = st ? nodesBuilt(st.model, as).map((n) => ({ name: n.name, netns: n.netns }))
-        : [...existing].filter((n) => labOfNetns(n) === lab && n.startsWith(`${NETNS_PREFIX}${lab}.`)).map((n) => ({ name: n.slice(`${NETNS_PREFIX}${lab}.`.length), netns: n }));
-      if (!st && names.length === 0) {
-        if (labName) throw new LabError(`lab ${lab} is not up`);
-        continue;
+      let r: LabStatusReport | null;
+      try {
+        r = await labStatus(kernel, lab, existing);
+      } catch (e) {
+        r = { lab, status: 'unknown', file: '', createdAt: null, as: null, runningPid: null, interrupted: false, error: (e as Error).message, nodes: [], hosts: [] };
       }
-      const nodes: NodeStatus[] = [];
-      for (const n of names) nodes.push(await nodeStatus(kernel, lab, n.name, n.netns, existing));
-      const hosts = st ? await hostStatus(kernel, st.model, as, existing) : [];
-      out.push({ lab, status: st?.status ?? 'unknown (no state file)', file: st?.file ?? '', createdAt: st?.createdAt ?? null, as, nodes, hosts });
+      if (r) out.push(r);
+      else if (labName) throw new LabError(`lab ${lab} is not up`);
     }
     return out;
   } finally {

@@ -21,7 +21,8 @@ export interface LabState {
   lab: string;
   file: string;
   status: LabStatus;
-  /** pid of the `netlab up` that wrote it (meaningful while creating). */
+  /** pid of the `netlab up` (or, while deleting, `down`) that wrote it; whether it still runs
+   *  is told by the lab's lock (lockHolder), not by this pid. */
   pid: number;
   createdAt: string;
   updatedAt: string;
@@ -33,6 +34,9 @@ export interface LabState {
    *  keeps one state per lab name, so two parts of one lab on one machine (a test playing two
    *  machines with two network namespaces) each need their own NETLAB_STATE_DIR. */
   as?: string;
+  /** While deleting: the status before `down` (or a rollback) began, which says whether
+   *  containers may still be starting. */
+  was?: LabStatus;
 }
 
 export function labDir(lab: string): string {
@@ -57,11 +61,23 @@ export function writeState(s: LabState): void {
 }
 
 export function readState(lab: string): LabState | null {
+  return readStateChecked(lab).state;
+}
+
+/** The state, or why it could not be read (null error: there is none). For `status`, which
+ *  shows a damaged state file instead of pretending the lab has none. */
+export function readStateChecked(lab: string): { state: LabState | null; error: string | null } {
+  let text: string;
+  try { text = fs.readFileSync(statePath(lab), 'utf8'); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { state: null, error: code === 'ENOENT' ? null : `cannot read ${statePath(lab)}: ${code ?? (e as Error).message}` };
+  }
   try {
-    const s = JSON.parse(fs.readFileSync(statePath(lab), 'utf8')) as LabState;
-    return s.version === 1 ? s : null;
-  } catch {
-    return null;
+    const s = JSON.parse(text) as LabState;
+    if (s?.version === 1) return { state: s, error: null };
+    return { state: null, error: `${statePath(lab)}: unknown state version ${JSON.stringify(s?.version)}` };
+  } catch (e) {
+    return { state: null, error: `${statePath(lab)}: not valid JSON (${(e as Error).message})` };
   }
 }
 
@@ -78,13 +94,57 @@ export function removeState(lab: string): void {
   fs.rmSync(labDir(lab), { recursive: true, force: true });
 }
 
+/** Who a lock file names: a process, by pid and start time (so a reused pid is not it), on one
+ *  boot (a state directory on a disk outlives a reboot). */
+export interface LockHolder {
+  pid: number;
+  /** Start time of the process in clock ticks since boot (field 22 of /proc/PID/stat). */
+  start: number | null;
+  boot: string | null;
+}
+
+function readBootId(): string {
+  try { return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(); } catch { return ''; }
+}
+const BOOT_ID = readBootId();
+
+/** Field 22 (starttime) and field 3 (state) of /proc/PID/stat; null when there is no such
+ *  process. comm (field 2) may contain spaces and parentheses: fields resume after the last ')'. */
+function procStat(pid: number): { state: string; start: number } | null {
+  let stat: string;
+  try { stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return null; }
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0], start: Number(rest[19]) };
+}
+
+function self(): LockHolder {
+  return { pid: process.pid, start: procStat(process.pid)?.start ?? null, boot: BOOT_ID };
+}
+
+function formatHolder(h: LockHolder): string {
+  return `${h.pid} ${h.start ?? '-'} ${h.boot ?? '-'}\n`;
+}
+
+/** Parses a lock file; a file holding only a pid (older netlab) gives start and boot null. */
+export function parseHolder(text: string): LockHolder | null {
+  const m = /^(\d+)(?: (\d+|-) (\S+))?\n?$/.exec(text);
+  if (!m || Number(m[1]) <= 0) return null;
+  return { pid: Number(m[1]), start: m[2] && m[2] !== '-' ? Number(m[2]) : null, boot: m[3] && m[3] !== '-' ? m[3] : null };
+}
+
+/** The holder is still running: same boot, a process with that pid and start time, and not a
+ *  zombie (a killed `up` whose parent has not reaped it yet holds nothing). A holder without a
+ *  start time (an older netlab's lock) is judged by its pid alone. */
+export function holderAlive(h: LockHolder): boolean {
+  if (h.boot !== null && BOOT_ID !== '' && h.boot !== BOOT_ID) return false;
+  const st = procStat(h.pid);
+  if (!st || st.state === 'Z' || st.state === 'X') return false;
+  return h.start === null || st.start === h.start;
+}
+
+/** A live process is still running `netlab web` and the like: pid alive, not a zombie. */
 function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return holderAlive({ pid, start: null, boot: null });
 }
 
 export class LockBusyError extends Error {
@@ -93,29 +153,75 @@ export class LockBusyError extends Error {
   }
 }
 
-/** Takes a lock file (holding our pid, created exclusively); a lock left by a dead process is
- *  taken over. Returns the release function, or null when a live process holds it. */
-function tryLockFile(file: string): (() => void) | null | number {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = fs.openSync(file, 'wx', 0o644);
-      fs.writeSync(fd, String(process.pid));
-      fs.closeSync(fd);
-      return () => {
-        try {
-          if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.unlinkSync(file);
-        } catch { /* the lab directory may be gone with `down` */ }
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let holder = 0;
-      try { holder = Number(fs.readFileSync(file, 'utf8')) || 0; } catch { continue; }
-      if (holder > 0 && holder !== process.pid && pidAlive(holder)) return holder;
+/** Takes a lock file naming us (pid, start time, boot id). The file appears whole or not at
+ *  all (written aside, then hard-linked into place, which fails when it exists). A lock whose
+ *  holder is gone (SIGKILL, a reused pid, a reboot) is taken over; the takeover renames the
+ *  stale file aside first and checks it moved the very file it judged, so two processes taking
+ *  over one stale lock cannot both win. Only the path is kept, never an open descriptor, so no
+ *  child (the container supervisor) can inherit the lock. Returns the release function, or the
+ *  pid of the live holder. */
+function tryLockFile(file: string): (() => void) | number {
+  const mine = formatHolder(self());
+  const tmp = `${file}.${process.pid}.new`;
+  fs.writeFileSync(tmp, mine, { mode: 0o644 });
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        fs.linkSync(tmp, file);
+        sweepAside(file);
+        return () => {
+          try {
+            if (fs.readFileSync(file, 'utf8') === mine) fs.unlinkSync(file);
+          } catch { /* the lab directory may be gone with `down` */ }
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      let text: string;
+      try { text = fs.readFileSync(file, 'utf8'); } catch { continue; } // released meanwhile
+      const holder = parseHolder(text);
+      if (holder && holderAlive(holder)) return holder.pid;
       // Stale (its owner died, e.g. SIGKILL during up): take it over.
-      try { fs.unlinkSync(file); } catch { /* raced with another taker */ }
+      const aside = `${file}.${process.pid}.stale`;
+      try { fs.renameSync(file, aside); } catch { continue; } // someone else took it over first
+      const moved = fs.readFileSync(aside, 'utf8');
+      if (moved !== text) {
+        // A new holder's lock replaced the stale one between our read and the rename: put it back.
+        try { fs.linkSync(aside, file); } catch { /* cannot happen unless a third taker raced */ }
+        fs.unlinkSync(aside);
+        const h = parseHolder(moved);
+        if (h && holderAlive(h)) return h.pid;
+        continue;
+      }
+      fs.unlinkSync(aside);
+    }
+    return 0;
+  } finally {
+    try { fs.unlinkSync(tmp); } catch { /* gone with the directory */ }
+  }
+}
+
+/** Removes what a taker killed between its few steps left next to the lock (`lock.PID.new`,
+ *  `lock.PID.stale`; for the state directory's own lock those sit in /run). */
+function sweepAside(file: string): void {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return; }
+  for (const n of names) {
+    const m = /^(\d+)\.(new|stale)$/.exec(n.startsWith(`${base}.`) ? n.slice(base.length + 1) : '');
+    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) {
+      try { fs.unlinkSync(path.join(dir, n)); } catch { /* another taker swept it */ }
     }
   }
-  return 0;
+}
+
+/** The live netlab holding a lab's lock (an up or down running now), or null. */
+export function lockHolder(lab: string): LockHolder | null {
+  let text: string;
+  try { text = fs.readFileSync(path.join(labDir(lab), 'lock'), 'utf8'); } catch { return null; }
+  const h = parseHolder(text);
+  return h && holderAlive(h) ? h : null;
 }
 
 /** Next to the state directory, not in it: guards mounting and unmounting its tmpfs. */
@@ -134,8 +240,7 @@ function withRootLock<T>(fn: () => T): T {
   }
 }
 
-/** Takes the lab's lock (a file holding our pid, created exclusively). A lock left by a dead
- *  process is taken over. `prepareRoot` (netlab's tmpfs) runs first, under the state
+/** Takes the lab's lock (see tryLockFile). A lock left by a process that is gone is taken over. `prepareRoot` (netlab's tmpfs) runs first, under the state
  *  directory's lock, so it never races with releaseStateRoot. Returns the release function. */
 export function lockLab(lab: string, prepareRoot?: (dir: string) => void): () => void {
   const take = () => {
@@ -150,7 +255,7 @@ export function lockLab(lab: string, prepareRoot?: (dir: string) => void): () =>
         try { fs.rmdirSync(dir); } catch { /* not empty, or gone */ }
       };
     }
-    throw new LockBusyError(lab, r ?? 0);
+    throw new LockBusyError(lab, r);
   };
   if (!STATE_ROOT_IS_DEFAULT || !prepareRoot) return take();
   return withRootLock(() => {

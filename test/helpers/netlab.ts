@@ -47,9 +47,10 @@ export function netlabOk(args: string[]): CliResult {
   return r;
 }
 
-/** Starts the CLI without waiting (crash and signal tests). */
-export function netlabSpawn(args: string[]): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts the CLI without waiting (crash and signal tests). `detached`: in a process group of
+ *  its own, so a test can kill the whole group (process.kill(-pid)), as a terminal would. */
+export function netlabSpawn(args: string[], o: { detached?: boolean } = {}): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: o.detached ?? false });
 }
 
 export function waitExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
