@@ -155,7 +155,10 @@ export function buildProgram(io: Io): Command {
       const checks = localChecks(lab, opts.matrix ? matrixChecks(lab, opts.timeout) : adHoc.length > 0 ? adHoc : lab.checks, as, io);
       if (opts.matrix && !opts.predictOnly) {
         // Every pair needs a neighbour entry, and the kernel's ARP table is one for all namespaces.
-        const limit = Number(fs.readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8'));
+        // Only the initial namespace has the (machine-wide) thresholds: run in another one
+        // (nsenter --net), there is nothing to read and no warning to give.
+        let limit = Infinity;
+        try { limit = Number(fs.readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8')); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
         if (checks.length > limit) io.err(`netlab: warning: the matrix needs ${checks.length} neighbour (ARP) entries but the kernel keeps at most ${limit} for the whole machine (net.ipv4.neigh.default.gc_thresh3); pairs may fail for that alone: raise it with sysctl -w net.ipv4.neigh.default.gc_thresh3=${2 ** Math.ceil(Math.log2(checks.length * 2))}\n`);
       }
       if (checks.length === 0) throw new UserError(`lab ${lab.name} has no checks; add a checks: section, use --matrix, or give --ping/--tcp/--http/--dns`);
