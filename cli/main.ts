@@ -178,7 +178,8 @@ export function buildProgram(io: Io): Command {
     .action(async (arg: string, opts: { as?: string }) => {
       const name = labNameOf(arg);
       const r = await down(name, opts.as !== undefined ? { as: opts.as } : {});
-      const what = r.netns.length || r.rootLinks || r.nftTable ? `removed ${r.netns.length} namespaces${r.rootLinks ? ', its links' : ''}${r.nftTable ? `, nft table ${r.nftTable}` : ''}` : 'nothing was up';
+      const ipt = r.iptablesRules ? `, ${r.iptablesRules} iptables rules` : '';
+      const what = r.netns.length || r.rootLinks || r.nftTable || r.iptablesRules ? `removed ${r.netns.length} namespaces${r.rootLinks ? ', its links' : ''}${r.nftTable ? `, nft table ${r.nftTable}` : ''}${ipt}` : 'nothing was up';
       io.out(`lab ${name}${r.as ? ` (host ${r.as})` : ''} is down: ${what} (${fmtMs(r.ms)})\n`);
       for (const [node, exit] of Object.entries(r.exits)) io.out(`  ${node.padEnd(16)} ${exit}\n`);
       if (r.cgroupsLeft.length) io.err(`netlab: could not remove cgroups: ${r.cgroupsLeft.join(', ')}\n`);

@@ -150,6 +150,11 @@ export function iptComment(lab: string): string {
   return `${IPT_COMMENT_PREFIX}${lab}`;
 }
 
+/** True for a comment netlab wrote for some lab (a lab name has no spaces). */
+export function isNetlabComment(comment: string): boolean {
+  return /^netlab lab [a-z][a-z0-9-]{0,31}$/.test(comment);
+}
+
 /** One rule of `iptables-save` output: its chain, the rest of its spec, and its comment. */
 export interface IptRule {
   chain: string;

@@ -6,7 +6,7 @@
 // no Docker chain exists but the policy is DROP, each tagged with the comment `netlab lab
 // <name>`; they are found again by that comment, so removal needs no state. Nothing is done
 // when iptables is not installed. The text comes from firewall.ts, the running from kernel.ts.
-import { IPT_COMMENT_PREFIX, iptAcceptInput, iptComment, iptRemoveInput } from './firewall.js';
+import { iptAcceptInput, iptComment, iptRemoveInput, isNetlabComment } from './firewall.js';
 import { iptablesRestore, iptablesSave } from './kernel.js';
 
 /** Adds the lab's accept rules where the filter table would drop its traffic; returns the
@@ -25,7 +25,7 @@ export function acceptLab(lab: string): string | null {
 export function removeLabRules(lab: string | null): number {
   const save = iptablesSave('filter');
   if (save === null) return 0;
-  const match = lab === null ? (c: string) => c.startsWith(IPT_COMMENT_PREFIX) : (c: string) => c === iptComment(lab);
+  const match = lab === null ? isNetlabComment : (c: string) => c === iptComment(lab);
   const input = iptRemoveInput(save, match);
   if (input === null) return 0;
   iptablesRestore(input);

@@ -153,6 +153,8 @@ export interface TeardownReport {
   netns: string[];
   rootLinks: boolean;
   nftTable: string | null;
+  /** iptables accept rules removed (those netlab adds where Docker's filter would drop the lab). */
+  iptablesRules: number;
   /** Exit status of each container, as the runtime recorded it. */
   exits: Record<string, string>;
   /** Cgroups that could not be removed (should be none). */
@@ -194,10 +196,10 @@ async function teardown(k: Kernel, lab: string, o: { starting?: boolean; as?: st
   // ask nft. nftDeleteTable is tolerant of a table that is already gone.
   const hadTable = st ? as === null && needsFirewall(st.model) : nftListTables().some((t) => t.family === NFT_FAMILY && t.name === table);
   if (hadTable) nftDeleteTable(NFT_FAMILY, table);
-  removeLabRules(lab);
+  const iptablesRules = removeLabRules(lab);
   removeState(lab);
   restoreIpForward();
-  return { lab, as, netns, rootLinks, nftTable: hadTable ? table : null, exits: stopped.exits, cgroupsLeft: stopped.cgroupsLeft };
+  return { lab, as, netns, rootLinks, nftTable: hadTable ? table : null, iptablesRules, exits: stopped.exits, cgroupsLeft: stopped.cgroupsLeft };
 }
 
 export async function down(labName: string, o: { as?: string } = {}): Promise<TeardownReport & { ms: number }> {

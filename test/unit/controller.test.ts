@@ -2,7 +2,7 @@
 // recording fake of the kernel interface.
 import { describe, expect, it } from 'vitest';
 import {
-  iptAcceptChain, iptAcceptInput, iptComment, iptRemoveInput, labIfPrefix, labRuleset, labSubnets, needsFirewall, parseIptablesSave,
+  iptAcceptChain, iptAcceptInput, iptComment, isNetlabComment, iptRemoveInput, labIfPrefix, labRuleset, labSubnets, needsFirewall, parseIptablesSave,
 } from '../../controller/firewall.js';
 import { AbortedError, ApplyError, applyPlan, type KernelApi, type NsApi } from '../../controller/apply.js';
 import { buildPlan } from '../../controller/plan.js';
@@ -143,6 +143,11 @@ describe('iptables rules for coexisting with Docker', () => {
     ].join('\n'));
     expect(iptRemoveInput(DOCKER, (c) => c === iptComment('ol'))).toBeNull();
     expect(iptRemoveInput(PLAIN, () => true)).toBeNull();
+    // cleanup: every lab's, nobody else's (the DROP rule's comment only starts like ours).
+    expect(iptRemoveInput(DOCKER, isNetlabComment)!.split('\n').filter((l) => l.startsWith('-D '))).toEqual([
+      '-D DOCKER-USER -o nlaaaaaa+ -m comment --comment "netlab lab old" -j ACCEPT',
+      '-D DOCKER-USER -i nlaaaaaa+ -m comment --comment "netlab lab old" -j ACCEPT',
+    ]);
     const all = parseIptablesSave(DOCKER).rules.filter((r) => r.comment?.startsWith('netlab lab '));
     expect(all.map((r) => r.chain)).toEqual(['DOCKER-USER', 'DOCKER-USER', 'DOCKER-USER']);
   });
