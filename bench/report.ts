@@ -434,6 +434,7 @@ const OP_WHAT: Partial<Record<PlanOp, string>> = {
   'route.add': 'RTM_NEWROUTE',
   'bridge.add': 'RTM_NEWLINK type bridge + alias',
   'nft.apply': 'spawns `nft -f -` with the lab table',
+  'iptables.accept': 'spawns `iptables-save -t filter` when iptables is installed, and `iptables-restore` only next to Docker or a DROP FORWARD policy',
   'container.start': 'runtime: per-node files and cgroups (prepareNode), then one supervisor (netlab-shim) clones and sets up the containers, 16 at a time, until each has exec\'d its command',
 };
 

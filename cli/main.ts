@@ -163,7 +163,10 @@ export function buildProgram(io: Io): Command {
       const checks = localChecks(lab, opts.matrix ? matrixChecks(lab, opts.timeout) : adHoc.length > 0 ? adHoc : lab.checks, as, io);
       if (opts.matrix && !opts.predictOnly) {
         // Every pair needs a neighbour entry, and the kernel's ARP table is one for all namespaces.
-        const limit = Number(fs.readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8'));
+        // Only the initial namespace has the (machine-wide) thresholds: run in another one
+        // (nsenter --net), there is nothing to read and no warning to give.
+        let limit = Infinity;
+        try { limit = Number(fs.readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8')); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
         if (checks.length > limit) io.err(`netlab: warning: the matrix needs ${checks.length} neighbour (ARP) entries but the kernel keeps at most ${limit} for the whole machine (net.ipv4.neigh.default.gc_thresh3); pairs may fail for that alone: raise it with sysctl -w net.ipv4.neigh.default.gc_thresh3=${2 ** Math.ceil(Math.log2(checks.length * 2))}\n`);
       }
       if (checks.length === 0) throw new UserError(`lab ${lab.name} has no checks; add a checks: section, use --matrix, or give --ping/--tcp/--http/--dns`);
@@ -183,7 +186,8 @@ export function buildProgram(io: Io): Command {
     .action(async (arg: string, opts: { as?: string }) => {
       const name = labNameOf(arg);
       const r = await down(name, opts.as !== undefined ? { as: opts.as } : {});
-      const what = r.netns.length || r.rootLinks || r.nftTable ? `removed ${r.netns.length} namespaces${r.rootLinks ? ', its links' : ''}${r.nftTable ? `, nft table ${r.nftTable}` : ''}` : 'nothing was up';
+      const ipt = r.iptablesRules ? `, ${r.iptablesRules} iptables rules` : '';
+      const what = r.netns.length || r.rootLinks || r.nftTable || r.iptablesRules ? `removed ${r.netns.length} namespaces${r.rootLinks ? ', its links' : ''}${r.nftTable ? `, nft table ${r.nftTable}` : ''}${ipt}` : 'nothing was up';
       io.out(`lab ${name}${r.as ? ` (host ${r.as})` : ''} is down: ${what} (${fmtMs(r.ms)})\n`);
       for (const [node, exit] of Object.entries(r.exits)) io.out(`  ${node.padEnd(16)} ${exit}\n`);
       if (r.cgroupsLeft.length) io.err(`netlab: could not remove cgroups: ${r.cgroupsLeft.join(', ')}\n`);

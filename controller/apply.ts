@@ -23,6 +23,8 @@ export interface KernelApi {
   netnsAdd(name: string): unknown;
   ns(name: string | null): NsApi;
   nftApply(ruleset: string): void;
+  /** Accept rules for the lab's interfaces where the host's iptables filter would drop them. */
+  iptablesAccept(lab: string): void;
 }
 
 /** A step failed: which step, why, and the kernel's own error as the cause. */
@@ -79,6 +81,9 @@ async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<vo
       return k.ns(s.netns).neighAdd(s.dev, s.ip, s.mac);
     case 'nft.apply':
       k.nftApply(s.ruleset);
+      return;
+    case 'iptables.accept':
+      k.iptablesAccept(s.lab);
       return;
     case 'container.start':
       // applyPlan hands runs of these to hooks.startContainers; here only without a runtime.

@@ -1,8 +1,9 @@
 // The one module through which netlab changes the kernel. It owns: named network namespaces
 // (/run/netns, created without spawning `ip`), one rtnetlink socket per namespace, links
 // (bridge, veth, vxlan), addresses, routes, neighbours and FDB entries, per-netns sysctls, and
-// the nftables calls (the only thing done by running a tool, because nft applies a ruleset
-// atomically and its netlink protocol is not worth re-implementing). Everything else in netlab
+// the nftables calls (done by running a tool, because nft applies a ruleset atomically and its
+// netlink protocol is not worth re-implementing), and iptables-save/-restore (only to add and
+// remove accept rules where Docker's iptables filter would drop a lab). Everything else in netlab
 // goes through this interface, so tests, dry runs and error reporting have one seam.
 //
 // Why it is shaped like this (measured, see /work/shared/docs/kernel-notes.md):
@@ -1232,5 +1233,39 @@ export function nftListTables(): { family: string; name: string }[] {
     return items.flatMap((i) => (i.table ? [{ family: i.table.family, name: i.table.name }] : []));
   } catch (e) {
     throw new KernelError('nftListTables', 'tables', 'host', 'EPROTO', `unparsable nft -j output: ${String(e)}`);
+  }
+}
+
+// ---------------------------------------------------------------- iptables
+
+/** iptables-save/-restore of the namespace netlab runs in. NETLAB_IPTABLES overrides the
+ *  `iptables` part of both names (tests point it at a missing file). */
+function iptablesBin(tool: 'save' | 'restore'): string {
+  return `${process.env.NETLAB_IPTABLES || 'iptables'}-${tool}`;
+}
+
+/** `iptables-save -t TABLE`, or null when there is nothing to look at: iptables is not
+ *  installed (then no Docker either), or this kernel or backend has no such table to read. */
+export function iptablesSave(table: string): string | null {
+  const bin = iptablesBin('save');
+  const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+  const res = spawnSync(bin, ['-t', table], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (res.error) {
+    if (errnoOf(res.error) === 'ENOENT') return null;
+    throw new KernelError('iptablesSave', `table ${table}`, 'host', errnoOf(res.error), `running ${bin}`, { cause: res.error });
+  }
+  return res.status === 0 ? res.stdout : null;
+}
+
+// iptables-restore -w 10 --noflush   (one transaction on the tables named in the input)
+export function iptablesRestore(input: string): void {
+  const bin = iptablesBin('restore');
+  const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+  const res = spawnSync(bin, ['-w', '10', '--noflush'], { input, encoding: 'utf8', env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const object = input.split('\n').find((l) => l.startsWith('-')) ?? 'rules';
+  if (res.error) throw new KernelError('iptablesRestore', object, 'host', errnoOf(res.error) === 'ENOENT' ? 'ENOPKG' : errnoOf(res.error), `running ${bin}`, { cause: res.error });
+  if (res.status !== 0) {
+    const stderr = (res.stderr ?? '').trim();
+    throw new KernelError('iptablesRestore', object, 'host', errnoFromText(stderr) ?? 'EINVAL', `${bin} exited with ${res.status ?? res.signal}: ${stderr.split('\n').slice(0, 4).join(' | ')}`);
   }
 }

@@ -10,6 +10,7 @@ import { AbortedError, applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
 import { ensureTmpfs, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
+import { acceptLab, removeLabRules } from './hostfw.js';
 import { listStateLabs, lockHolder, lockLab, releaseStateRoot, readState, readStateChecked, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 
 /** A failure to show the user as is (one line), with the exit code. */
@@ -26,7 +27,7 @@ export function requireRoot(command: string): void {
 }
 
 function kernelApi(k: Kernel): KernelApi {
-  return { netnsAdd: (n) => k.netnsAdd(n), ns: (n) => k.ns(n), nftApply };
+  return { netnsAdd: (n) => k.netnsAdd(n), ns: (n) => k.ns(n), nftApply, iptablesAccept: (lab) => { acceptLab(lab); } };
 }
 
 // ---------------------------------------------------------------- host sysctl we change
@@ -173,6 +174,8 @@ export interface TeardownReport {
   netns: string[];
   rootLinks: boolean;
   nftTable: string | null;
+  /** iptables accept rules removed (those netlab adds where Docker's filter would drop the lab). */
+  iptablesRules: number;
   /** Exit status of each container, as the runtime recorded it. */
   exits: Record<string, string>;
   /** Cgroups that could not be removed (should be none). */
@@ -225,9 +228,10 @@ async function teardown(k: Kernel, lab: string, o: { starting?: boolean; as?: st
   // ask nft. nftDeleteTable is tolerant of a table that is already gone.
   const hadTable = st ? as === null && needsFirewall(st.model) : nftListTables().some((t) => t.family === NFT_FAMILY && t.name === table);
   if (hadTable) nftDeleteTable(NFT_FAMILY, table);
+  const iptablesRules = removeLabRules(lab);
   removeState(lab);
   restoreIpForward();
-  return { lab, as, netns, rootLinks, nftTable: hadTable ? table : null, exits: stopped.exits, cgroupsLeft: stopped.cgroupsLeft };
+  return { lab, as, netns, rootLinks, nftTable: hadTable ? table : null, iptablesRules, exits: stopped.exits, cgroupsLeft: stopped.cgroupsLeft };
 }
 
 export async function down(labName: string, o: { as?: string } = {}): Promise<TeardownReport & { ms: number }> {
@@ -297,6 +301,7 @@ export async function cleanup(): Promise<CleanupReport> {
     for (const t of nftListTables()) {
       if (t.name.startsWith(NFT_TABLE_PREFIX)) { nftDeleteTable(t.family, t.name); strayTables.push(`${t.family} ${t.name}`); }
     }
+    removeLabRules(null); // iptables rules of labs already gone
     restoreIpForward();
     return { labs, strayLinks, strayTables };
   } finally {

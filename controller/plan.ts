@@ -4,7 +4,7 @@
 // testable against a recording fake. The controller executes these steps in order.
 import type { Lab, LabNode } from '../topology/types.js';
 import { nftTable } from '../topology/names.js';
-import { labRuleset, needsFirewall, NFT_FAMILY } from './firewall.js';
+import { iptComment, labIfPrefix, labRuleset, needsFirewall, NFT_FAMILY } from './firewall.js';
 
 /** null netns = the host's own (root) namespace. */
 export type Ns = string | null;
@@ -29,6 +29,9 @@ export type PlanStepBody =
   | { op: 'fdb.append'; netns: Ns; dev: string; mac: string; dst: string; reason: string }
   | { op: 'neigh.add'; netns: Ns; dev: string; ip: string; mac: string; reason: string }
   | { op: 'nft.apply'; family: string; table: string; ruleset: string; reason: string }
+  /** Accept rules for `-i/-o <interfaces>` in DOCKER-USER, or in FORWARD when its policy is
+   *  DROP; nothing when neither is there (decided when applied: it is the host's state). */
+  | { op: 'iptables.accept'; netns: null; lab: string; interfaces: string; comment: string; reason: string }
   | {
       op: 'container.start'; node: string; netns: Ns; image: string; command: string[] | null;
       hostname: string; reason: string;
@@ -239,7 +242,12 @@ export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
     if (lab.networks.some((n) => n.nat) || lab.nodes.some((n) => n.ports.length > 0)) {
       add({ op: 'sysctl.set', netns: null, key: 'net.ipv4.ip_forward', value: '1', reason: 'the host routes for NAT and published ports (restored when the last lab is down)' });
     }
-    add({ op: 'nft.apply', family: NFT_FAMILY, table: nftTable(lab.name), ruleset: labRuleset(lab), reason: 'isolation, NAT and published ports of the lab, in one table' });
+    add({ op: 'nft.apply', family: NFT_FAMILY, table: nftTable(lab.name), ruleset: labRuleset(lab), reason: 'isolation, NAT, published ports and no leaks of the lab, in one table' });
+  }
+  // Docker's FORWARD policy DROP would drop every packet of the lab's interfaces in the host's
+  // namespace (bridged ones too, under br_netfilter), whatever the table above allows.
+  if (steps.some((s) => (s.op === 'bridge.add' || s.op === 'veth.add' || s.op === 'vxlan.add') && s.netns === null)) {
+    add({ op: 'iptables.accept', netns: null, lab: lab.name, interfaces: `${labIfPrefix(lab.name)}+`, comment: iptComment(lab.name), reason: 'where Docker (or a DROP FORWARD policy) would drop the lab\'s traffic: accept its interfaces' });
   }
 
   // 7. Containers.
@@ -273,6 +281,7 @@ export function formatPlan(plan: Plan): string {
       case 'fdb.append': what = `${s.mac} dev ${s.dev} dst ${s.dst}`; break;
       case 'neigh.add': what = `${s.ip} lladdr ${s.mac} dev ${s.dev}`; break;
       case 'nft.apply': what = `table ${s.family} ${s.table}`; break;
+      case 'iptables.accept': what = `-i/-o ${s.interfaces} in DOCKER-USER or a DROP FORWARD, if present`; break;
       case 'container.start': what = `${s.node} (${s.image}${s.command ? `: ${s.command.join(' ')}` : ''})`; break;
     }
     out.push(`${String(i + 1).padStart(4)}. ${s.op.padEnd(15)} [${ns}] ${what}  # ${s.reason}`);

@@ -4,7 +4,8 @@
 //  - L2 segments: one per bridge or overlay network (all its attached interfaces, plus the
 //    host machine's bridge when the network has a gateway), one per point-to-point link;
 //  - the host machine is a participant: it owns every network gateway address, answers pings
-//    to them, and does not forward between two lab networks (the lab's nftables isolation);
+//    to them, and does not forward between two lab networks (the lab's nftables isolation),
+//    nor send anything to a lab subnet out of the machine (the table's leak guard);
 //    nodes with network_mode host ARE the machine;
 //  - per node: longest-prefix match over connected subnets of up interfaces and static routes
 //    (a route whose next hop is not on a connected subnet of an up interface does not exist),
@@ -103,6 +104,16 @@ function cidrOf(address: string, prefixLen: number): Cidr {
 
 function fmt(c: Cidr): string {
   return c.prefixLen === 0 ? 'default' : `${c.network}/${c.prefixLen}`;
+}
+
+/** True when `addr` is in a subnet of the lab (a network, a link, the underlay). */
+function inLabSubnet(lab: Lab, addr: string): boolean {
+  const subnets = [
+    ...lab.networks.map((n) => n.subnet),
+    ...lab.links.flatMap((l) => [l.a, l.b].map((e) => (e.ipv4 ? `${e.ipv4.address}/${e.ipv4.prefixLen}` : null))),
+    lab.underlay?.subnet ?? null,
+  ];
+  return subnets.some((s) => s !== null && cidrContains(s, addr));
 }
 
 function isLoopback(addr: string): boolean {
@@ -265,6 +276,8 @@ class Walker {
     const who = this.label(part);
     if (part.machine) {
       const host = who === DEFAULT_MACHINE_LABEL ? 'the host' : `${who} (the host)`;
+      // netlab's table drops traffic to a lab subnet that would leave through the uplink.
+      if (inLabSubnet(this.w.lab, dst)) return `${host} has no route to ${dst} within the lab, and the lab's own subnets never leave the machine`;
       return `${host} has no route to ${dst} within the lab (what lies beyond the lab, through the host's own uplink, is not predicted)`;
     }
     if (part.none) return `${who} has no route to ${dst} (network_mode none: loopback only)`;

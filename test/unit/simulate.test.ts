@@ -134,6 +134,39 @@ describe('one bridge, two bridges, the host machine', () => {
     expect(predictPair(l, 'i1', 'hostnode').reason).toBe('i1 has no route to 10.21.0.1');
   });
 
+  it('a node of a gateway network cannot reach an internal network of its lab through the host (nor can the host): it would leave by the uplink, which netlab drops', () => {
+    const p = predictPair(l, 'b1', 'i1');
+    expect(p.reach).toBe(false);
+    expect(p.address).toBe('10.23.0.10');
+    expect(nodesOf(p)).toEqual(['b1', 'host']);
+    expect(p.reason).toBe('the host has no route to 10.23.0.10 within the lab, and the lab\'s own subnets never leave the machine');
+    // Any address of the internal subnet, not only a node's, and from the host's own stack.
+    expect(predictPing(l, 'r1', '10.23.0.99').reach).toBe(false);
+    expect(predictPair(l, 'hostnode', 'i1').reason).toContain('the lab\'s own subnets never leave the machine');
+    // Beyond every lab subnet nothing is claimed.
+    expect(predictPing(l, 'b1', '192.0.2.99').reason).toContain('is not predicted');
+  });
+
+  it('a link subnet is a lab subnet too: a node of a gateway network does not reach it through the host', () => {
+    const m = lab(`
+name: linkleak
+networks:
+  nat: { subnet: 10.31.0.0/24 }
+nodes:
+  a: { networks: [nat] }
+  r1:
+  r2:
+links:
+  - { endpoints: ["r1:eth0", "r2:eth0"], ipv4: [10.31.12.1/30, 10.31.12.2/30] }
+`);
+    const p = predictPing(m, 'a', '10.31.12.2');
+    expect(p.reach).toBe(false);
+    expect(p.reason).toContain('the lab\'s own subnets never leave the machine');
+    const fromA = predictMatrix(m).filter((x) => x.from === 'a');
+    expect(fromA).toHaveLength(2);
+    expect(fromA.filter((x) => x.reach)).toEqual([]);
+  });
+
   it('ping to the own address, or to loopback, is delivered locally', () => {
     const p = predictPing(l, 'b1', '10.21.0.10');
     expect(p.reach).toBe(true);
