@@ -10,6 +10,7 @@ import { applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
 import { ensureTmpfs, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
+import { claimLab } from './conflicts.js';
 import { listStateLabs, lockLab, releaseStateRoot, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 
 /** A failure to show the user as is (one line), with the exit code. */
@@ -84,7 +85,11 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
   const as = opts.as ?? null;
   const privateMounts = netnsMountsPrivate();
   if (privateMounts) throw new LabError(privateMounts);
-  const release = lockLab(lab.name, ensureTmpfs);
+  // Subnets and ports of other labs and of the machine: refused before anything exists; held
+  // (machine-wide) until this lab's state records what it takes.
+  const releaseClaim = claimLab(lab, as);
+  let release: () => void;
+  try { release = lockLab(lab.name, ensureTmpfs); } catch (e) { releaseClaim(); throw e; }
   let kernel: Kernel | null = null;
   let signal: string | null = null;
   const onSignal = (s: NodeJS.Signals) => { signal = s; };
@@ -116,6 +121,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     };
     // The intent: from here on, down/cleanup know this lab may have kernel objects.
     writeState(state);
+    releaseClaim();
     saveIpForward(plan);
     try {
       await applyPlan(plan, kernelApi(kernel), {
@@ -138,6 +144,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     kernel?.close();
+    releaseClaim();
     release();
     releaseStateRoot(releaseTmpfs); // after a rollback the lab may have been the last one
   }
