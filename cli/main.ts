@@ -110,6 +110,7 @@ export function buildProgram(io: Io): Command {
     .action(async (file: string, opts: { check?: boolean; as?: string }) => {
       // Held from reading the running labs until up() has recorded this lab's state: two labs
       // brought up at the same moment never get the same automatic subnet.
+      requireRoot('up');
       holdClaims();
       let lab: Lab;
       let r: Awaited<ReturnType<typeof up>>;

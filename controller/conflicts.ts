@@ -247,7 +247,10 @@ export function readOtherLabs(self: string): OtherLab[] {
   for (const name of listStateLabs()) {
     if (name === self) continue;
     const st = readState(name);
-    if (st) out.push({ name, status: st.status, as: st.as ?? null, model: st.model });
+    // A state without a model this version can read (another netlab's) is judged by nothing
+    // rather than crashing every later up.
+    const m = st?.model as Partial<Lab> | undefined;
+    if (st && Array.isArray(m?.networks) && Array.isArray(m?.nodes) && Array.isArray(m?.links)) out.push({ name, status: st.status, as: st.as ?? null, model: st.model });
   }
   return out;
 }

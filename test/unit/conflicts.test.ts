@@ -244,6 +244,10 @@ describe('the claim lock', () => {
     }));
     expect(() => c.claimLab(bridge('cl-second', '10.26.0.0/24'), null)).toThrow(/^subnet 10\.26\.0\.0\/24 of network lan overlaps subnet 10\.26\.0\.0\/24 of network lan of lab cl-first \(up\).*; nothing was built$/);
     expect(fs.existsSync(lockFile)).toBe(false);
+    // A state whose model this version cannot read is skipped, not a crash of every later up.
+    fs.mkdirSync(path.join(stateRoot, 'cl-odd'), { recursive: true });
+    fs.writeFileSync(path.join(stateRoot, 'cl-odd', 'state.json'), JSON.stringify({ version: 1, lab: 'cl-odd', status: 'up', model: { name: 'cl-odd' } }));
+    expect(c.readOtherLabs('x').map((o) => o.name)).toEqual(['cl-first']);
     const release = c.claimLab(bridge('cl-third', '10.26.1.0/24'), null);
     expect(fs.existsSync(lockFile)).toBe(true);
     release();
