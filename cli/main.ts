@@ -14,8 +14,11 @@ import { makeProgress } from './progress.js';
 import { cleanup, down, LabError, requireRoot, setHostLink, setLink, status, up, type LabStatusReport } from '../controller/lab.js';
 import { describeState, execInContainer, RuntimeError, streamLogs } from '../runtime/container.js';
 import { AbortedError, ApplyError } from '../controller/apply.js';
+import { ImageError } from '../runtime/image.js';
 import { KernelError } from '../controller/kernel.js';
 import { LockBusyError, readState } from '../controller/state.js';
+import { ConflictError, envForUp, envOffline, holdClaims, readListeners, releaseClaims, socketOwner } from '../controller/conflicts.js';
+import type { ResolveEnv } from '../topology/addrspace.js';
 import { adHocCheck, formatMatrix, formatTable, matrixChecks, runChecks, toJUnit } from '../controller/checks.js';
 
 /** An error meant for the user: printed as one line (or the listed diagnostics), exit code `code`. */
@@ -33,8 +36,10 @@ interface Io {
   closed?: AbortSignal;
 }
 
-function loadOrThrow(file: string): Lab {
-  const r = loadTopologyFile(file);
+/** Resolves a file on this machine: subnets present on the host must leave its routes alone and
+ *  automatic ones avoid them (`up` also avoids the running labs' subnets: see envForUp). */
+function loadOrThrow(file: string, env: ResolveEnv = envOffline()): Lab {
+  const r = loadTopologyFile(file, env);
   if (!r.lab) {
     const n = r.diagnostics.length;
     throw new UserError(`${file}: ${n} problem${n === 1 ? '' : 's'}`, 1, r.diagnostics);
@@ -59,7 +64,8 @@ export function buildProgram(io: Io): Command {
     .argument('<files...>', 'topology files')
     .option('--json', 'print the result as JSON')
     .action((files: string[], opts: { json?: boolean }) => {
-      const results = files.map((f) => ({ file: f, ...loadTopologyFile(f) }));
+      const env = envOffline();
+      const results = files.map((f) => ({ file: f, ...loadTopologyFile(f, env) }));
       const bad = results.filter((r) => !r.lab);
       if (opts.json) {
         io.out(JSON.stringify({ valid: bad.length === 0, files: results.map((r) => ({ file: r.file, valid: !!r.lab, diagnostics: r.diagnostics })) }, null, 2) + '\n');
@@ -106,25 +112,36 @@ export function buildProgram(io: Io): Command {
     .option('--check', 'run the lab\'s checks once it is up (exit 1 if any fails)')
     .option('--as <host>', 'this machine is that host of the lab: build only its part (its nodes, overlay bridges and VXLAN with forwarding entries to the other hosts\' addresses); run it on every host to form the lab')
     .action(async (file: string, opts: { check?: boolean; as?: string }) => {
-      const lab = loadOrThrow(file);
-      if (opts.as !== undefined) planFor(lab, opts.as); // an unknown host is a usage error, before anything else
-      const progress = makeProgress(io, process.stderr.isTTY === true);
-      const built = nodesBuilt(lab, opts.as);
-      // The report is part of `up`: a signal or a closed pipe until it is written rolls back.
-      // One write, so a reader that takes only the first line (`| head -1`) still gets all of
-      // it in the pipe and the lab stays up.
-      const report = (plan: Plan, ms: number) => {
-        progress.done();
-        let text = opts.as !== undefined
-          ? `lab ${lab.name} is up as host ${opts.as}: ${built.length} of ${lab.nodes.length} nodes (${plan.steps.length} steps in ${fmtMs(ms)})\n`
-          : `lab ${lab.name} is up: ${lab.nodes.length} nodes, ${lab.networks.length} networks, ${lab.links.length} links (${plan.steps.length} steps in ${fmtMs(ms)})\n`;
-        for (const n of built) {
-          const addrs = n.interfaces.map((f) => `${f.name} ${f.ipv4 ? `${f.ipv4.address}/${f.ipv4.prefixLen}` : '-'}`).join(', ');
-          text += `  ${n.name.padEnd(16)} ${n.networkMode === 'bridge' ? (addrs || 'no interfaces') : `network_mode ${n.networkMode}`}\n`;
-        }
-        io.out(text);
-      };
-      await up(lab, { progress: progress.update, report, ...(io.closed ? { signal: io.closed } : {}), ...(opts.as !== undefined ? { as: opts.as } : {}) });
+      // The claim lock is held from reading the running labs (automatic subnets avoid theirs)
+      // until up() has recorded this lab's state: two labs brought up at the same moment never
+      // get the same automatic subnet.
+      requireRoot('up');
+      holdClaims();
+      let lab: Lab;
+      try {
+        lab = loadOrThrow(file, envForUp());
+        if (opts.as !== undefined) planFor(lab, opts.as); // an unknown host is a usage error, before anything else
+        const progress = makeProgress(io, process.stderr.isTTY === true);
+        const built = nodesBuilt(lab, opts.as);
+        const model = lab;
+        // The report is part of `up`: a signal or a closed pipe until it is written rolls back.
+        // One write, so a reader that takes only the first line (`| head -1`) still gets all of
+        // it in the pipe and the lab stays up.
+        const report = (plan: Plan, ms: number) => {
+          progress.done();
+          let text = opts.as !== undefined
+            ? `lab ${model.name} is up as host ${opts.as}: ${built.length} of ${model.nodes.length} nodes (${plan.steps.length} steps in ${fmtMs(ms)})\n`
+            : `lab ${model.name} is up: ${model.nodes.length} nodes, ${model.networks.length} networks, ${model.links.length} links (${plan.steps.length} steps in ${fmtMs(ms)})\n`;
+          for (const n of built) {
+            const addrs = n.interfaces.map((f) => `${f.name} ${f.ipv4 ? `${f.ipv4.address}/${f.ipv4.prefixLen}` : '-'}`).join(', ');
+            text += `  ${n.name.padEnd(16)} ${n.networkMode === 'bridge' ? (addrs || 'no interfaces') : `network_mode ${n.networkMode}`}\n`;
+          }
+          io.out(text);
+        };
+        await up(lab, { progress: progress.update, report, ...(io.closed ? { signal: io.closed } : {}), ...(opts.as !== undefined ? { as: opts.as } : {}) });
+      } finally {
+        releaseClaims();
+      }
       if (opts.check) {
         const r = await runChecks(lab, localChecks(lab, lab.checks, opts.as ?? null, io), 'checks');
         io.out(formatTable(r));
@@ -142,7 +159,10 @@ export function buildProgram(io: Io): Command {
     .option('--explain', 'show the path (or where it stops) behind each prediction')
     .option('--json', 'print the results as JSON')
     .option('--junit <file>', 'also write JUnit XML for CI systems')
-    .option('--timeout <ms>', 'per-probe timeout for --matrix', (v) => Number(v), 1000)
+    .option('--timeout <ms>', 'per-probe timeout for --matrix', (v) => {
+      if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || !(Number(v) > 0)) throw new UserError(`--timeout ${v}: expected a positive number of milliseconds, e.g. 1000`, 2);
+      return Number(v);
+    }, 1000)
     .option('--ping <from:to>', 'ad hoc ping check (repeatable)', collect)
     .option('--tcp <from:to:port>', 'ad hoc tcp check (repeatable)', collect)
     .option('--http <from:url>', 'ad hoc http check (repeatable)', collect)
@@ -257,7 +277,8 @@ export function buildProgram(io: Io): Command {
     .passThroughOptions()
     .action(async (arg: string, node: string, command: string[], opts: { interactive?: boolean; tty?: boolean }) => {
       requireRoot('exec');
-      const given = command[0] === '--' ? command.slice(1) : command;
+      const { given, interactive, tty } = execArgs(command, opts);
+      opts = { interactive, tty };
       const argv = given.length > 0 ? given : opts.interactive ? ['sh'] : [];
       if (argv.length === 0) throw new UserError('no command given; e.g. netlab exec LAB NODE -- ip addr, or -it for a shell', 2);
       throw new ExitCode(await execInContainer(labNameOf(arg), node, argv, { tty: opts.tty, stdin: opts.interactive }));
@@ -301,10 +322,16 @@ export function buildProgram(io: Io): Command {
         if (isFile) offline = loadOrThrow(arg);
         else if (!readState(name) && !labNamespaces(name)) throw new UserError(`lab ${name} is not up: give its topology file to draw the model`);
       }
+      let server: Awaited<ReturnType<typeof startWebServer>>;
+      try {
+        server = await startWebServer({ offline, defaultLab: name, port: opts.port, host: opts.host });
+      } catch (e) {
+        throw listenError(e as NodeJS.ErrnoException, opts.host, opts.port);
+      }
+      // After listening: a --host that cannot be listened on gets its one error line only.
       if (!isLoopbackAddress(opts.host)) {
         io.err(`netlab web: WARNING: listening on ${opts.host}, which is not a loopback address: anyone who can reach it and has the token can run probes and set links down${typeof process.getuid === 'function' && process.getuid() === 0 ? ' as root' : ''}. Every request needs the token.\n`);
       }
-      const server = await startWebServer({ offline, defaultLab: name, port: opts.port, host: opts.host });
       io.out(`netlab web: ${name ? `lab ${name}` : 'all labs'}${offline && !readState(offline.name) ? ' (not up: drawn from the model)' : ''} at ${server.url}\n`);
       if (typeof process.getuid === 'function' && process.getuid() !== 0) io.err('netlab web: not root: the page shows the labs\' models, not the kernel\'s state, and cannot run probes or set links\n');
       await new Promise<void>((resolve) => {
@@ -316,6 +343,41 @@ export function buildProgram(io: Io): Command {
     });
 
   return program;
+}
+
+/** The documented form is `exec LAB NODE -i -- CMD`: with passThroughOptions, commander hands
+ *  options written after the positional arguments to the command, so they are taken here, up
+ *  to `--` or the first word that is not one of them (the command itself). */
+export function execArgs(command: string[], opts: { interactive?: boolean; tty?: boolean }): { given: string[]; interactive: boolean; tty: boolean } {
+  let interactive = !!opts.interactive, tty = !!opts.tty;
+  let i = 0;
+  for (; i < command.length; i++) {
+    const a = command[i];
+    if (a === '--') { i++; break; }
+    if (a === '--interactive') interactive = true;
+    else if (a === '--tty') tty = true;
+    else if (/^-[it]+$/.test(a)) { if (a.includes('i')) interactive = true; if (a.includes('t')) tty = true; }
+    else if (a.startsWith('-')) throw new UserError(`exec: unknown option ${a}; expected -i, -t or -it before -- COMMAND`, 2);
+    else break;
+  }
+  return { given: command.slice(i), interactive, tty };
+}
+
+/** A failed listen of `netlab web` as one line for the user (anything else is a bug). */
+function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  switch (e.code) {
+    case 'EADDRINUSE': {
+      const l = readListeners().find((x) => x.protocol === 'tcp' && x.port === port);
+      const who = l ? socketOwner(l.inode) : null;
+      return new UserError(`web: ${where} is already in use${who ? ` by ${who}` : ''}; choose another --port (0 takes any free one)`);
+    }
+    case 'EADDRNOTAVAIL': return new UserError(`web: --host ${host} is not an address of this machine; give one of its addresses, or 127.0.0.1`);
+    case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_FAIL': case 'EAI_NONAME': return new UserError(`web: --host ${host}: no such host name or address; give an address of this machine, e.g. 127.0.0.1`);
+    case 'EACCES': return new UserError(`web: port ${port} needs root (ports below 1024 are privileged); choose another --port`);
+    case 'EINVAL': return new UserError(`web: cannot listen on ${where}: invalid address`);
+    default: return e;
+  }
 }
 
 /** Whether any namespace of the lab exists (a lab without its state file). */
@@ -436,7 +498,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
       return e.exitCode === 0 ? 0 : 2;
     }
     if (e instanceof ExitCode) return e.code;
-    if (e instanceof RuntimeError) {
+    if (e instanceof RuntimeError || e instanceof ImageError) {
       io.err(`netlab: ${e.message}\n`);
       return 1;
     }
@@ -444,7 +506,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
       io.err(`netlab: ${e.message}\n`);
       return e.exitCode;
     }
-    if (e instanceof LockBusyError || e instanceof KernelError) {
+    if (e instanceof LockBusyError || e instanceof KernelError || e instanceof ConflictError) {
       io.err(`netlab: ${e.message}\n`);
       return 1;
     }

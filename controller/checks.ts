@@ -182,6 +182,7 @@ export function adHocCheck(lab: Lab, kind: LabCheck['kind'], spec: string, index
     if (!m) throw new Error(`--tcp ${spec}: expected FROM:TO:PORT`);
     rest = m[1];
     port = Number(m[2]);
+    if (port < 1 || port > 65535) throw new Error(`--tcp ${spec}: port ${m[2]} is out of range; expected 1-65535`);
   }
   if (kind === 'http' && !/^http:\/\//.test(rest)) rest = `http://${rest}`;
   const to = kind === 'http' ? new URL(rest).hostname : rest;

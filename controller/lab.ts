@@ -11,6 +11,7 @@ import { checkRuntime, containerState, startContainers, stopContainers, type Con
 import { ensureTmpfs, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
 import { acceptLab, removeLabRules } from './hostfw.js';
+import { claimLab } from './conflicts.js';
 import { listStateLabs, lockHolder, lockLab, releaseStateRoot, readState, readStateChecked, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 
 /** A failure to show the user as is (one line), with the exit code. */
@@ -94,6 +95,9 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
   const as = opts.as ?? null;
   const privateMounts = netnsMountsPrivate();
   if (privateMounts) throw new LabError(privateMounts);
+  // Subnets and ports of other labs and of the machine: refused before anything exists; held
+  // (machine-wide) until this lab's state records what it takes.
+  const releaseClaim = claimLab(lab, as);
   // Handlers before the lock: from the first thing made (netlab's tmpfs, the lock file) on, a
   // signal only sets the flag, checked between steps; the rollback then removes everything.
   let signal: string | null = null;
@@ -129,6 +133,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     };
     // The intent: from here on, down/cleanup know this lab may have kernel objects.
     writeState(state);
+    releaseClaim();
     try {
       saveIpForward(plan);
       await applyPlan(plan, kernelApi(kernel), {
@@ -157,6 +162,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     return { plan, ms: performance.now() - t0 };
   } finally {
     kernel?.close();
+    releaseClaim();
     if (release) {
       release();
       releaseStateRoot(releaseTmpfs); // after a rollback the lab may have been the last one

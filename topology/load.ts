@@ -5,13 +5,16 @@ import type { Diagnostic, Lab, RawTopology } from './types.js';
 import { parseYamlSource, sortDiagnostics } from './source.js';
 import { schemaDiagnostics } from './schema.js';
 import { resolveTopology } from './resolve.js';
+import type { ResolveEnv } from './addrspace.js';
 
 export interface LoadResult {
   lab: Lab | null;
   diagnostics: Diagnostic[];
 }
 
-export function loadTopologyText(text: string, file: string): LoadResult {
+/** `env` is what this machine adds to the file: its routes (subnets on the host must leave them
+ *  alone, automatic ones avoid them) and the subnets of running labs (avoided). */
+export function loadTopologyText(text: string, file: string, env?: ResolveEnv): LoadResult {
   const parsed = parseYamlSource(text, file);
   if (parsed.diagnostics.length > 0) return { lab: null, diagnostics: sortDiagnostics(parsed.diagnostics) };
   if (parsed.value === null || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
@@ -19,12 +22,12 @@ export function loadTopologyText(text: string, file: string): LoadResult {
   }
   const schemaErrs = schemaDiagnostics(parsed.value, parsed.locator);
   if (schemaErrs.length > 0) return { lab: null, diagnostics: sortDiagnostics(schemaErrs) };
-  const r = resolveTopology(parsed.value as RawTopology, parsed.locator, file);
+  const r = resolveTopology(parsed.value as RawTopology, parsed.locator, file, env);
   return { lab: r.lab, diagnostics: sortDiagnostics(r.diagnostics) };
 }
 
 /** Reads and resolves a topology file; an unreadable file is one diagnostic at 1:1. */
-export function loadTopologyFile(file: string): LoadResult {
+export function loadTopologyFile(file: string, env?: ResolveEnv): LoadResult {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -32,5 +35,5 @@ export function loadTopologyFile(file: string): LoadResult {
     const code = (e as NodeJS.ErrnoException).code;
     return { lab: null, diagnostics: [{ file, line: 1, col: 1, path: '', message: code === 'ENOENT' ? 'no such file' : `cannot read: ${(e as Error).message}` }] };
   }
-  return loadTopologyText(text, file);
+  return loadTopologyText(text, file, env);
 }

@@ -15,6 +15,7 @@ import { hostNetns, ifAlias, ifName, labGroup, labId, nodeNetns, IFNAMSIZ_MAX } 
 import { didYouMean, type Locator, type PathSeg } from './source.js';
 import { hostsAddress } from './hosts.js';
 import { canonicalCap, parseSecurityOpt, sysctlProblem, type SeccompSetting } from './security.js';
+import { machineProblem, reservedProblem, subnetsToAvoid, type ResolveEnv } from './addrspace.js';
 
 export const DEFAULT_POOL = '10.128.0.0/16';
 export const DEFAULT_PREFIX = 24;
@@ -23,6 +24,13 @@ export const VXLAN_OVERHEAD = 50;
 export const DEFAULT_VXLAN_PORT = 4789;
 export const FIRST_AUTO_VNI = 4096;
 const IFACE_RE = /^[A-Za-z0-9_.-]+$/;
+/** Docker's floor ("Minimum memory limit allowed is 6MB"): below it a node is OOM-killed at once. */
+export const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+/** A Linux bridge numbers its ports 1..BR_MAX_PORTS-1 (BR_MAX_PORTS = 1 << 10 in
+ *  net/bridge/br_private.h; port 0 is never used): the 1024th port fails with EXFULL. */
+export const BRIDGE_MAX_PORTS = 1023;
+/** (uid_t)-1 = 4294967295 means "no change" to setuid/setgid, so the largest real id is one less. */
+export const MAX_ID = 4294967294;
 
 type Claim = { subnet: string; path: PathSeg[]; what: string };
 
@@ -69,6 +77,37 @@ export function parseSize(v: string | number): number | null {
   if (!m) return null;
   const n = Math.floor(Number(m[1]) * SIZE_UNITS[(m[2] || 'b').toLowerCase()]);
   return n > 0 ? n : null;
+}
+
+/** Why a node's `user` cannot be run as, or null. The forms are NAME, UID, NAME:GID and UID:GID:
+ *  the runtime looks NAME up in the image's /etc/passwd and takes the group as a number. */
+export function userProblem(user: string): string | null {
+  const parts = user.split(':');
+  if (parts.length > 2) return `"${user}" is not a user; expected NAME, UID or UID:GID (one ':' at most)`;
+  if (parts.some((x) => x === '')) return `"${user}" has an empty ${parts[0] === '' ? 'user' : 'group'} part; expected NAME, UID or UID:GID, e.g. "1000:1000"`;
+  const [u, g] = parts;
+  const idProblem = (v: string, what: string) => (Number(v) > MAX_ID ? `${what} ${v} in "${user}" is out of range; expected 0-${MAX_ID}` : null);
+  if (/^[0-9]+$/.test(u)) {
+    const e = idProblem(u, 'uid');
+    if (e) return e;
+  } else if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(u) || u.length > 32) {
+    return `"${u}" is neither a uid nor a user name; expected a number or a name of letters, digits, '_', '.', '-' (at most 32 characters)`;
+  }
+  if (g !== undefined) {
+    if (!/^[0-9]+$/.test(g)) return `group "${g}" in "${user}" is not a number; give the gid (group names are not looked up)`;
+    const e = idProblem(g, 'gid');
+    if (e) return e;
+  }
+  return null;
+}
+
+/** Why a MAC address (six hex bytes, as the schema checks) cannot be an interface's, or null. */
+export function macProblem(mac: string): string | null {
+  const bytes = mac.split(':').map((x) => parseInt(x, 16));
+  if (bytes.every((b) => b === 0)) return `MAC ${mac} is all zeros, which no interface can have; give a unicast address such as 02:00:00:00:00:01`;
+  if (bytes.every((b) => b === 0xff)) return `MAC ${mac} is the broadcast address; give a unicast address such as 02:00:00:00:00:01`;
+  if (bytes[0] & 1) return `MAC ${mac} is a multicast address (the lowest bit of its first byte is set); give a unicast address such as 02:00:00:00:00:01`;
+  return null;
 }
 
 /** Docker's port forms: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]. */
@@ -124,7 +163,7 @@ function entries<T>(m: Record<string, T | null> | undefined): [string, T | null]
   return m ? Object.entries(m) : [];
 }
 
-export function resolveTopology(raw: RawTopology, loc: Locator, file: string): ResolveResult {
+export function resolveTopology(raw: RawTopology, loc: Locator, file: string, env?: ResolveEnv): ResolveResult {
   const ds: Diagnostic[] = [];
   const err = (p: PathSeg[], message: string, key = false) => ds.push(loc.diag(p, message, { key }));
   const labName = raw.name;
@@ -163,10 +202,26 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     if (canon !== value) { err(p, `${what} "${value}" has host bits set; did you mean ${canon}?`); return null; }
     return canon;
   };
+  /** A CIDR that addresses are taken from (network, link, underlay, pool): never a reserved range. */
+  const checkSubnet = (value: string, p: PathSeg[], what: string): string | null => {
+    const s = checkCidr(value, p, what);
+    const why = s ? reservedProblem(s) : null;
+    if (why) { err(p, `${what} ${why}`); return null; }
+    return s;
+  };
+  // Kernel names are 24-bit hashes: at thousands of interfaces two of them collide, and the
+  // later one takes the next salt (deterministic: the same file gives the same names).
+  const kernelNames = new Set<string>();
+  const uniqueIfName = (kind: 'b' | 'v' | 'x' | 'u', object: string): string => {
+    for (let salt = 0; ; salt++) {
+      const n = ifName(labName, kind, object, salt);
+      if (!kernelNames.has(n)) { kernelNames.add(n); return n; }
+    }
+  };
 
   // ------------------------------------------------------------ ipam pool
   let pool = DEFAULT_POOL;
-  if (raw.ipam?.pool !== undefined) pool = checkCidr(raw.ipam.pool, ['ipam', 'pool'], 'ipam pool') ?? DEFAULT_POOL;
+  if (raw.ipam?.pool !== undefined) pool = checkSubnet(raw.ipam.pool, ['ipam', 'pool'], 'ipam pool') ?? DEFAULT_POOL;
   const prefix = raw.ipam?.prefix ?? DEFAULT_PREFIX;
   if (parseCidr(pool) && prefix < parseCidr(pool)!.prefixLen) {
     err(['ipam', 'prefix'], `prefix /${prefix} is larger than the pool ${pool}; expected a prefix of at least /${parseCidr(pool)!.prefixLen}`);
@@ -185,7 +240,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
       }
     } else {
       if (n.subnet !== undefined) {
-        const s = checkCidr(n.subnet, [...p, 'subnet'], 'subnet');
+        const s = checkSubnet(n.subnet, [...p, 'subnet'], 'subnet');
         if (s) {
           d.subnet = s;
           claimSubnet(s, [...p, 'subnet'], `subnet of network ${name}`);
@@ -269,6 +324,8 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
           for (let j = 0; j < 2; j++) {
             if (!isUsableAddress(s0, addrs[j]!.address)) { err([...p, 'ipv4', j], `${addrs[j]!.address} is the network or broadcast address of ${s0}; expected a host address`); ok = false; }
           }
+          const why = reservedProblem(s0);
+          if (why) { err([...p, 'ipv4', 0], `link subnet ${why}`); ok = false; }
           if (ok && claimSubnet(s0, [...p, 'ipv4'], `subnet of link ${i}`) && ends.length === 2) {
             ends[0].ipv4 = addrs[0]; ends[1].ipv4 = addrs[1];
           }
@@ -293,7 +350,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
   if (hostNames.size > 0) {
     let sub: string | null = null;
     if (raw.underlay?.subnet !== undefined) {
-      sub = checkCidr(raw.underlay.subnet, ['underlay', 'subnet'], 'underlay subnet');
+      sub = checkSubnet(raw.underlay.subnet, ['underlay', 'subnet'], 'underlay subnet');
       if (sub) claimSubnet(sub, ['underlay', 'subnet'], 'underlay subnet');
     }
     const given = rawHosts.filter(([, h]) => h.address !== undefined);
@@ -301,6 +358,8 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
       const [hn, h] = given[0];
       if (isIpv4(h.address!)) {
         sub = canonicalCidr(`${h.address}/24`);
+        const why = sub ? reservedProblem(sub) : null;
+        if (why) { err(['hosts', hn, 'address'], `underlay subnet (the /24 of the first host address) ${why}`); sub = null; }
         if (sub && !claimSubnet(sub, ['hosts', hn, 'address'], 'underlay subnet (the /24 of the first host address)')) sub = null;
       }
     }
@@ -314,7 +373,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     }
     // The underlay subnet may still be unknown (allocated below with the networks).
     const finishHosts = (subnet: string) => {
-      underlay = { subnet, bridgeName: ifName(labName, 'b', '@underlay') };
+      underlay = { subnet, bridgeName: uniqueIfName('b', '@underlay') };
       alloc = new AddressAllocator(subnet, []);
       for (const [hn, a] of hostAddr) {
         if (a === null) continue;
@@ -329,7 +388,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
         }
         hosts.push({
           name: hn, address: a, prefixLen: parseCidr(subnet)!.prefixLen, netns: hostNetns(labName, hn),
-          underlaySide: ifName(labName, 'u', hn), underlayIface: 'eth0',
+          underlaySide: uniqueIfName('u', hn), underlayIface: 'eth0',
         });
       }
     };
@@ -414,6 +473,36 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     n.gw = false;
   }
 
+  // A network with a host-side gateway is present on this machine: its subnet must leave the
+  // machine's own routes and addresses alone (its connected route would shadow them).
+  for (const n of nets) {
+    if (n.driver !== 'bridge' || n.gw === false || n.subnet === null) continue;
+    const why = machineProblem(n.subnet, env?.machine);
+    if (why) err([...n.p, 'subnet'], `subnet of network ${n.name} ${why}`);
+  }
+
+  // A Linux bridge has at most BRIDGE_MAX_PORTS ports: each node's interface on the network is
+  // one, and so is an overlay's VXLAN device on each host's bridge.
+  for (const n of nets) {
+    if (n.driver !== 'bridge' && n.driver !== 'overlay') continue;
+    const perMachine = new Map<string | null, number>();
+    for (const a of attachments) {
+      if (a.net !== n.name) continue;
+      const h = nodeDrafts.get(a.node)!.host;
+      perMachine.set(h, (perMachine.get(h) ?? 0) + 1);
+    }
+    for (const [h, count] of perMachine) {
+      const ports = count + (n.driver === 'overlay' ? 1 : 0);
+      if (ports <= BRIDGE_MAX_PORTS) continue;
+      const where = h === null ? '' : ` on host ${h}`;
+      err(n.p, `network ${n.name} needs ${ports} ports on one bridge${where} (${plural(count, 'node interface', 'node interfaces')}${n.driver === 'overlay' ? ' + its VXLAN device' : ''}); a Linux bridge takes at most ${BRIDGE_MAX_PORTS} (the kernel's BR_MAX_PORTS, less port 0): split the nodes over several networks joined by a router node (forwarding: true)`, true);
+      break;
+    }
+  }
+  if (rawHosts.length > BRIDGE_MAX_PORTS) {
+    err(['hosts'], `${rawHosts.length} hosts need ${rawHosts.length} ports on the underlay bridge; a Linux bridge takes at most ${BRIDGE_MAX_PORTS} (the kernel's BR_MAX_PORTS, less port 0)`, true);
+  }
+
   // Link endpoints: both nodes must have their own netns on the same machine.
   for (const l of links) {
     for (const e of [l.a, l.b]) {
@@ -425,15 +514,24 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
   }
 
   // ------------------------------------------------------------ subnet allocation (IPAM)
+  // Automatic subnets also stay clear of the machine's routes and of the running labs' subnets
+  // (as Docker allocates around the networks in use), so labs without subnets run side by side.
   let subnetAlloc: SubnetAllocator | null = null;
+  const avoid = subnetsToAvoid(env, labName);
   const allocSubnet = (p: PathSeg[], what: string): string | null => {
     try {
-      subnetAlloc ??= new SubnetAllocator(pool, prefix, claims.map((c) => c.subnet));
+      subnetAlloc ??= new SubnetAllocator(pool, prefix, [...claims.map((c) => c.subnet), ...avoid.map((a) => a.subnet)]);
       const s = subnetAlloc.next();
       claims.push({ subnet: s, path: p, what });
       return s;
     } catch (e) {
-      if (e instanceof IpamError) { err(p, `${e.message}; give the network a subnet, or use a larger ipam.pool or a longer ipam.prefix`, true); return null; }
+      if (e instanceof IpamError) {
+        const inPool = avoid.filter((a) => cidrsOverlap(a.subnet, pool));
+        const users = [...new Set(inPool.map((a) => a.owner))];
+        const busy = users.length ? ` (in use here: ${users.slice(0, 3).join(', ')}${users.length > 3 ? `, and ${users.length - 3} more` : ''})` : '';
+        err(p, `${e.message}${busy}; give the network a subnet, or use a larger ipam.pool or a longer ipam.prefix`, true);
+        return null;
+      }
       throw e;
     }
   };
@@ -523,8 +621,10 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
         name: iface, kind: 'network', network: a.net, link: null, peer: null,
         ipv4: addr ? { address: addr, prefixLen } : null,
         mac: a.mac ?? derivedMac(labName, name, iface), mtu: net.mtu,
-        hostSide: ifName(labName, 'v', `${name}/${iface}`), alias: ifAlias(labName, name, iface), up: true,
+        hostSide: uniqueIfName('v', `${name}/${iface}`), alias: ifAlias(labName, name, iface), up: true,
       });
+      const macWhy = a.mac ? macProblem(a.mac) : null;
+      if (macWhy) err([...a.p, 'mac'], macWhy);
       if (a.mac) {
         if (macs.has(a.mac)) err([...a.p, 'mac'], `MAC ${a.mac} is already used by ${macs.get(a.mac)}; each interface needs its own`);
         macs.set(a.mac, `${name}:${iface}`);
@@ -627,6 +727,13 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     if (n.resources?.memory !== undefined) {
       resources.memoryBytes = parseSize(n.resources.memory);
       if (resources.memoryBytes === null) err([...p, 'resources', 'memory'], `"${n.resources.memory}" is not a memory size; expected e.g. 64m, 1g or a number of bytes`);
+      else if (resources.memoryBytes < MIN_MEMORY_BYTES) {
+        err([...p, 'resources', 'memory'], `memory limit ${n.resources.memory} (${plural(resources.memoryBytes, 'byte', 'bytes')}) is below the minimum of 6m (${MIN_MEMORY_BYTES} bytes): the node would be killed for lack of memory at once`);
+      }
+    }
+    if (n.user !== undefined) {
+      const why = userProblem(n.user);
+      if (why) err([...p, 'user'], why);
     }
     if (n.working_dir !== undefined && !n.working_dir.startsWith('/')) err([...p, 'working_dir'], `working_dir "${n.working_dir}" must be an absolute path`);
     if (n.forwarding && nd.mode !== 'bridge') err([...p, 'forwarding'], `forwarding applies to a node with its own network namespace, not network_mode ${nd.mode}`);
@@ -735,8 +842,8 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     nat: n.driver === 'bridge' && n.gw !== false && gateways.get(n.name) != null,
     ipv6: n.ipv6, mtu: n.mtu, vni: n.driver === 'overlay' ? n.vni : null, port: n.driver === 'overlay' ? n.port : null,
     hosts: [...(netHosts.get(n.name) ?? [])].filter((h): h is string => h !== null).sort(),
-    bridgeName: n.driver === 'bridge' || n.driver === 'overlay' ? ifName(labName, 'b', n.name) : null,
-    vxlanName: n.driver === 'overlay' ? ifName(labName, 'x', n.name) : null,
+    bridgeName: n.driver === 'bridge' || n.driver === 'overlay' ? uniqueIfName('b', n.name) : null,
+    vxlanName: n.driver === 'overlay' ? uniqueIfName('x', n.name) : null,
   }));
   const labLinks: LabLink[] = links.map((l) => ({
     index: l.index, mtu: l.mtu, up: l.up,
@@ -751,28 +858,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string): R
     const from = lab.nodes.find((n) => n.name === c.from)!;
     c.dnsAddress = hostsAddress(lab, from, lab.nodes.find((n) => n.name === c.target)!);
   }
-  const clash = kernelNameClash(lab);
-  if (clash) return { lab: null, diagnostics: [loc.diag([], clash)] };
   return { lab, diagnostics: [] };
-}
-
-
-/** Derived kernel names are hashes: make sure no two objects of the lab got the same one. */
-function kernelNameClash(lab: Lab): string | null {
-  const seen = new Map<string, string>();
-  const add = (name: string | null, what: string): string | null => {
-    if (!name) return null;
-    if (seen.has(name)) return `internal: derived interface name ${name} is shared by ${seen.get(name)} and ${what}; rename one of them`;
-    seen.set(name, what);
-    return null;
-  };
-  for (const n of lab.networks) {
-    const e = add(n.bridgeName, `network ${n.name}`) ?? add(n.vxlanName, `vxlan of ${n.name}`);
-    if (e) return e;
-  }
-  for (const nd of lab.nodes) for (const f of nd.interfaces) { const e = add(f.hostSide, `${nd.name}:${f.name}`); if (e) return e; }
-  for (const h of lab.hosts) { const e = add(h.underlaySide, `host ${h.name}`); if (e) return e; }
-  return add(lab.underlay?.bridgeName ?? null, 'the underlay');
 }
 
 /** cap_add, cap_drop, security_opt and sysctls of one node, checked (Docker's names and rules). */

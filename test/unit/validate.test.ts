@@ -3,6 +3,8 @@
 //      # expect: <line>:<col>: <substring of the message>
 //    one line per diagnostic. The diagnostics of the file must match those lines exactly in
 //    count and in line:col (in order: they are sorted by position), and contain the substring.
+//    `# machine: route CIDR DEV` and `# machine: address ADDR/LEN DEV` lines give the machine's
+//    own routes and addresses the file is judged against (none: the file alone).
 //  - Every labs/*.yml must be valid.
 //  - Focused tests of what resolution fills in: defaults, interface naming, IPAM, kernel names,
 //    and the parsing helpers exported by topology/resolve.ts.
@@ -13,10 +15,11 @@ import { describe, expect, it } from 'vitest';
 import { loadTopologyFile, loadTopologyText } from '../../topology/load.js';
 import { formatDiagnostic } from '../../topology/source.js';
 import {
-  DEFAULT_MTU, DEFAULT_POOL, FIRST_AUTO_VNI, derivedMac, parsePort, parseSize, parseVolume, splitCommand,
+  BRIDGE_MAX_PORTS, DEFAULT_MTU, DEFAULT_POOL, FIRST_AUTO_VNI, MIN_MEMORY_BYTES, derivedMac, macProblem, parsePort, parseSize, parseVolume, splitCommand, userProblem,
 } from '../../topology/resolve.js';
-import { IFNAMSIZ_MAX } from '../../topology/names.js';
+import { IFNAMSIZ_MAX, ifName } from '../../topology/names.js';
 import type { Diagnostic, Lab } from '../../topology/types.js';
+import type { MachineNet, ResolveEnv } from '../../topology/addrspace.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FIXTURES = path.join(ROOT, 'test/fixtures');
@@ -35,6 +38,20 @@ function expectations(file: string): Expectation[] {
   }
   return out;
 }
+
+/** The machine a fixture is judged on, from its `# machine:` lines. */
+function fixtureEnv(file: string): ResolveEnv {
+  const machine: MachineNet = { routes: [], addresses: [] };
+  for (const l of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!l.startsWith('#')) break;
+    const m = /^# machine: (route|address) (\S+) (\S+)$/.exec(l);
+    if (m?.[1] === 'route') machine.routes.push({ dst: m[2], dev: m[3] });
+    else if (m) machine.addresses.push({ address: m[2].split('/')[0], prefixLen: Number(m[2].split('/')[1]), dev: m[3] });
+  }
+  return { machine };
+}
+
+const loadFixture = (file: string) => loadTopologyFile(file, fixtureEnv(file));
 
 /** `line:col: path: message`: the formatted diagnostic without its file name. */
 function located(d: Diagnostic): string {
@@ -83,7 +100,7 @@ describe('broken fixtures report exactly the expected diagnostics', () => {
   for (const file of files) {
     it(path.basename(file), () => {
       const exp = expectations(file);
-      const r = loadTopologyFile(file);
+      const r = loadFixture(file);
       expect(r.lab).toBeNull();
       const got = r.diagnostics.map(located);
       // Where a diagnostic matches its expectation, show it verbatim so the diff shows only misses.
@@ -99,7 +116,7 @@ describe('broken fixtures report exactly the expected diagnostics', () => {
 
   it('diagnostics come sorted by position, without duplicates', () => {
     for (const file of files) {
-      const ds = loadTopologyFile(file).diagnostics;
+      const ds = loadFixture(file).diagnostics;
       const keys = ds.map((d) => d.line * 1e6 + d.col);
       expect(keys, path.basename(file)).toEqual([...keys].sort((a, b) => a - b));
       expect(new Set(ds.map(formatDiagnostic)).size, path.basename(file)).toBe(ds.length);
@@ -109,7 +126,7 @@ describe('broken fixtures report exactly the expected diagnostics', () => {
   it('no message ends with an empty list or dangling punctuation', () => {
     const bad: string[] = [];
     for (const file of files) {
-      for (const d of loadTopologyFile(file).diagnostics) {
+      for (const d of loadFixture(file).diagnostics) {
         if (/(:|,|;)\s*$/.test(d.message) || /: \)|\(\)/.test(d.message)) bad.push(`${path.basename(file)}: ${located(d)}`);
       }
     }
@@ -335,7 +352,125 @@ nodes:
   });
 });
 
+describe('IPAM around the machine and the running labs', () => {
+  const machine: MachineNet = {
+    routes: [{ dst: '10.128.0.0/24', dev: 'docker0' }, { dst: '10.128.2.0/23', dev: 'eth1' }],
+    addresses: [{ address: '10.128.4.9', prefixLen: 32, dev: 'eth2' }],
+  };
+  const text = 'name: me\nnetworks: { a: {}, b: {}, c: {} }\nnodes:\n  n: { networks: [a, b, c] }\n';
+
+  it('automatic subnets skip the machine\'s routes and addresses', () => {
+    const l = loadTopologyText(text, 'x.yml', { machine }).lab!;
+    expect(l.networks.map((n) => n.subnet)).toEqual(['10.128.1.0/24', '10.128.5.0/24', '10.128.6.0/24']);
+  });
+
+  it('automatic subnets skip other labs\' subnets, never the lab\'s own (re-resolved while up)', () => {
+    const avoid = [
+      { subnet: '10.128.0.0/24', lab: 'other', owner: 'lab other' },
+      { subnet: '10.128.1.0/24', lab: 'me', owner: 'lab me' },
+      { subnet: '10.128.2.0/24', lab: 'third', owner: 'lab third' },
+    ];
+    const l = loadTopologyText(text, 'x.yml', { avoid }).lab!;
+    expect(l.networks.map((n) => n.subnet)).toEqual(['10.128.1.0/24', '10.128.3.0/24', '10.128.4.0/24']);
+  });
+
+  it('a default route is not in the way (every subnet overlaps it)', () => {
+    const l = loadTopologyText(text, 'x.yml', { machine: { routes: [{ dst: '0.0.0.0/0', dev: 'eth0' }], addresses: [] }, avoid: [{ subnet: '0.0.0.0/0', lab: 'x', owner: 'lab x' }] }).lab!;
+    expect(l.networks[0].subnet).toBe('10.128.0.0/24');
+  });
+
+  it('an exhausted pool names what uses it', () => {
+    const avoid = [{ subnet: '10.9.0.0/25', lab: 'left', owner: 'lab left' }, { subnet: '10.9.0.128/25', lab: 'right', owner: 'lab right' }];
+    const r = loadTopologyText('name: me\nipam: { pool: 10.9.0.0/24 }\nnetworks: { a: {} }\n', 'x.yml', { avoid });
+    expect(r.diagnostics.map(located)).toEqual([
+      '3:13: networks.a: pool 10.9.0.0/24 has no free /24 left (all 1 overlap reserved or already allocated subnets) (in use here: lab left, lab right); give the network a subnet, or use a larger ipam.pool or a longer ipam.prefix',
+    ]);
+  });
+
+  it('explicit subnets are judged against the machine only when on it: internal networks and links may overlap its routes', () => {
+    const r = loadTopologyText(`
+name: t
+networks:
+  inside: { subnet: 10.128.0.0/24, gateway: false }
+nodes:
+  a: { networks: [inside] }
+  b:
+links:
+  - { endpoints: ["a:p0", "b:p0"], ipv4: [10.128.2.1/30, 10.128.2.2/30] }
+`, 'x.yml', { machine });
+    expect(r.diagnostics.map(located)).toEqual([]);
+  });
+
+  it('a bridge on a simulated host has no gateway, so the machine\'s routes do not matter to it', () => {
+    const r = loadTopologyText('name: t\nhosts: { h1: {} }\nnetworks:\n  lan: { subnet: 10.128.0.0/24 }\nnodes:\n  a: { host: h1, networks: [lan] }\n', 'x.yml', { machine });
+    expect(r.diagnostics.map(located)).toEqual([]);
+  });
+});
+
+describe('odd values', () => {
+  it('userProblem: NAME, UID, NAME:GID, UID:GID with ids 0..4294967294', () => {
+    for (const ok of ['root', 'nobody', 'www-data', '_apt', 'user.name', 'machine$', '0', '1000', '4294967294', '1000:1000', 'nobody:65534', '0:4294967294']) expect(userProblem(ok), ok).toBeNull();
+    for (const bad of ['', ':', '1000:', ':1000', 'a:b:c', '4294967295', '99999999999', '1:4294967295', 'bob:staff', 'no body', '-x', 'x'.repeat(33)]) expect(userProblem(bad), bad).not.toBeNull();
+  });
+
+  it('macProblem: unicast and not zero', () => {
+    for (const ok of ['02:00:00:00:00:01', '00:11:22:33:44:55', 'fe:ff:ff:ff:ff:ff']) expect(macProblem(ok), ok).toBeNull();
+    for (const bad of ['00:00:00:00:00:00', 'ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '33:33:00:00:00:01', '03:00:00:00:00:00']) expect(macProblem(bad), bad).not.toBeNull();
+  });
+
+  it('memory: 6m is the smallest limit', () => {
+    expect(MIN_MEMORY_BYTES).toBe(6 * 1024 * 1024);
+    expect(node(lab('name: t\nnodes:\n  a: { resources: { memory: 6m } }\n'), 'a').resources.memoryBytes).toBe(MIN_MEMORY_BYTES);
+    expect(diags(`name: t\nnodes:\n  a: { resources: { memory: ${MIN_MEMORY_BYTES - 1} } }\n`)).toEqual([
+      `3:29: nodes.a.resources.memory: memory limit ${MIN_MEMORY_BYTES - 1} (${MIN_MEMORY_BYTES - 1} bytes) is below the minimum of 6m (${MIN_MEMORY_BYTES} bytes): the node would be killed for lack of memory at once`,
+    ]);
+  });
+
+  const manyOn = (count: number, o: { overlay?: boolean } = {}) => {
+    const hosts = o.overlay ? 'hosts: { h1: {} }\n' : '';
+    const net = o.overlay ? '  lan: { driver: overlay, subnet: 10.0.0.0/20 }\n' : '  lan: { subnet: 10.0.0.0/20 }\n';
+    const nodes = Array.from({ length: count }, (_, i) => `  n${i}: { ${o.overlay ? 'host: h1, ' : ''}networks: [lan] }\n`).join('');
+    return `name: t\n${hosts}networks:\n${net}nodes:\n${nodes}`;
+  };
+
+  it(`a bridge takes ${BRIDGE_MAX_PORTS} node interfaces, not one more, and the network is named`, () => {
+    expect(loadTopologyText(manyOn(BRIDGE_MAX_PORTS), 'x.yml').diagnostics).toEqual([]);
+    expect(diags(manyOn(BRIDGE_MAX_PORTS + 1))).toEqual([
+      `3:3: networks.lan: network lan needs ${BRIDGE_MAX_PORTS + 1} ports on one bridge (${BRIDGE_MAX_PORTS + 1} node interfaces); a Linux bridge takes at most ${BRIDGE_MAX_PORTS} (the kernel's BR_MAX_PORTS, less port 0): split the nodes over several networks joined by a router node (forwarding: true)`,
+    ]);
+  });
+
+  it('an overlay\'s VXLAN device is a port of each host\'s bridge too', () => {
+    expect(loadTopologyText(manyOn(BRIDGE_MAX_PORTS - 1, { overlay: true }), 'x.yml').diagnostics).toEqual([]);
+    const got = diags(manyOn(BRIDGE_MAX_PORTS, { overlay: true }));
+    expect(got).toHaveLength(1);
+    expect(got[0]).toContain(`network lan needs ${BRIDGE_MAX_PORTS + 1} ports on one bridge on host h1 (${BRIDGE_MAX_PORTS} node interfaces + its VXLAN device)`);
+  });
+});
+
 // ---------------------------------------------------------------- kernel names
+
+describe('kernel names at scale', () => {
+  it('10,010 nodes get distinct host-side names although their 24-bit hashes collide', () => {
+    const nets = 10, per = 1001;
+    let text = 'name: big\nipam: { prefix: 21 }\nnetworks:\n';
+    for (let i = 0; i < nets; i++) text += `  n${i}:\n`;
+    text += 'nodes:\n';
+    for (let i = 0; i < nets * per; i++) text += `  x${i}: { networks: [n${i % nets}] }\n`;
+    const r = loadTopologyText(text, 'big.yml');
+    expect(r.diagnostics.map(located)).toEqual([]);
+    const names = kernelNames(r.lab!);
+    expect(names).toHaveLength(nets * per + nets);
+    expect(new Set(names).size).toBe(names.length);
+    // The test means something only if plain hashes do collide here (salt 0 for every object).
+    const plain = r.lab!.nodes.flatMap((n) => n.interfaces.map((f) => ifName('big', 'v', `${n.name}/${f.name}`)));
+    expect(new Set(plain).size).toBeLessThan(plain.length);
+    // Only the later object of a collision is renamed: everything else keeps its salt-0 name.
+    const renamed = r.lab!.nodes.flatMap((n) => n.interfaces).filter((f, i) => f.hostSide !== plain[i]);
+    expect(renamed.length).toBe(plain.length - new Set(plain).size);
+    for (const nm of names) expect(Buffer.byteLength(nm)).toBe(IFNAMSIZ_MAX);
+  });
+});
 
 describe('kernel names', () => {
   it('every interface name of every shipped lab fits in 15 bytes', () => {

@@ -1,0 +1,101 @@
+// Odd command-line values get one clear line and the right exit code, without root: the CLI's
+// main() is called in-process with captured output. Also the exec option forms and `validate`
+// against this machine's own routes (read the way netlab reads them).
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { execArgs, main } from '../../cli/main.js';
+import { readMachineNet } from '../../controller/conflicts.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'netlab-cli-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+async function run(args: string[], timeoutMs = 15_000): Promise<{ code: number; out: string; err: string }> {
+  let out = '', err = '';
+  const code = await Promise.race([
+    main(['node', 'netlab', ...args], { out: (s) => { out += s; }, err: (s) => { err += s; } }),
+    new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`netlab ${args.join(' ')} did not return within ${timeoutMs} ms`)), timeoutMs)),
+  ]);
+  return { code, out, err };
+}
+
+const oneLine = (s: string) => s.trimEnd().split('\n');
+
+describe('check: odd flag values', () => {
+  it('--tcp with a port above 65535 is refused (it used to wrap to port 80)', async () => {
+    const r = await run(['check', 'labs/bridge.yml', '--predict-only', '--tcp', 'client1:web:65616']);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.err)).toEqual(['netlab: --tcp client1:web:65616: port 65616 is out of range; expected 1-65535']);
+    expect((await run(['check', 'labs/bridge.yml', '--predict-only', '--tcp', 'client1:web:0'])).code).toBe(2);
+    expect((await run(['check', 'labs/bridge.yml', '--predict-only', '--tcp', 'client1:web:80'])).code).toBe(0);
+  });
+
+  it('--timeout must be a positive number', async () => {
+    for (const bad of ['-5', '0', 'abc', '']) {
+      const r = await run(['check', 'labs/bridge.yml', '--predict-only', '--matrix', `--timeout=${bad}`]);
+      expect(r.code, bad).toBe(2);
+      expect(oneLine(r.err), bad).toEqual([`netlab: --timeout ${bad}: expected a positive number of milliseconds, e.g. 1000`]);
+    }
+    expect((await run(['check', 'labs/bridge.yml', '--predict-only', '--matrix', '--timeout', '250'])).code).toBe(0);
+  });
+});
+
+describe('web: listen failures are one line, exit 1', () => {
+  it('a port in use', async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const r = await run(['web', 'labs/bridge.yml', '--port', String(port)]);
+      expect(r.code).toBe(1);
+      expect(oneLine(r.err)).toHaveLength(1);
+      expect(r.err).toMatch(new RegExp(`^netlab: web: 127\\.0\\.0\\.1:${port} is already in use( by pid ${process.pid} \\([^)]*\\))?; choose another --port`));
+    } finally {
+      server.close();
+    }
+  });
+
+  it('an unknown host name and an address that is not the machine\'s', async () => {
+    const unknown = await run(['web', 'labs/bridge.yml', '--port', '0', '--host', 'no-such-host.invalid']);
+    expect(unknown.code).toBe(1);
+    expect(oneLine(unknown.err)).toEqual(['netlab: web: --host no-such-host.invalid: no such host name or address; give an address of this machine, e.g. 127.0.0.1']);
+    const foreign = await run(['web', 'labs/bridge.yml', '--port', '0', '--host', '198.18.255.254']);
+    expect(foreign.code).toBe(1);
+    expect(oneLine(foreign.err)).toEqual(['netlab: web: --host 198.18.255.254 is not an address of this machine; give one of its addresses, or 127.0.0.1']);
+  });
+});
+
+describe('exec option forms', () => {
+  it('-i, -t, -it, -ti and the long forms before -- or the command', () => {
+    expect(execArgs(['-i', '--', 'cat'], {})).toEqual({ given: ['cat'], interactive: true, tty: false });
+    expect(execArgs(['-t', '--', 'sh'], {})).toEqual({ given: ['sh'], interactive: false, tty: true });
+    expect(execArgs(['-it'], {})).toEqual({ given: [], interactive: true, tty: true });
+    expect(execArgs(['-ti', 'sh', '-c', 'x'], {})).toEqual({ given: ['sh', '-c', 'x'], interactive: true, tty: true });
+    expect(execArgs(['--interactive', '--tty', '--', 'cat', '-n'], {})).toEqual({ given: ['cat', '-n'], interactive: true, tty: true });
+    // Options after the command belong to the command.
+    expect(execArgs(['ls', '-i'], {})).toEqual({ given: ['ls', '-i'], interactive: false, tty: false });
+    expect(execArgs(['--', '-i'], { interactive: true })).toEqual({ given: ['-i'], interactive: true, tty: false });
+  });
+
+  it('an unknown option before the command is a usage error', () => {
+    expect(() => execArgs(['-x', '--', 'cat'], {})).toThrow('exec: unknown option -x; expected -i, -t or -it before -- COMMAND');
+  });
+});
+
+describe('validate against this machine', () => {
+  const route = readMachineNet().routes[0];
+  it.skipIf(!route)(`a bridge network over the machine's own route (${route?.dst} on ${route?.dev}) is refused at file:line:col; an internal one is not`, async () => {
+    const file = path.join(tmp, 'uplink.yml');
+    fs.writeFileSync(file, `name: uplink\nnetworks:\n  lan:\n    subnet: ${route.dst}\nnodes:\n  a: { networks: [lan] }\n`);
+    const r = await run(['validate', file]);
+    expect(r.code).toBe(1);
+    const lines = oneLine(r.err);
+    expect(lines).toHaveLength(1);
+    // The route's own address on that device is found first when there is one.
+    expect(lines[0]).toMatch(new RegExp(`^${file}:4:13: networks\\.lan\\.subnet: subnet of network lan ${route.dst} (overlaps this machine's route ${route.dst} on ${route.dev}|contains this machine's address \\S+ on \\S+); bringing it up would cut the machine off`));
+    fs.writeFileSync(file, `name: uplink\nnetworks:\n  lan:\n    subnet: ${route.dst}\n    gateway: false\nnodes:\n  a: { networks: [lan] }\n`);
+    expect((await run(['validate', file])).code).toBe(0);
+  });
+});
