@@ -64,6 +64,11 @@ export function labRuleset(lab: Lab): string {
   lines.push(`  comment "netlab lab ${lab.name}"`);
 
   const own = q(labIfPrefix(lab.name) + '*');
+  // The subnet guard lets a lab subnet's traffic out through any netlab interface: with
+  // br_netfilter (bridge-nf-call-iptables=1, built into some kernels) frames bridged inside
+  // another lab's bridge pass these hooks too, and that lab may reuse an internal subnet.
+  // Only non-netlab interfaces (the uplink) lead off the machine.
+  const anyLab = q(NAME_PREFIX + '*');
   const subnets = labSubnets(lab);
   const subnetSet = subnets.length === 1 ? subnets[0] : `{ ${subnets.join(', ')} }`;
 
@@ -78,7 +83,7 @@ export function labRuleset(lab: Lab): string {
 
   lines.push('  chain forward {');
   lines.push('    type filter hook forward priority -1; policy accept;');
-  if (subnets.length > 0) lines.push(`    ip daddr ${subnetSet} oifname != ${own} drop`);
+  if (subnets.length > 0) lines.push(`    ip daddr ${subnetSet} oifname != ${anyLab} drop`);
   for (const b of bridges) {
     // Another network or another lab: every netlab interface but this bridge itself.
     lines.push(`    iifname ${q(b.bridge)} oifname ${q(NAME_PREFIX + '*')} oifname != ${q(b.bridge)} drop`);
@@ -124,7 +129,7 @@ export function labRuleset(lab: Lab): string {
     // 127.0.0.1 into the lab (the output hook still sees lo). lo: the host's own gateway addresses.
     lines.push('  chain outbound {');
     lines.push('    type filter hook postrouting priority 99; policy accept;');
-    lines.push(`    ip daddr ${subnetSet} oifname != "lo" oifname != ${own} drop`);
+    lines.push(`    ip daddr ${subnetSet} oifname != "lo" oifname != ${anyLab} drop`);
     lines.push('  }');
   }
 
