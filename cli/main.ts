@@ -14,7 +14,7 @@ import { makeProgress } from './progress.js';
 import { cleanup, down, LabError, requireRoot, setHostLink, setLink, status, up, type LabStatusReport } from '../controller/lab.js';
 import { describeState, execInContainer, RuntimeError, streamLogs } from '../runtime/container.js';
 import { AbortedError, ApplyError } from '../controller/apply.js';
-import { ImageError } from '../runtime/image.js';
+import { ImageError } from '../runtime/images/index.js';
 import { KernelError } from '../controller/kernel.js';
 import { LockBusyError, readState } from '../controller/state.js';
 import { ConflictError, envForUp, envOffline, holdClaims, readListeners, releaseClaims, socketOwner } from '../controller/conflicts.js';

@@ -8,11 +8,9 @@
 // before the first kernel step, so `status` can tell a half-built lab from a running one.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { labDir, STATE_ROOT, STATE_ROOT_IS_DEFAULT } from '../runtime/paths.js';
 import type { Lab } from '../topology/types.js';
 
-export const STATE_ROOT = process.env.NETLAB_STATE_DIR || '/run/netlab';
-/** A NETLAB_STATE_DIR the user set is used as it is; only the default gets netlab's tmpfs. */
-export const STATE_ROOT_IS_DEFAULT = !process.env.NETLAB_STATE_DIR;
 
 export type LabStatus = 'creating' | 'up' | 'failed' | 'deleting';
 
@@ -39,9 +37,6 @@ export interface LabState {
   was?: LabStatus;
 }
 
-export function labDir(lab: string): string {
-  return path.join(STATE_ROOT, lab);
-}
 
 function statePath(lab: string): string {
   return path.join(labDir(lab), 'state.json');
@@ -288,3 +283,5 @@ export function releaseStateRoot(release: (dir: string) => void): void {
     if (entries.length === 0) release(STATE_ROOT);
   });
 }
+
+export { labDir, STATE_ROOT, STATE_ROOT_IS_DEFAULT };

@@ -12,14 +12,14 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabNode } from '../topology/types.js';
 import { hostsFile } from '../topology/hosts.js';
-import { labDir } from '../controller/state.js';
+import { labDir } from './paths.js';
 import { createContainerGroups, currentLayout, deviceProgramGroup, oomKills, pidsIn, procsFiles, removeGroups, type CgroupLayout } from './cgroups.js';
 import { createHash } from 'node:crypto';
 import { capMask, effectiveCaps } from '../topology/security.js';
 import { DEFAULT_PROFILE, type SeccompProfile } from './seccomp/profile.js';
 import { compileProfile, parseProfile, SeccompError } from './seccomp/compile.js';
 import { DEFAULT_DEVICE_RULES, deviceProgram, v1AllowLines } from './devices.js';
-import { defaultCommand, HOST_IMAGE, PAUSE_PATH, resolveImage } from './image.js';
+import { resolveImage, type ImageSpec, type RootMount } from './images/index.js';
 
 export class RuntimeError extends Error {}
 
@@ -110,14 +110,27 @@ class Programs {
 }
 
 /** Writes node's spec, argv, env and /etc files, and creates its cgroups. */
-function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: string, hostResolv: string, programs: Programs): void {
+/** The shim's spec lines that build the root, in order (runtime/shim.c build_root). */
+function rootLines(root: RootMount[]): string[] {
+  return root.flatMap((m) => {
+    switch (m.kind) {
+      case 'overlay-root': return m.layers.map((l) => `layer=${checkLine(l, 'image layer')}`);
+      case 'bind-root': return [`rootbind=${checkLine(m.source, 'image root')}`];
+      case 'tmpfs': return [`tmpfs=${checkLine(m.target, 'tmpfs')}\t${m.mode}`];
+      case 'overlay-dir': return [`overlaydir=${checkLine(m.target, 'overlay directory')}`];
+      case 'bind-ro': return [`robind=${checkLine(m.source, 'bind source')}\t${checkLine(m.target, 'bind target')}`];
+    }
+  });
+}
+
+function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: ImageSpec, hostResolv: string, programs: Programs): void {
   const dir = nodeDir(lab.name, node.name);
   const upper = path.join(dir, 'upper');
   fs.mkdirSync(upper, { recursive: true });
   fs.mkdirSync(path.join(dir, 'work'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
-  // busybox: the overlay's upper layer is the root; host: it is /etc's upper layer.
-  const etc = image === HOST_IMAGE ? upper : path.join(upper, 'etc');
+  // Where the writable layer holds /etc: under it (an overlay root), or it is /etc (host).
+  const etc = path.join(upper, image.etcInUpper);
   fs.mkdirSync(etc, { recursive: true });
   fs.writeFileSync(path.join(etc, 'hosts'), hostsFile(lab, node));
   fs.writeFileSync(path.join(etc, 'hostname'), `${node.name}\n`);
@@ -137,27 +150,27 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: strin
   const spec = [
     `hostname=${checkLine(node.name, 'node name')}`,
     `netns=${node.netns ? `/run/netns/${node.netns}` : ''}`,
-    `image=${checkLine(image, 'image')}`,
+    ...rootLines(image.root),
     `rootfs=${path.join(dir, 'rootfs')}`,
     `upper=${upper}`,
     `work=${path.join(dir, 'work')}`,
     `log=${path.join(dir, 'log')}`,
-    `cwd=${checkLine(node.workingDir ?? '', 'working_dir')}`,
-    `user=${checkLine(node.user ?? '', 'user')}`,
+    `cwd=${checkLine(node.workingDir ?? image.config.workingDir ?? '', 'working_dir')}`,
+    `user=${checkLine(node.user ?? image.config.user ?? '', 'user')}`,
     `privileged=${node.privileged ? 1 : 0}`,
     `caps=${capMask(caps)}`,
     `procmask=${node.privileged ? 0 : 1}`,
     ...(seccomp ? [`seccomp=${seccomp}`] : []),
     ...(devGroup ? [`devprog=${programs.devices()}`, `devcgroup=${devGroup}`] : []),
     ...Object.entries(node.sysctls).map(([k, v]) => `sysctl=${checkLine(k, 'sysctl')}\t${checkLine(v, 'sysctl value')}`),
-    ...(image === HOST_IMAGE ? [`pause=${checkLine(PAUSE_PATH, 'netlab-pause path')}`] : []),
     ...procsFiles(meta.cgroups).map((f) => `cgroup=${f}`),
     ...node.volumes.map((v) => `volume=${v.readOnly ? 'ro' : 'rw'}\t${checkLine(v.source, 'volume')}\t${checkLine(v.target, 'volume')}`),
   ];
   fs.writeFileSync(path.join(dir, 'spec'), spec.join('\n') + '\n');
-  const argv = node.command ?? defaultCommand(node.image);
+  // OCI's rule: the node's command replaces the image's Cmd, after the image's Entrypoint.
+  const argv = [...image.config.entrypoint, ...(node.command ?? image.config.cmd)];
   fs.writeFileSync(path.join(dir, 'argv'), argv.map((a) => a + '\0').join(''));
-  const env = { HOSTNAME: node.name, HOME: '/root', ...node.environment };
+  const env = { HOSTNAME: node.name, HOME: '/root', ...image.config.env, ...node.environment };
   fs.writeFileSync(path.join(dir, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}\0`).join(''));
 }
 
@@ -181,7 +194,7 @@ export function checkRuntime(lab: Lab): void {
 export async function startContainers(lab: Lab, nodes: string[]): Promise<Record<string, number>> {
   const layout = currentLayout();
   const hostResolv = (() => { try { return fs.readFileSync('/etc/resolv.conf', 'utf8'); } catch { return ''; } })();
-  const images = new Map<string, string>();
+  const images = new Map<string, ImageSpec>();
   const dir = containersDir(lab.name);
   fs.mkdirSync(dir, { recursive: true });
   const programs = new Programs(dir);

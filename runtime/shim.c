@@ -378,9 +378,55 @@ static void set_env(char **env) {
   for (int i = 0; env && env[i]; i++) putenv(env[i]);
 }
 
+/** Builds the container's root at ROOT from the spec's root lines, in order, as the image
+ *  provider described it (runtime/images/): layer= (overlay lowerdirs, top first), rootbind=
+ *  (a tree bound read-only), tmpfs=TARGET<TAB>MODE, overlaydir=TARGET (the writable layer over
+ *  that directory of the tree), robind=SRC<TAB>TARGET (read-only, skipped when SRC is absent). */
+static void build_root(struct spec *s, const char *root, const char *upper, const char *work) {
+  char p[4096], opts[8192];
+  size_t off = 0;
+  for (int i = 0; i < s->n; i++) {
+    if (strncmp(s->lines[i], "layer=", 6)) continue;
+    int w = snprintf(opts + off, sizeof opts - off, "%s%s", off ? ":" : "lowerdir=", s->lines[i] + 6);
+    if (w < 0 || (size_t)w >= sizeof opts - off) { errno = E2BIG; die("too many image layers"); }
+    off += w;
+  }
+  if (off) {
+    snprintf(opts + off, sizeof opts - off, ",upperdir=%s,workdir=%s", upper, work);
+    if (mount("overlay", root, "overlay", 0, opts) < 0) die("mount overlay rootfs (%s)", opts);
+  }
+  for (int i = 0; i < s->n; i++) {
+    const char *l = s->lines[i];
+    char line[8192], *tab;
+    if (!strncmp(l, "rootbind=", 9)) {
+      bind_mount(l + 9, root, 1, 1);
+    } else if (!strncmp(l, "tmpfs=", 6)) {
+      snprintf(line, sizeof line, "%s", l + 6);
+      const char *mode = "755";
+      if ((tab = strchr(line, '\t'))) { *tab = 0; mode = tab + 1; }
+      char o[64];
+      snprintf(o, sizeof o, "mode=%s", mode);
+      path_join(p, sizeof p, root, line);
+      if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, o) < 0) die("mount tmpfs on %s", line);
+    } else if (!strncmp(l, "overlaydir=", 11)) {
+      path_join(p, sizeof p, root, l + 11);
+      snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", l + 11, upper, work);
+      if (mount("overlay", p, "overlay", 0, opts) < 0) die("mount overlay on %s", l + 11);
+    } else if (!strncmp(l, "robind=", 7)) {
+      snprintf(line, sizeof line, "%s", l + 7);
+      if (!(tab = strchr(line, '\t'))) continue;
+      *tab = 0;
+      struct stat st;
+      if (stat(line, &st) < 0) continue;
+      path_join(p, sizeof p, root, tab + 1);
+      bind_mount(line, p, 1, S_ISDIR(st.st_mode));
+    }
+  }
+}
+
 /** Runs in the cloned child (PID 1 of its pid namespace): everything between fork and exec. */
 static void container_child(const char *dir, struct spec *s, int log_fd, int null_fd) {
-  char p[4096], q[4096];
+  char p[4096];
   // Read before pivot_root: the spec directory is on the host side.
   snprintf(p, sizeof p, "%s/argv", dir);
   char **argv = read_vec(p);
@@ -412,35 +458,9 @@ static void container_child(const char *dir, struct spec *s, int log_fd, int nul
   if (hostname && sethostname(hostname, strlen(hostname)) < 0) die("sethostname");
   // 3. root filesystem, in this private mount namespace (gone when the container is).
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make / private");
-  const char *root = get(s, "rootfs"), *image = get(s, "image"), *upper = get(s, "upper"), *work = get(s, "work");
-  if (!root || !image || !upper || !work) { errno = EINVAL; die("spec %s lacks rootfs/image/upper/work", dir); }
-  if (!strcmp(image, "host")) {
-    // The host's filesystem read-only, with private writable /tmp, /run and /etc.
-    bind_mount("/", root, 1, 1);
-    path_join(p, sizeof p, root, "/tmp");
-    if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) die("mount /tmp");
-    path_join(p, sizeof p, root, "/run");
-    if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0) die("mount /run");
-    // The idle command lives in netlab's checkout, which the private /tmp or /run may hide.
-    const char *pause = get(s, "pause");
-    if (pause && *pause) {
-      path_join(p, sizeof p, root, "/run/netlab-pause");
-      bind_mount(pause, p, 1, 0);
-    }
-    path_join(p, sizeof p, root, "/etc");
-    snprintf(q, sizeof q, "lowerdir=/etc,upperdir=%s,workdir=%s", upper, work);
-    if (mount("overlay", p, "overlay", 0, q) < 0) die("mount overlay on /etc");
-    // The host's account files stay read-only: a container must not even appear to change them.
-    const char *ro[] = { "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", NULL };
-    for (int i = 0; ro[i]; i++) {
-      if (access(ro[i], F_OK) < 0) continue;
-      path_join(p, sizeof p, root, ro[i]);
-      bind_mount(ro[i], p, 1, 0);
-    }
-  } else {
-    snprintf(q, sizeof q, "lowerdir=%s,upperdir=%s,workdir=%s", image, upper, work);
-    if (mount("overlay", root, "overlay", 0, q) < 0) die("mount overlay rootfs from %s", image);
-  }
+  const char *root = get(s, "rootfs"), *upper = get(s, "upper"), *work = get(s, "work");
+  if (!root || !upper || !work) { errno = EINVAL; die("spec %s lacks rootfs/upper/work", dir); }
+  build_root(s, root, upper, work);
   // Volumes: volume=ro|rw<TAB>SRC<TAB>DST
   for (int i = 0; i < s->n; i++) {
     if (strncmp(s->lines[i], "volume=", 7)) continue;

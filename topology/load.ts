@@ -1,10 +1,11 @@
 // The topology pipeline's front door: text or file in, a resolved Lab or every diagnostic out
-// (YAML syntax, then schema, then semantics), sorted by position. Never throws on bad input.
+// (YAML syntax, then the format's own schema and semantics), sorted by position. Picks the input
+// format (today netlab's own, topology/formats/netlab.ts; containerlab and Compose readers are
+// to come as siblings). Never throws on bad input.
 import * as fs from 'node:fs';
-import type { Diagnostic, Lab, RawTopology } from './types.js';
+import type { Diagnostic, Lab } from './types.js';
 import { parseYamlSource, sortDiagnostics } from './source.js';
-import { schemaDiagnostics } from './schema.js';
-import { resolveTopology } from './resolve.js';
+import { readNetlab } from './formats/netlab.js';
 import type { ResolveEnv } from './addrspace.js';
 
 export interface LoadResult {
@@ -20,10 +21,7 @@ export function loadTopologyText(text: string, file: string, env?: ResolveEnv): 
   if (parsed.value === null || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
     return { lab: null, diagnostics: [parsed.locator.diag([], 'expected a map with at least "name" (and usually "networks" and "nodes"); found ' + (parsed.value === null ? 'an empty document' : Array.isArray(parsed.value) ? 'a list' : typeof parsed.value))] };
   }
-  const schemaErrs = schemaDiagnostics(parsed.value, parsed.locator);
-  if (schemaErrs.length > 0) return { lab: null, diagnostics: sortDiagnostics(schemaErrs) };
-  const r = resolveTopology(parsed.value as RawTopology, parsed.locator, file, env);
-  return { lab: r.lab, diagnostics: sortDiagnostics(r.diagnostics) };
+  return readNetlab(parsed.value, parsed.locator, file, env);
 }
 
 /** Reads and resolves a topology file; an unreadable file is one diagnostic at 1:1. */

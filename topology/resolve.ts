@@ -1,7 +1,9 @@
 // Semantic checks and resolution: turns a schema-valid raw topology into the Lab model
 // (defaults filled in, names resolved, interfaces named, subnets and addresses allocated by
 // IPAM, kernel names derived) and reports every semantic problem at its line:col. Everything
-// is deterministic: the same file gives the same Lab, byte for byte.
+// is deterministic: the same file gives the same Lab, byte for byte. The stages' own parts live
+// beside it: fields.ts (ports, volumes, sizes, users, MACs), resolve-nodes.ts (a node's security
+// settings), resolve-checks.ts (checks).
 import * as path from 'node:path';
 import type {
   Diagnostic, Driver, Expect, Ipv4Address, Lab, LabCheck, LabHost, LabInterface, LabLink, LabNetwork, LabNode,
@@ -14,7 +16,11 @@ import {
 import { hostNetns, ifAlias, ifName, labGroup, labId, nodeNetns, IFNAMSIZ_MAX } from './names.js';
 import { didYouMean, type Locator, type PathSeg } from './source.js';
 import { hostsAddress } from './hosts.js';
-import { canonicalCap, parseSecurityOpt, sysctlProblem, type SeccompSetting } from './security.js';
+import { resolveChecks } from './resolve-checks.js';
+import { resolveSecurity } from './resolve-nodes.js';
+import {
+  BRIDGE_MAX_PORTS, derivedMac, macProblem, MAX_ID, MIN_MEMORY_BYTES, parsePort, parseSize, parseVolume, splitCommand, userProblem,
+} from './fields.js';
 import { machineProblem, reservedProblem, subnetsToAvoid, type ResolveEnv } from './addrspace.js';
 
 export const DEFAULT_POOL = '10.128.0.0/16';
@@ -25,13 +31,6 @@ export const DEFAULT_VXLAN_PORT = 4789;
 export const FIRST_AUTO_VNI = 4096;
 const IFACE_RE = /^[A-Za-z0-9_.-]+$/;
 /** Docker's floor ("Minimum memory limit allowed is 6MB"): below it a node is OOM-killed at once. */
-export const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
-/** A Linux bridge numbers its ports 1..BR_MAX_PORTS-1 (BR_MAX_PORTS = 1 << 10 in
- *  net/bridge/br_private.h; port 0 is never used): the 1024th port fails with EXFULL. */
-export const BRIDGE_MAX_PORTS = 1023;
-/** (uid_t)-1 = 4294967295 means "no change" to setuid/setgid, so the largest real id is one less. */
-export const MAX_ID = 4294967294;
-
 type Claim = { subnet: string; path: PathSeg[]; what: string };
 
 function plural(n: number, one: string, many: string): string {
@@ -41,122 +40,6 @@ function plural(n: number, one: string, many: string): string {
 export interface ResolveResult {
   lab: Lab | null;
   diagnostics: Diagnostic[];
-}
-
-/** Splits a command line into words like a shell would for quoting, without running a shell. */
-export function splitCommand(s: string): string[] | null {
-  const out: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quote: '"' | "'" | null = null;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i];
-    if (quote) {
-      if (ch === quote) quote = null;
-      else if (ch === '\\' && quote === '"' && i + 1 < s.length && '"\\$`'.includes(s[i + 1])) cur += s[++i];
-      else cur += ch;
-    } else if (ch === '"' || ch === "'") {
-      quote = ch; inWord = true;
-    } else if (ch === '\\' && i + 1 < s.length) {
-      cur += s[++i]; inWord = true;
-    } else if (/\s/.test(ch)) {
-      if (inWord) { out.push(cur); cur = ''; inWord = false; }
-    } else {
-      cur += ch; inWord = true;
-    }
-  }
-  if (quote) return null;
-  if (inWord) out.push(cur);
-  return out;
-}
-
-const SIZE_UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-export function parseSize(v: string | number): number | null {
-  if (typeof v === 'number') return Number.isInteger(v) && v > 0 ? v : null;
-  const m = /^([0-9]+(?:\.[0-9]+)?)([bkmgBKMG]?)$/.exec(v);
-  if (!m) return null;
-  const n = Math.floor(Number(m[1]) * SIZE_UNITS[(m[2] || 'b').toLowerCase()]);
-  return n > 0 ? n : null;
-}
-
-/** Why a node's `user` cannot be run as, or null. The forms are NAME, UID, NAME:GID and UID:GID:
- *  the runtime looks NAME up in the image's /etc/passwd and takes the group as a number. */
-export function userProblem(user: string): string | null {
-  const parts = user.split(':');
-  if (parts.length > 2) return `"${user}" is not a user; expected NAME, UID or UID:GID (one ':' at most)`;
-  if (parts.some((x) => x === '')) return `"${user}" has an empty ${parts[0] === '' ? 'user' : 'group'} part; expected NAME, UID or UID:GID, e.g. "1000:1000"`;
-  const [u, g] = parts;
-  const idProblem = (v: string, what: string) => (Number(v) > MAX_ID ? `${what} ${v} in "${user}" is out of range; expected 0-${MAX_ID}` : null);
-  if (/^[0-9]+$/.test(u)) {
-    const e = idProblem(u, 'uid');
-    if (e) return e;
-  } else if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(u) || u.length > 32) {
-    return `"${u}" is neither a uid nor a user name; expected a number or a name of letters, digits, '_', '.', '-' (at most 32 characters)`;
-  }
-  if (g !== undefined) {
-    if (!/^[0-9]+$/.test(g)) return `group "${g}" in "${user}" is not a number; give the gid (group names are not looked up)`;
-    const e = idProblem(g, 'gid');
-    if (e) return e;
-  }
-  return null;
-}
-
-/** Why a MAC address (six hex bytes, as the schema checks) cannot be an interface's, or null. */
-export function macProblem(mac: string): string | null {
-  const bytes = mac.split(':').map((x) => parseInt(x, 16));
-  if (bytes.every((b) => b === 0)) return `MAC ${mac} is all zeros, which no interface can have; give a unicast address such as 02:00:00:00:00:01`;
-  if (bytes.every((b) => b === 0xff)) return `MAC ${mac} is the broadcast address; give a unicast address such as 02:00:00:00:00:01`;
-  if (bytes[0] & 1) return `MAC ${mac} is a multicast address (the lowest bit of its first byte is set); give a unicast address such as 02:00:00:00:00:01`;
-  return null;
-}
-
-/** Docker's port forms: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]. */
-export function parsePort(spec: string): PortMapping | string {
-  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec);
-  if (!m) {
-    if (/^\d+(\/(tcp|udp))?$/.test(spec)) return `"${spec}" publishes no host port; write HOST_PORT:CONTAINER_PORT, e.g. "8080:${spec.split('/')[0]}"`;
-    if (/-/.test(spec)) return `port ranges are not supported ("${spec}"); list each port`;
-    return `"${spec}" is not a port mapping; expected [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], e.g. "8080:80" or "127.0.0.1:5353:53/udp"`;
-  }
-  const hostIp = m[1] ?? '0.0.0.0';
-  if (!isIpv4(hostIp)) return `"${m[1]}" is not an IPv4 address in "${spec}"`;
-  const hostPort = Number(m[2]);
-  const containerPort = Number(m[3]);
-  for (const p of [hostPort, containerPort]) {
-    if (p < 1 || p > 65535) return `port ${p} in "${spec}" is out of range; expected 1-65535`;
-  }
-  return { hostIp, hostPort, containerPort, protocol: (m[4] as 'tcp' | 'udp') ?? 'tcp' };
-}
-
-export function parseVolume(spec: string, baseDir: string): VolumeMount | string {
-  const parts = spec.split(':');
-  let mode: string | null = null;
-  if (parts.length === 3) mode = parts.pop()!;
-  if (parts.length !== 2 || !parts[0] || !parts[1]) {
-    return `"${spec}" is not a volume; expected HOST_PATH:CONTAINER_PATH[:ro|:rw], e.g. "./www:/www:ro"`;
-  }
-  if (mode !== null && mode !== 'ro' && mode !== 'rw') return `mode "${mode}" in "${spec}" is not allowed; expected ro or rw`;
-  const [src, dst] = parts;
-  if (!dst.startsWith('/')) return `container path "${dst}" in "${spec}" must be absolute (start with /)`;
-  if (!/^(\/|\.\/|\.\.\/|\.$|\.\.$|~\/)/.test(src)) {
-    return `named volumes are not supported ("${src}"); use a path: "./${src}" for a folder next to the topology file, or an absolute path`;
-  }
-  const home = process.env.HOME ?? '/root';
-  const source = src.startsWith('~/') ? path.join(home, src.slice(2)) : path.resolve(baseDir, src);
-  return { source, target: path.posix.normalize(dst), readOnly: mode === 'ro' };
-}
-
-/** A deterministic, locally administered unicast MAC for an interface of the model. */
-export function derivedMac(lab: string, node: string, iface: string): string {
-  // FNV-1a over the identity; 02: prefix = locally administered, unicast (like Docker's 02:42:...).
-  let h1 = 0x811c9dc5, h2 = 0x01000193;
-  const s = `${lab}/${node}/${iface}`;
-  for (let i = 0; i < s.length; i++) {
-    h1 = Math.imul(h1 ^ s.charCodeAt(i), 0x01000193) >>> 0;
-    h2 = Math.imul(h2 ^ s.charCodeAt(i), 0x811c9dc5) >>> 0;
-  }
-  const b = [0x02, (h1 >>> 24) & 0xff, (h1 >>> 16) & 0xff, (h1 >>> 8) & 0xff, h1 & 0xff, h2 & 0xff];
-  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 function entries<T>(m: Record<string, T | null> | undefined): [string, T | null][] {
@@ -774,67 +657,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string, en
     }
   }
 
-  // ------------------------------------------------------------ checks
-  const checks: LabCheck[] = [];
-  const dnsFromHosts: LabCheck[] = [];
-  (raw.checks ?? []).forEach((c: RawCheck, i) => {
-    const kind = Object.keys(c)[0] as LabCheck['kind'];
-    const body = (c as unknown as Record<string, Record<string, unknown>>)[kind];
-    const p: PathSeg[] = ['checks', i, kind];
-    const from = String(body.from);
-    let ok = true;
-    const needNode = (name: string, k: string) => {
-      if (!nodeNames.has(name)) { err([...p, k], `node "${name}" is not defined${didYouMean(name, nodeNames)} (nodes: ${[...nodeNames].join(', ') || 'none'})`); ok = false; }
-    };
-    needNode(from, 'from');
-    const expectRaw = body.expect as Expect | { status?: number; contains?: string } | undefined;
-    const lc: LabCheck = {
-      index: i, kind, from, target: '', port: null, count: 1, timeoutMs: 2000,
-      expect: typeof expectRaw === 'string' ? expectRaw : expectRaw ? 'reach' : null,
-      httpStatus: null, httpContains: null, dnsAddress: null, label: '',
-    };
-    if (typeof body.timeout === 'number') lc.timeoutMs = Math.round(body.timeout * 1000);
-    if (kind === 'ping' || kind === 'tcp') {
-      const to = String(body.to);
-      if (/^[0-9.]+$/.test(to) && !isIpv4(to)) { err([...p, 'to'], `"${to}" is not a valid IPv4 address`); ok = false; }
-      else if (!isIpv4(to)) needNode(to, 'to');
-      lc.target = to;
-      if (kind === 'ping') lc.count = (body.count as number | undefined) ?? 1;
-      else lc.port = body.port as number;
-      lc.label = `${kind} ${from} -> ${to}${lc.port ? `:${lc.port}` : ''}`;
-    } else if (kind === 'http') {
-      const url = String(body.url);
-      let u: URL | null = null;
-      try { u = new URL(url); } catch { /* reported below */ }
-      if (!u || u.protocol !== 'http:') { err([...p, 'url'], `"${url}" is not an http:// URL; expected e.g. http://web/ or http://web:8080/path`); ok = false; }
-      else if (!isIpv4(u.hostname)) {
-        // URL hosts are case-folded by URL parsing; node names are matched the same way.
-        const node = [...nodeNames].find((n) => n.toLowerCase() === u!.hostname);
-        needNode(node ?? u.hostname, 'url');
-      }
-      lc.target = url;
-      if (expectRaw && typeof expectRaw === 'object') {
-        lc.httpStatus = expectRaw.status ?? null;
-        lc.httpContains = expectRaw.contains ?? null;
-      }
-      lc.label = `http ${from} -> ${url}`;
-    } else {
-      const name = String(body.name);
-      lc.target = name;
-      if (body.address !== undefined) {
-        if (!isIpv4(String(body.address))) { err([...p, 'address'], `"${body.address}" is not an IPv4 address`); ok = false; }
-        else lc.dnsAddress = String(body.address);
-      } else if (!nodeNames.has(name)) {
-        err([...p, 'name'], `"${name}" is not a node of this lab${didYouMean(name, nodeNames)} (to check another name, give "address")`); ok = false;
-      } else {
-        // Filled in from the source's /etc/hosts once the lab is built (see below); a node it
-        // does not list (no shared segment, or no address) has no name there: such a check fails.
-        dnsFromHosts.push(lc);
-      }
-      lc.label = `dns ${from} resolves ${name}`;
-    }
-    if (ok) checks.push(lc);
-  });
+  const { checks, dnsFromHosts } = resolveChecks(raw.checks ?? [], nodeNames, err);
 
   if (ds.length > 0) return { lab: null, diagnostics: ds };
   const networks: LabNetwork[] = nets.map((n) => ({
@@ -861,40 +684,4 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string, en
   return { lab, diagnostics: [] };
 }
 
-/** cap_add, cap_drop, security_opt and sysctls of one node, checked (Docker's names and rules). */
-function resolveSecurity(
-  n: RawNode, mode: 'bridge' | 'none' | 'host', p: PathSeg[], baseDir: string,
-  err: (path: PathSeg[], message: string, atKey?: boolean) => void,
-): { capAdd: string[]; capDrop: string[]; seccomp: SeccompSetting; sysctls: Record<string, string> } {
-  const caps = (key: 'cap_add' | 'cap_drop') => {
-    const out: string[] = [];
-    (n[key] ?? []).forEach((c, i) => {
-      const k = canonicalCap(c);
-      if (k === null) err([...p, key, i], `"${c}" is not a Linux capability; expected a name like NET_ADMIN or CAP_SYS_PTRACE, or ALL`);
-      else if (!out.includes(k)) out.push(k);
-    });
-    return out;
-  };
-  const capAdd = caps('cap_add');
-  const capDrop = caps('cap_drop');
-  let seccomp: SeccompSetting = { mode: 'default' };
-  (n.security_opt ?? []).forEach((o, i) => {
-    const r = parseSecurityOpt(o, (f) => path.resolve(baseDir, f));
-    if (typeof r === 'string' && r !== 'ok') err([...p, 'security_opt', i], r);
-    else if (typeof r === 'object') seccomp = r.seccomp;
-  });
-  const sysctls: Record<string, string> = {};
-  const entries: [string, string, PathSeg[]][] = Array.isArray(n.sysctls)
-    ? n.sysctls.map((kv, i) => {
-      const eq = kv.indexOf('=');
-      return [eq > 0 ? kv.slice(0, eq) : kv, eq > 0 ? kv.slice(eq + 1) : '', [...p, 'sysctls', i]];
-    })
-    : Object.entries(n.sysctls ?? {}).map(([k, v]) => [k, String(v), [...p, 'sysctls', k]]);
-  for (const [k, v, at] of entries) {
-    const problem = sysctlProblem(k, mode);
-    if (problem) err(at, problem, !Array.isArray(n.sysctls));
-    else if (v === '' || /[\n\t\0]/.test(v)) err(at, `sysctl ${k} needs a value without tabs or newlines (KEY=VALUE)`);
-    else sysctls[k] = v;
-  }
-  return { capAdd, capDrop, seccomp, sysctls };
-}
+export { BRIDGE_MAX_PORTS, derivedMac, macProblem, MAX_ID, MIN_MEMORY_BYTES, parsePort, parseSize, parseVolume, splitCommand, userProblem };

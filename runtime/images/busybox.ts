@@ -1,29 +1,21 @@
-// Root filesystem images. `busybox` (the default) is built locally from the host's static
-// busybox (Debian's busybox-static) with every applet linked in, cached by the binary's hash,
-// and shared read-only as the lower layer of every container's overlay (never copied per
-// container). `host` is the host's own filesystem, read-only (the shim mounts it).
+// The `busybox` image (the default): built locally from the host's static busybox (Debian's
+// busybox-static) with every applet linked in, cached by the binary's hash, and shared read-only
+// as the lower layer of every container's overlay (never copied per container).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ImageError, type ImageSpec } from './types.js';
 
 /** The idle PID 1 of nodes without a command (runtime/pause.c, built next to the shim). */
-export const PAUSE_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../netlab-pause');
+export const PAUSE_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../netlab-pause');
 /** Where the busybox image carries it. */
 const PAUSE_IN_IMAGE = '/sbin/netlab-pause';
 
 export const IMAGE_CACHE = process.env.NETLAB_IMAGE_CACHE || '/var/cache/netlab/images';
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
 
-export class ImageError extends Error {}
-
-export const HOST_IMAGE = 'host';
-
-/** Images this runtime can provide without a registry. */
-export function isSupportedImage(image: string): boolean {
-  return image === 'busybox' || image === HOST_IMAGE;
-}
 
 function findStaticBusybox(): string {
   for (const p of BUSYBOX_CANDIDATES) {
@@ -80,27 +72,13 @@ export function busyboxImage(): string {
   return dir;
 }
 
-const resolved = new Map<string, string>();
+let cached: string | null = null;
 
-/** Lower layer for an image: a directory, or HOST_IMAGE. Resolved once per process (the busybox
- *  image is found by hashing the host's binary). */
-export function resolveImage(image: string): string {
-  const known = resolved.get(image);
-  if (known) return known;
-  if (image === 'busybox') {
-    const dir = busyboxImage();
-    resolved.set(image, dir);
-    return dir;
-  }
-  if (image === HOST_IMAGE) return HOST_IMAGE;
-  throw new ImageError(`image "${image}" is not available: netlab provides busybox and host (OCI images are not supported yet)`);
+/** The busybox image (its directory found by hashing the host's binary once per process). */
+export function busyboxSpec(ref: string): ImageSpec {
+  cached ??= busyboxImage();
+  return {
+    ref, root: [{ kind: 'overlay-root', layers: [cached] }], etcInUpper: 'etc',
+    config: { entrypoint: [], cmd: [PAUSE_IN_IMAGE], env: {}, workingDir: null, user: null, exposedPorts: [], stopSignal: null },
+  };
 }
-
-/** Default command when a node gives none: idle until stopped, reaping orphans, exiting 0 on
- *  SIGTERM. */
-export function defaultCommand(image: string): string[] {
-  return [image === HOST_IMAGE ? PAUSE_IN_HOST_IMAGE : PAUSE_IN_IMAGE];
-}
-
-/** In a host image the shim binds PAUSE_PATH here (the checkout may be under the private /tmp). */
-export const PAUSE_IN_HOST_IMAGE = '/run/netlab-pause';
