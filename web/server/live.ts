@@ -13,7 +13,7 @@
 // level, so a page open on one lab never holds another lab's namespaces.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ensureTmpfs, releaseTmpfs, Kernel, type LinkEvent, type LinkMonitor } from '../../controller/kernel.js';
+import { ensureTmpfs, releaseTmpfs, Kernel, type LinkEvent, type LinkMonitor } from '../../controller/kernel/index.js';
 import { knownLabs, LabError, setLink as controllerSetLink, status as controllerStatus } from '../../controller/lab.js';
 import { holdStateRoot, labDir, listStateLabs, LockBusyError, readState, releaseStateRoot, STATE_ROOT, STATE_ROOT_IS_DEFAULT } from '../../controller/state.js';
 import { matrixChecks, runChecks, type CheckReport } from '../../controller/checks.js';
