@@ -21,7 +21,7 @@ import type { Lab } from '../topology/types.js';
 import { labId, labGroup, nftTable, NETNS_PREFIX, labOfNetns } from '../topology/names.js';
 import { buildPlan, type PlanOp } from '../controller/plan.js';
 import { down, up } from '../controller/lab.js';
-import { Kernel, nftDeleteTable, nftListTables } from '../controller/kernel.js';
+import { Kernel, nftDeleteTable, nftListTables } from '../controller/kernel/index.js';
 import { NFT_FAMILY } from '../controller/firewall.js';
 import { readState, removeState } from '../controller/state.js';
 import { adHocCheck, matrixChecks, runChecks, type CheckReport } from '../controller/checks.js';

@@ -439,7 +439,7 @@ const OP_WHAT: Partial<Record<PlanOp, string>> = {
 };
 
 const OP_FIX: Partial<Record<PlanOp, string>> = {
-  'veth.add': 'send the veth creates back to back (several RTM_NEWLINK in flight; kernel.ts already bounds in-flight requests) instead of awaiting each plan step, and pipeline the alias SETLINKs the same way',
+  'veth.add': 'send the veth creates back to back (several RTM_NEWLINK in flight; kernel/kernel.ts already bounds in-flight requests) instead of awaiting each plan step, and pipeline the alias SETLINKs the same way',
   'netns.add': 'create the namespaces of all nodes in one synchronous loop (unshare + bind mount) and open their netlink sockets in the same window; the kernel part (copy_net_ns) stays',
   'sysctl.set': 'write the per-namespace disable_ipv6 sysctls in the same setns window as netns.add (one window instead of several per node), or disable IPv6 per link with IFLA_AF_SPEC / IFLA_INET6_ADDR_GEN_MODE in the create message',
   'link.up': 'set IFF_UP on the host end in the veth create message (allowed there; only the peer gives ENOTCONN) and pipeline the node-side SETLINKs',

@@ -15,7 +15,7 @@ import { cleanup, down, LabError, requireRoot, setHostLink, setLink, status, up,
 import { describeState, execInContainer, RuntimeError, streamLogs } from '../runtime/container.js';
 import { AbortedError, ApplyError } from '../controller/apply.js';
 import { ImageError } from '../runtime/images/index.js';
-import { KernelError } from '../controller/kernel.js';
+import { hostSysctlGet, KernelError } from '../controller/kernel/index.js';
 import { LockBusyError, readState } from '../controller/state.js';
 import { ConflictError, envForUp, envOffline, holdClaims, readListeners, releaseClaims, socketOwner } from '../controller/conflicts.js';
 import type { ResolveEnv } from '../topology/addrspace.js';
@@ -186,7 +186,7 @@ export function buildProgram(io: Io): Command {
         // Only the initial namespace has the (machine-wide) thresholds: run in another one
         // (nsenter --net), there is nothing to read and no warning to give.
         let limit = Infinity;
-        try { limit = Number(fs.readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8')); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
+        try { limit = Number(hostSysctlGet('net.ipv4.neigh.default.gc_thresh3')); } catch (e) { if (!(e instanceof KernelError && e.errno === 'ENOENT')) throw e; }
         if (checks.length > limit) io.err(`netlab: warning: the matrix needs ${checks.length} neighbour (ARP) entries but the kernel keeps at most ${limit} for the whole machine (net.ipv4.neigh.default.gc_thresh3); pairs may fail for that alone: raise it with sysctl -w net.ipv4.neigh.default.gc_thresh3=${2 ** Math.ceil(Math.log2(checks.length * 2))}\n`);
       }
       if (checks.length === 0) throw new UserError(`lab ${lab.name} has no checks; add a checks: section, use --matrix, or give --ping/--tcp/--http/--dns`);

@@ -1,9 +1,9 @@
 // Executes a Plan against the kernel interface, step by step in plan order, reporting progress
 // per phase and naming the step (node, object, errno) when one fails. Talks only to the
-// KernelApi interface below, which controller/kernel.ts implements and tests fake.
+// KernelApi interface below, which controller/kernel/ implements and tests fake.
 import type { Plan, PlanStep } from './plan.js';
 
-/** What apply needs from one namespace's handle (a subset of kernel.ts's NetnsHandle). */
+/** What apply needs from one namespace's handle (a subset of kernel/kernel.ts's NetnsHandle). */
 export interface NsApi {
   linkAddBridge(name: string, o: { mtu?: number; alias?: string; group?: number; up?: boolean }): Promise<void>;
   linkAddVeth(name: string, peerName: string, peerNetns: string | null, o: {

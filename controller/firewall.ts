@@ -13,7 +13,7 @@
 //    links, the underlay) that the host would send out of an interface that is not the lab's
 //    own (its default route, the uplink) is dropped, forwarded or the host's own.
 // Also the iptables text for coexisting with Docker (accept rules for the lab's interfaces in
-// DOCKER-USER or a DROP FORWARD policy), as input for iptables-restore; kernel.ts runs it.
+// DOCKER-USER or a DROP FORWARD policy), as input for iptables-restore; kernel/iptables.ts runs it.
 import type { Lab } from '../topology/types.js';
 import { labId, NAME_PREFIX, nftTable } from '../topology/names.js';
 import { formatCidr, parseCidr, type Cidr } from '../topology/ipam.js';

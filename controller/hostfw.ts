@@ -5,9 +5,9 @@
 // for its interfaces (`-i nl<id>+`, `-o nl<id>+`) in DOCKER-USER, or at the top of FORWARD when
 // no Docker chain exists but the policy is DROP, each tagged with the comment `netlab lab
 // <name>`; they are found again by that comment, so removal needs no state. Nothing is done
-// when iptables is not installed. The text comes from firewall.ts, the running from kernel.ts.
+// when iptables is not installed. The text comes from firewall.ts, the running from kernel/iptables.ts.
 import { iptAcceptInput, iptComment, iptRemoveInput, isNetlabComment } from './firewall.js';
-import { iptablesRestore, iptablesSave } from './kernel.js';
+import { iptablesRestore, iptablesSave } from './kernel/index.js';
 
 /** Adds the lab's accept rules where the filter table would drop its traffic; returns the
  *  chain used, or null when nothing needed them (no iptables, no Docker, policy ACCEPT). */

@@ -1,6 +1,6 @@
 // Lab lifecycle: up (plan + apply with rollback on failure or signal), down, status read back
 // from the kernel, cleanup of everything carrying netlab's markers, and link up/down. Kernel
-// access goes through kernel.ts only; everything a lab made is found again from its name
+// access goes through controller/kernel/ only; everything a lab made is found again from its name
 // (netns prefix, IFLA_GROUP, nft table), so down works after a crash at any point.
 import * as fs from 'node:fs';
 import type { Lab, LabNode } from '../topology/types.js';
@@ -8,7 +8,7 @@ import { labGroup, labOfNetns, nftTable, nodeNetns, NAME_PREFIX, NETNS_PREFIX, A
 import { buildPlan, nodesBuilt, type Plan } from './plan.js';
 import { AbortedError, applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
-import { ensureTmpfs, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel.js';
+import { ensureTmpfs, hostSysctlGet, hostSysctlSet, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel/index.js';
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
 import { acceptLab, removeLabRules } from './hostfw.js';
 import { claimLab } from './conflicts.js';
@@ -33,22 +33,22 @@ function kernelApi(k: Kernel): KernelApi {
 
 // ---------------------------------------------------------------- host sysctl we change
 
-const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+const IP_FORWARD = 'net.ipv4.ip_forward';
 const IP_FORWARD_SAVED = `${STATE_ROOT}/ip_forward.before`;
 
 /** Remembers the host's ip_forward before the first lab turns it on. */
 function saveIpForward(plan: Plan): void {
-  if (!plan.steps.some((s) => s.op === 'sysctl.set' && s.netns === null && s.key === 'net.ipv4.ip_forward')) return;
+  if (!plan.steps.some((s) => s.op === 'sysctl.set' && s.netns === null && s.key === IP_FORWARD)) return;
   if (fs.existsSync(IP_FORWARD_SAVED)) return;
   fs.mkdirSync(STATE_ROOT, { recursive: true });
-  fs.writeFileSync(IP_FORWARD_SAVED, fs.readFileSync(IP_FORWARD, 'utf8').trim());
+  fs.writeFileSync(IP_FORWARD_SAVED, hostSysctlGet(IP_FORWARD));
 }
 
 /** Puts ip_forward back once no lab is left. */
 function restoreIpForward(): void {
   if (!fs.existsSync(IP_FORWARD_SAVED) || listStateLabs().length > 0) return;
   try {
-    fs.writeFileSync(IP_FORWARD, fs.readFileSync(IP_FORWARD_SAVED, 'utf8').trim());
+    hostSysctlSet(IP_FORWARD, fs.readFileSync(IP_FORWARD_SAVED, 'utf8').trim());
   } finally {
     fs.rmSync(IP_FORWARD_SAVED, { force: true });
   }

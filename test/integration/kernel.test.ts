@@ -1,12 +1,12 @@
-// controller/kernel.ts against the real kernel. Every effect is checked with iproute2's own JSON
-// output (`ip -j`, `bridge -j`, `nft -j`), not with kernel.ts's readers, so a shared
+// controller/kernel/ against the real kernel. Every effect is checked with iproute2's own JSON
+// output (`ip -j`, `bridge -j`, `nft -j`), not with controller/kernel/'s readers, so a shared
 // encoding bug cannot pass unnoticed. Names are unique per run; traffic only goes to addresses
 // inside namespaces this file made; everything is removed and checked with the leak snapshot.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Kernel, KernelError, nftApply, nftDeleteTable, nftListTables } from '../../controller/kernel.js';
+import { Kernel, KernelError, nftApply, nftDeleteTable, nftListTables } from '../../controller/kernel/index.js';
 import { expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -67,7 +67,7 @@ async function expectKernelError(p: Promise<unknown> | (() => unknown), errno: s
   return err as KernelError;
 }
 
-describe.skipIf(!isRoot)('controller/kernel.ts on the real kernel', () => {
+describe.skipIf(!isRoot)('controller/kernel/ on the real kernel', () => {
   let before: Snapshot;
   let k: Kernel;
   let closed = false;
