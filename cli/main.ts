@@ -511,7 +511,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
       return 1;
     }
     if (e instanceof ApplyError || e instanceof AbortedError) {
-      io.err(`netlab: ${e.message}; everything it made was removed\n`);
+      io.err(`netlab: ${e.message}\n`);
       return e instanceof AbortedError ? abortExitCode(e.signal) : 1;
     }
     if (e instanceof UserError) {

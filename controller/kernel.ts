@@ -24,6 +24,7 @@ import { spawnSync } from 'node:child_process';
 import * as koffi from 'koffi';
 import { AttrStream, FlagsNew, createRtNetlink, ifla, rt } from 'netlink';
 import type { NetlinkMessage, RtNetlinkSocket, StreamData } from 'netlink';
+import { NetlabError } from '../topology/errors.js';
 
 // ---------------------------------------------------------------- libc
 
@@ -82,7 +83,7 @@ function errnoFromText(stderr: string): string | null {
 // ---------------------------------------------------------------- errors
 
 /** Every kernel failure: which operation, on which object, in which namespace, and the errno. */
-export class KernelError extends Error {
+export class KernelError extends NetlabError {
   override readonly name = 'KernelError';
   constructor(
     /** Operation, e.g. 'linkAdd'. */

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Lab } from '../topology/types.js';
+import { NetlabError } from '../topology/errors.js';
 
 export const STATE_ROOT = process.env.NETLAB_STATE_DIR || '/run/netlab';
 /** A NETLAB_STATE_DIR the user set is used as it is; only the default gets netlab's tmpfs. */
@@ -147,7 +148,7 @@ function pidAlive(pid: number): boolean {
   return holderAlive({ pid, start: null, boot: null });
 }
 
-export class LockBusyError extends Error {
+export class LockBusyError extends NetlabError {
   constructor(readonly lab: string, readonly holder: number) {
     super(`lab ${lab} is busy: another netlab (pid ${holder}) is bringing it up or down`);
   }

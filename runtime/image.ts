@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { NetlabError } from '../topology/errors.js';
 
 /** The idle PID 1 of nodes without a command (runtime/pause.c, built next to the shim). */
 export const PAUSE_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../netlab-pause');
@@ -16,7 +17,7 @@ const PAUSE_IN_IMAGE = '/sbin/netlab-pause';
 export const IMAGE_CACHE = process.env.NETLAB_IMAGE_CACHE || '/var/cache/netlab/images';
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
 
-export class ImageError extends Error {}
+export class ImageError extends NetlabError {}
 
 export const HOST_IMAGE = 'host';
 
