@@ -1,6 +1,8 @@
 // Executes a Plan against the kernel interface, step by step in plan order, reporting progress
 // per phase and naming the step (node, object, errno) when one fails. Talks only to the
 // KernelApi interface below, which controller/kernel/ implements and tests fake.
+import * as os from 'node:os';
+import { NetlabError } from '../topology/errors.js';
 import type { Plan, PlanStep } from './plan.js';
 
 /** What apply needs from one namespace's handle (a subset of kernel/kernel.ts's NetnsHandle). */
@@ -28,18 +30,37 @@ export interface KernelApi {
 }
 
 /** A step failed: which step, why, and the kernel's own error as the cause. */
-export class ApplyError extends Error {
+export class ApplyError extends NetlabError {
   constructor(readonly step: PlanStep, readonly index: number, cause: unknown) {
     super(`step ${index + 1} (${step.op}: ${step.reason}) failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
   }
-}
 
-export class AbortedError extends Error {
-  constructor(readonly signal: string) {
-    super(`interrupted by ${signal}`);
+  /** Once the caller's rollback removed everything, the user is told so. */
+  rolledBack(): this {
+    this.message += ROLLED_BACK;
+    return this;
   }
 }
 
+/** Stopped by a signal or a closed pipe (`signal` names which); exits as a shell reports a
+ *  process that signal ended, 128 + its number (a closed pipe counts as SIGPIPE, 141). */
+export class AbortedError extends NetlabError {
+  constructor(readonly signal: string) {
+    super(`interrupted by ${signal}`, { exitCode: abortExitCode(signal) });
+  }
+
+  rolledBack(): this {
+    this.message += ROLLED_BACK;
+    return this;
+  }
+}
+
+const ROLLED_BACK = '; everything it made was removed';
+
+function abortExitCode(reason: string): number {
+  const n = os.constants.signals[reason as NodeJS.Signals] ?? (/EPIPE|closed/.test(reason) ? os.constants.signals.SIGPIPE : os.constants.signals.SIGINT);
+  return 128 + n;
+}
 
 export interface ApplyHooks {
   /** Called after each step with the count done. */

@@ -18,9 +18,10 @@ import { canonicalCidr, cidrsOverlap } from '../topology/ipam.js';
 import { labId } from '../topology/names.js';
 import { nodesBuilt } from './plan.js';
 import { listStateLabs, readState, STATE_ROOT, type LabStatus } from './state.js';
+import { NetlabError } from '../topology/errors.js';
 
 /** A conflict with another lab or with the machine: shown as one line, exit 1. */
-export class ConflictError extends Error {}
+export class ConflictError extends NetlabError {}
 
 /** A lab that has a state on this machine (being built, up, failing or going down). */
 export interface OtherLab {

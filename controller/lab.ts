@@ -6,18 +6,19 @@ import * as fs from 'node:fs';
 import type { Lab, LabNode } from '../topology/types.js';
 import { labGroup, labOfNetns, nftTable, nodeNetns, NAME_PREFIX, NETNS_PREFIX, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
 import { buildPlan, nodesBuilt, type Plan } from './plan.js';
-import { AbortedError, applyPlan, type KernelApi } from './apply.js';
+import { AbortedError, ApplyError, applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, containerState, startContainers, stopContainers, type ContainerState } from '../runtime/container.js';
 import { ensureTmpfs, hostSysctlGet, hostSysctlSet, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables, type LinkInfo } from './kernel/index.js';
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
 import { acceptLab, removeLabRules } from './hostfw.js';
 import { claimLab } from './conflicts.js';
 import { listStateLabs, lockHolder, lockLab, releaseStateRoot, readState, readStateChecked, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
+import { NetlabError } from '../topology/errors.js';
 
 /** A failure to show the user as is (one line), with the exit code. */
-export class LabError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
-    super(message);
+export class LabError extends NetlabError {
+  constructor(message: string, exitCode = 1) {
+    super(message, { exitCode });
   }
 }
 
@@ -154,7 +155,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
       state.error = (e as Error).message;
       try { writeState(state); } catch { /* rollback below removes it anyway */ }
       await teardown(kernel, lab.name, { starting: true, as });
-      throw e;
+      throw e instanceof ApplyError || e instanceof AbortedError ? e.rolledBack() : e;
     }
     state.status = 'up';
     state.progress = { done: plan.steps.length, total: plan.steps.length, phase: 'done' };

@@ -5,6 +5,7 @@
 import type { Lab, LabNode } from '../topology/types.js';
 import { nftTable } from '../topology/names.js';
 import { iptComment, labIfPrefix, labRuleset, needsFirewall, NFT_FAMILY } from './firewall.js';
+import { NetlabError } from '../topology/errors.js';
 
 /** null netns = the host's own (root) namespace. */
 export type Ns = string | null;
@@ -59,8 +60,12 @@ function bridgeNs(lab: Lab, host: string | null, as: string | null = null): Ns {
   return host === null || host === as ? null : lab.hosts.find((h) => h.name === host)!.netns;
 }
 
-/** A plan for a host that is not in the lab. */
-export class PlanError extends Error {}
+/** A plan for a host that is not in the lab: a usage error (exit 2), like any unknown `--as`. */
+export class PlanError extends NetlabError {
+  constructor(message: string) {
+    super(message, { exitCode: 2 });
+  }
+}
 
 export interface PlanOptions {
   /** Include the container processes (the runtime); without them nodes are bare namespaces.
@@ -80,15 +85,20 @@ export function nodesBuilt(lab: Lab, as: string | null | undefined): LabNode[] {
   return as ? lab.nodes.filter((n) => n.host === as) : lab.nodes;
 }
 
+/** Throws PlanError unless the lab has the host `as` names. */
+export function requireHost(lab: Lab, as: string): void {
+  if (!lab.hosts.some((h) => h.name === as)) {
+    throw new PlanError(`lab ${lab.name} has no host ${as}${lab.hosts.length ? ` (hosts: ${lab.hosts.map((h) => h.name).join(', ')})` : ': it has no hosts: section'}`);
+  }
+}
+
 export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
   const steps: PlanStep[] = [];
   let phase: Phase = 'underlay';
   const add = (s: PlanStepBody) => steps.push({ phase, ...s });
   const G = lab.group;
   const as = opts.as ?? null;
-  if (as !== null && !lab.hosts.some((h) => h.name === as)) {
-    throw new PlanError(`lab ${lab.name} has no host ${as}${lab.hosts.length ? ` (hosts: ${lab.hosts.map((h) => h.name).join(', ')})` : ': it has no hosts: section'}`);
-  }
+  if (as !== null) requireHost(lab, as);
   const nodes = nodesBuilt(lab, as);
 
   // 1. Simulated machines on the underlay (with `as`, the machines are real: nothing to make).

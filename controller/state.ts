@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { labDir, STATE_ROOT, STATE_ROOT_IS_DEFAULT } from '../runtime/paths.js';
 import type { Lab } from '../topology/types.js';
+import { NetlabError } from '../topology/errors.js';
 
 
 export type LabStatus = 'creating' | 'up' | 'failed' | 'deleting';
@@ -142,7 +143,7 @@ function pidAlive(pid: number): boolean {
   return holderAlive({ pid, start: null, boot: null });
 }
 
-export class LockBusyError extends Error {
+export class LockBusyError extends NetlabError {
   constructor(readonly lab: string, readonly holder: number) {
     super(`lab ${lab} is busy: another netlab (pid ${holder}) is bringing it up or down`);
   }

@@ -20,8 +20,9 @@ import { DEFAULT_PROFILE, type SeccompProfile } from './seccomp/profile.js';
 import { compileProfile, parseProfile, SeccompError } from './seccomp/compile.js';
 import { DEFAULT_DEVICE_RULES, deviceProgram, v1AllowLines } from './devices.js';
 import { resolveImage, type ImageSpec, type RootMount } from './images/index.js';
+import { NetlabError } from '../topology/errors.js';
 
-export class RuntimeError extends Error {}
+export class RuntimeError extends NetlabError {}
 
 /** The compiled shim next to the compiled sources (dist/netlab-shim). */
 export const SHIM_PATH = process.env.NETLAB_SHIM || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../netlab-shim');

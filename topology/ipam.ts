@@ -5,9 +5,10 @@
 // unsigned 32-bit integers (plain numbers, 0 .. 2^32-1) internally. Pure: no kernel, no I/O.
 import { Address4 } from 'ip-address';
 import type { Ipv4Address } from './types.js';
+import { NetlabError } from './errors.js';
 
 /** An allocation or parsing failure with a message fit to show to the user. */
-export class IpamError extends Error {
+export class IpamError extends NetlabError {
   override name = 'IpamError';
 }
 

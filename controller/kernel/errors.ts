@@ -3,9 +3,10 @@
 // reports failures as a bare Error('Request rejected: EEXIST'); a KernelError names the
 // operation, object and namespace as well.
 import { errnoName, errnoText, lastErrno } from './libc.js';
+import { NetlabError } from '../../topology/errors.js';
 
 /** Every kernel failure: which operation, on which object, in which namespace, and the errno. */
-export class KernelError extends Error {
+export class KernelError extends NetlabError {
   override readonly name = 'KernelError';
   constructor(
     /** Operation, e.g. 'linkAdd'. */

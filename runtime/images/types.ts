@@ -2,6 +2,7 @@
 // filesystem, later OCI images): how its root filesystem is put together, and the image's
 // configuration (OCI's Entrypoint, Cmd, Env, WorkingDir, User, ExposedPorts, StopSignal). The
 // runtime turns an ImageSpec into mount steps for the shim; it never asks which image it is.
+import { NetlabError } from '../../topology/errors.js';
 
 /** One step of building a container's root, done by the shim in order before /proc and /dev. */
 export type RootMount =
@@ -38,4 +39,4 @@ export interface ImageSpec {
   config: ImageConfig;
 }
 
-export class ImageError extends Error {}
+export class ImageError extends NetlabError {}

@@ -15,8 +15,9 @@
 import { release } from 'node:os';
 import { AARCH64, X86_64 } from './syscalls.js';
 import type { SeccompAction, SeccompArg, SeccompProfile, SeccompRule } from './profile.js';
+import { NetlabError } from '../../topology/errors.js';
 
-export class SeccompError extends Error {}
+export class SeccompError extends NetlabError {}
 
 export interface SeccompTarget {
   /** Node's process.arch: 'x64' or 'arm64'. */

@@ -6,8 +6,17 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { execArgs, main } from '../../cli/main.js';
+import { main, reportError } from '../../cli/main.js';
+import { execArgs } from '../../cli/commands/exec.js';
+import { ExitCode, UserError } from '../../cli/errors.js';
 import { readMachineNet } from '../../controller/conflicts.js';
+import { AbortedError, ApplyError } from '../../controller/apply.js';
+import { KernelError } from '../../controller/kernel/index.js';
+import { PlanError } from '../../controller/plan.js';
+import { ImageError } from '../../runtime/images/index.js';
+import { IpamError } from '../../topology/ipam.js';
+import { SourceError } from '../../web/server/source.js';
+import type { Diagnostic } from '../../topology/types.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'netlab-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -64,6 +73,48 @@ describe('web: listen failures are one line, exit 1', () => {
     const foreign = await run(['web', 'labs/bridge.yml', '--port', '0', '--host', '198.18.255.254']);
     expect(foreign.code).toBe(1);
     expect(oneLine(foreign.err)).toEqual(['netlab: web: --host 198.18.255.254 is not an address of this machine; give one of its addresses, or 127.0.0.1']);
+  });
+});
+
+describe('error mapping', () => {
+  async function mapped(e: unknown): Promise<{ code: number; err: string }> {
+    let err = '';
+    const code = await reportError(e, { out: () => { throw new Error('errors go to stderr'); }, err: (s) => { err += s; } });
+    return { code, err };
+  }
+
+  it('an error of any layer meant for the user is one line with its own exit code', async () => {
+    expect(await mapped(new ImageError('image "alpine:3" is not available'))).toEqual({ code: 1, err: 'netlab: image "alpine:3" is not available\n' });
+    expect(await mapped(new KernelError('linkAdd', 'br0', 'host', 'EEXIST'))).toEqual({ code: 1, err: 'netlab: linkAdd br0 in netns host: EEXIST (File exists)\n' });
+    expect(await mapped(new PlanError('lab x has no host y'))).toEqual({ code: 2, err: 'netlab: lab x has no host y\n' });
+    // These two never reached the user before: they ended as "internal error", exit 70.
+    expect(await mapped(new IpamError('no free subnet'))).toEqual({ code: 1, err: 'netlab: no free subnet\n' });
+    expect(await mapped(new SourceError('lab x is not up', 409))).toEqual({ code: 1, err: 'netlab: lab x is not up\n' });
+  });
+
+  it('an interrupted up exits as the signal would; a closed pipe as SIGPIPE', async () => {
+    expect((await mapped(new AbortedError('SIGINT'))).code).toBe(130);
+    expect((await mapped(new AbortedError('SIGHUP'))).code).toBe(129);
+    expect((await mapped(new AbortedError('SIGQUIT'))).code).toBe(131);
+    expect((await mapped(new AbortedError('SIGTERM'))).code).toBe(143);
+    expect(await mapped(new AbortedError('a closed stdout (EPIPE)').rolledBack())).toEqual({ code: 141, err: 'netlab: interrupted by a closed stdout (EPIPE); everything it made was removed\n' });
+    const step = { phase: 'links', op: 'link.add', reason: 'cable a-b' } as unknown as ConstructorParameters<typeof ApplyError>[0];
+    expect(await mapped(new ApplyError(step, 2, new Error('EBUSY')).rolledBack())).toEqual({ code: 1, err: 'netlab: step 3 (link.add: cable a-b) failed: EBUSY; everything it made was removed\n' });
+  });
+
+  it('diagnostics are printed instead of the message; an empty message prints nothing', async () => {
+    const d: Diagnostic = { file: 'lab.yml', line: 4, col: 5, path: 'nodes.a.imag', message: 'unknown key "imag"' };
+    const r = await mapped(new UserError('lab.yml: 1 problem', 1, [d]));
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('lab.yml:4:5: nodes.a.imag: unknown key "imag"\n');
+    expect(await mapped(new UserError('', 1))).toEqual({ code: 1, err: '' });
+    expect(await mapped(new ExitCode(3))).toEqual({ code: 3, err: '' });
+  });
+
+  it('anything else is a bug: internal error with the stack, exit 70', async () => {
+    const r = await mapped(new TypeError('x is undefined'));
+    expect(r.code).toBe(70);
+    expect(r.err).toMatch(/^netlab: internal error: TypeError: x is undefined\n\s+at /);
   });
 });
 

@@ -5,13 +5,14 @@
 import type { Lab } from '../../topology/types.js';
 import type { CheckReport } from '../../controller/checks.js';
 import type { LabSummary, WebGraph } from './types.js';
+import { NetlabError } from '../../topology/errors.js';
 
 /** Something about the machine changed: the set of labs, or one lab (its model, kernel links,
  *  container processes). The server debounces and re-reads. */
 export type SourceEvent = { type: 'labs' } | { type: 'lab'; lab: string };
 
 /** A failure the API reports with an HTTP status (404 unknown, 409 not up / busy...). */
-export class SourceError extends Error {
+export class SourceError extends NetlabError {
   constructor(message: string, readonly status: number) {
     super(message);
   }

@@ -1,0 +1,69 @@
+// check: the lab's connectivity checks, ad hoc ones or the full matrix, run in the lab and
+// compared with the model's prediction (or the prediction alone, without root).
+import * as fs from 'node:fs';
+import type { Lab, LabCheck } from '../../topology/types.js';
+import { nodesBuilt } from '../../controller/plan.js';
+import { LabError, requireRoot } from '../../controller/lab.js';
+import { readState } from '../../controller/state.js';
+import { hostSysctlGet } from '../../controller/kernel/sysctl.js';
+import { KernelError } from '../../controller/kernel/errors.js';
+import { adHocCheck, formatMatrix, formatTable, matrixChecks, runChecks, toJUnit } from '../../controller/checks.js';
+import { UserError } from '../errors.js';
+import type { Io } from '../io.js';
+import { loadLab, targetOf } from '../target.js';
+
+export interface CheckOptions {
+  matrix?: boolean; predictOnly?: boolean; explain?: boolean; json?: boolean; junit?: string; timeout: number;
+  ping?: string[]; tcp?: string[]; http?: string[]; dns?: string[]; expect?: 'reach' | 'fail';
+}
+
+export async function check(io: Io, arg: string, opts: CheckOptions): Promise<void> {
+  const lab = checkModel(arg, !!opts.predictOnly);
+  const adHoc: LabCheck[] = [];
+  for (const kind of ['ping', 'tcp', 'http', 'dns'] as const) {
+    for (const spec of opts[kind] ?? []) {
+      try { adHoc.push(adHocCheck(lab, kind, spec, adHoc.length, opts.expect ?? null)); } catch (e) { throw new UserError((e as Error).message, 2); }
+    }
+  }
+  const as = opts.predictOnly ? null : readState(lab.name)?.as ?? null;
+  const checks = localChecks(lab, opts.matrix ? matrixChecks(lab, opts.timeout) : adHoc.length > 0 ? adHoc : lab.checks, as, io);
+  if (opts.matrix && !opts.predictOnly) {
+    // Every pair needs a neighbour entry, and the kernel's ARP table is one for all namespaces.
+    // Only the initial namespace has the (machine-wide) thresholds: run in another one
+    // (nsenter --net), there is nothing to read and no warning to give.
+    let limit = Infinity;
+    try { limit = Number(hostSysctlGet('net.ipv4.neigh.default.gc_thresh3')); } catch (e) { if (!(e instanceof KernelError && e.errno === 'ENOENT')) throw e; }
+    if (checks.length > limit) io.err(`netlab: warning: the matrix needs ${checks.length} neighbour (ARP) entries but the kernel keeps at most ${limit} for the whole machine (net.ipv4.neigh.default.gc_thresh3); pairs may fail for that alone: raise it with sysctl -w net.ipv4.neigh.default.gc_thresh3=${2 ** Math.ceil(Math.log2(checks.length * 2))}\n`);
+  }
+  if (checks.length === 0) throw new UserError(`lab ${lab.name} has no checks; add a checks: section, use --matrix, or give --ping/--tcp/--http/--dns`);
+  const r = await runChecks(lab, checks, opts.matrix ? 'matrix' : 'checks', { predictOnly: opts.predictOnly });
+  if (opts.junit) fs.writeFileSync(opts.junit, toJUnit(r));
+  if (opts.json) io.out(JSON.stringify(r, null, 2) + '\n');
+  else if (opts.matrix) io.out(formatMatrix(r, lab.nodes.map((n) => n.name)) + (opts.explain ? formatTable(r, { explain: true }) : ''));
+  else io.out(formatTable(r, { explain: opts.explain }));
+  if (r.failed > 0) throw new UserError('', 1);
+}
+
+/** With `up --as`, only checks from the nodes on this machine can run here; the others run on
+ *  their own hosts' machines. */
+export function localChecks(lab: Lab, checks: LabCheck[], as: string | null, io: Io): LabCheck[] {
+  if (as === null) return checks;
+  const here = new Set(nodesBuilt(lab, as).map((n) => n.name));
+  const kept = checks.filter((c) => here.has(c.from));
+  if (kept.length < checks.length) io.err(`netlab: ${checks.length - kept.length} of ${checks.length} checks start on other hosts than ${as}; run them there\n`);
+  return kept;
+}
+
+/** The model checks run against: the running lab's (it records links set down), else the file's
+ *  (prediction only). */
+function checkModel(arg: string, predictOnly: boolean): Lab {
+  const target = targetOf(arg);
+  const st = readState(target.name);
+  if (st?.status === 'up') {
+    if (!predictOnly) requireRoot('check');
+    return st.model;
+  }
+  if (!predictOnly) throw new LabError(`lab ${target.name} is not up; bring it up first, or use --predict-only${target.kind === 'file' ? '' : ' with the topology file'}`);
+  if (target.kind !== 'file') throw new UserError(`lab ${target.name} is not up: give its topology file to predict`);
+  return loadLab(target.file);
+}

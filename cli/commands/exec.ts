@@ -1,0 +1,46 @@
+// exec and logs: a command run inside a running container, and a container's output.
+import { requireRoot } from '../../controller/lab.js';
+import { execInContainer, streamLogs } from '../../runtime/container.js';
+import { ExitCode, UserError } from '../errors.js';
+import type { Io } from '../io.js';
+import { labNameOf } from '../target.js';
+
+export interface ExecOptions { interactive?: boolean; tty?: boolean }
+
+export async function exec(_io: Io, arg: string, node: string, command: string[], opts: ExecOptions): Promise<never> {
+  requireRoot('exec');
+  const { given, interactive, tty } = execArgs(command, opts);
+  const argv = given.length > 0 ? given : interactive ? ['sh'] : [];
+  if (argv.length === 0) throw new UserError('no command given; e.g. netlab exec LAB NODE -- ip addr, or -it for a shell', 2);
+  throw new ExitCode(await execInContainer(labNameOf(arg), node, argv, { tty, stdin: interactive }));
+}
+
+/** The documented form is `exec LAB NODE -i -- CMD`: with passThroughOptions, commander hands
+ *  options written after the positional arguments to the command, so they are taken here, up
+ *  to `--` or the first word that is not one of them (the command itself). */
+export function execArgs(command: string[], opts: ExecOptions): { given: string[]; interactive: boolean; tty: boolean } {
+  let interactive = !!opts.interactive, tty = !!opts.tty;
+  let i = 0;
+  for (; i < command.length; i++) {
+    const a = command[i];
+    if (a === '--') { i++; break; }
+    if (a === '--interactive') interactive = true;
+    else if (a === '--tty') tty = true;
+    else if (/^-[it]+$/.test(a)) { if (a.includes('i')) interactive = true; if (a.includes('t')) tty = true; }
+    else if (a.startsWith('-')) throw new UserError(`exec: unknown option ${a}; expected -i, -t or -it before -- COMMAND`, 2);
+    else break;
+  }
+  return { given: command.slice(i), interactive, tty };
+}
+
+export async function logs(io: Io, arg: string, node: string, opts: { follow?: boolean }): Promise<void> {
+  requireRoot('logs');
+  let interrupted = false;
+  const onInt = () => { interrupted = true; };
+  process.on('SIGINT', onInt);
+  try {
+    await streamLogs(labNameOf(arg), node, (b) => io.out(b.toString()), { follow: opts.follow, stop: () => interrupted });
+  } finally {
+    process.off('SIGINT', onInt);
+  }
+}
