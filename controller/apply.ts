@@ -109,6 +109,11 @@ async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<vo
     case 'container.start':
       // applyPlan hands runs of these to hooks.startContainers; here only without a runtime.
       throw new Error('no container runtime available');
+    default: {
+      // Every op of PlanStep is handled above: a new one fails to compile here until it is.
+      const unhandled: never = s;
+      throw new Error(`unknown plan step ${(unhandled as PlanStep).op}`);
+    }
   }
 }
 
