@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { loadTopologyText } from '../topology/load.js';
 import type { Lab } from '../topology/types.js';
 import { down, up } from '../controller/lab.js';
-import { matrixChecks, runChecks, type CheckReport } from '../controller/checks.js';
+import { matrixChecks, runChecks, type CheckReport } from '../checks/run.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OUT = path.join(REPO, 'bench/results/matrix.json');

@@ -1,7 +1,7 @@
 // One netlab measurement process per scenario, size and mode (so its peak RSS is that lab's
 // alone): loads a topology file, then `reps` times: up() (controller/lab.ts), the memory the lab
 // added (its processes from /proc, the kernel's side from /proc/meminfo), the scenario's checks
-// (controller/checks.ts runChecks, as `netlab check` does), down(). Reports wall time, CPU time
+// (checks/run.ts runChecks, as `netlab check` does), down(). Reports wall time, CPU time
 // (user = JavaScript incl. ours, sys = the kernel working inside our syscalls), the time of each
 // plan step by op type (from up's progress callback, which fires after every step), optionally a
 // re-enactment of down's teardown calls one by one, a V8 CPU profile of one up(), and the
@@ -24,7 +24,7 @@ import { down, up } from '../controller/lab.js';
 import { Kernel, nftDeleteTable, nftListTables } from '../controller/kernel/index.js';
 import { NFT_FAMILY } from '../controller/firewall.js';
 import { readState, removeState } from '../controller/state.js';
-import { adHocCheck, matrixChecks, runChecks, type CheckReport } from '../controller/checks.js';
+import { adHocCheck, matrixChecks, runChecks, type CheckReport } from '../checks/run.js';
 import { stopContainers } from '../runtime/container.js';
 import { labMemory, meminfo, meminfoDelta, memQuiet, openFds, type LabMemory, type MeminfoDelta } from './memory.js';
 import { arpTableFulls } from './matrix.js';

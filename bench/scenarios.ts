@@ -16,7 +16,7 @@ export interface Scenario {
   n: number;
   lab: string;
   text: string;
-  /** Ad hoc checks run after each up, as [kind, spec] of controller/checks.ts adHocCheck. */
+  /** Ad hoc checks run after each up, as [kind, spec] of checks/run.ts adHocCheck. */
   checks: ['ping', string][];
   /** Run the all-pairs ping matrix after each up (twice: cold ARP caches, then warm). */
   matrix: boolean;

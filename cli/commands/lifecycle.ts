@@ -45,7 +45,7 @@ export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
   }
   if (opts.check) {
     const { localChecks } = await import('./check.js');
-    const { formatTable, runChecks } = await import('../../controller/checks.js');
+    const [{ formatTable }, { runChecks }] = await Promise.all([import('../../checks/format.js'), import('../../checks/run.js')]);
     const r = await runChecks(lab, localChecks(lab, lab.checks, opts.as ?? null, io), 'checks');
     io.out(formatTable(r));
     if (r.failed > 0) throw new UserError('', 1);

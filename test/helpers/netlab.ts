@@ -499,7 +499,7 @@ export async function forceRemoveLab(lab: string): Promise<string[]> {
 export function assertBuildFresh(): void {
   if (!fs.existsSync(path.join(REPO, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first (the tests run bin/netlab.js)');
   const native: Record<string, string> = { 'shim.c': 'dist/netlab-shim', 'pause.c': 'dist/netlab-pause' };
-  for (const dir of ['controller', 'cli', 'topology', 'runtime']) {
+  for (const dir of ['controller', 'cli', 'topology', 'runtime', 'checks']) {
     for (const f of fs.readdirSync(path.join(REPO, dir))) {
       const out = f.endsWith('.ts') ? path.join(REPO, 'dist', dir, f.replace(/\.ts$/, '.js')) : native[f] ? path.join(REPO, native[f]) : null;
       if (out && (!fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(path.join(REPO, dir, f)).mtimeMs)) {

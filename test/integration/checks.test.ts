@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { labId } from '../../topology/names.js';
-import type { CheckOutcome, CheckReport } from '../../controller/checks.js';
+import type { CheckOutcome, CheckReport } from '../../checks/run.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
 import { REPO, forceRemoveLab, foreignNetlabObjects, freeOctets, labLeftovers, netlab, netlabOk, prng, settleLeftovers, type CliResult, assertBuildFresh, loadModel, addrOf, downAndCheck } from '../helpers/netlab.js';
 

@@ -22,7 +22,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CheckReport } from '../../controller/checks.js';
+import type { CheckReport } from '../../checks/run.js';
 import { labId } from '../../topology/names.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
 import { CLI, REPO, assertBuildFresh, isLabNetns, netnsList, sleep, type CliResult } from '../helpers/netlab.js';

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadTopologyFile } from '../../topology/load.js';
 import type { Lab } from '../../topology/types.js';
 import type { LabStatusReport, NodeStatus } from '../../controller/lab.js';
-import { runChecks, type CheckReport } from '../../controller/checks.js';
+import { runChecks, type CheckReport } from '../../checks/run.js';
 import { createWebApp, type WebApp } from '../../web/server/app.js';
 import { SourceError, type LabSource, type SourceEvent } from '../../web/server/source.js';
 import { labView } from '../../web/server/view.js';

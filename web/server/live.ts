@@ -5,7 +5,7 @@
 // labs someone is looking at (setInterest) are monitored at the netlink and container level.
 import { LabError, setLink as controllerSetLink, status as controllerStatus } from '../../controller/lab.js';
 import { LockBusyError, readState } from '../../controller/state.js';
-import { matrixChecks, runChecks, type CheckReport } from '../../controller/checks.js';
+import { matrixChecks, runChecks, type CheckReport } from '../../checks/run.js';
 import { LabWatcher } from '../../controller/watch.js';
 import type { Lab } from '../../topology/types.js';
 import { SourceError, type LabSource, type SourceEvent } from './source.js';

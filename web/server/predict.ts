@@ -2,7 +2,7 @@
 // (predictMatrix) rather than one per check: 300 nodes are 89,700 pairs.
 import type { Lab } from '../../topology/types.js';
 import { predictMatrix } from '../../topology/simulate.js';
-import { runChecks, type CheckOutcome, type CheckReport } from '../../controller/checks.js';
+import { matrixChecks, predictedReport, runChecks, type CheckReport } from '../../checks/run.js';
 import type { Predictions, ViewCheckReport } from './types.js';
 
 /** A check report as the API returns it; the matrix's per-pair explanations are left out
@@ -12,19 +12,11 @@ export function toViewReport(r: CheckReport): ViewCheckReport {
   return { ...r, outcomes, at: new Date().toISOString() };
 }
 
-/** The all-pairs ping matrix, predicted only (what runChecks(matrixChecks) gives with
- *  predictOnly, minus the explanations). */
+/** The all-pairs ping matrix, predicted only: runChecks(matrixChecks) with predictOnly gives the
+ *  same outcomes, but predicts pair by pair; here one simulator world serves every pair, and
+ *  the explanations are left out. */
 export function predictedMatrixReport(lab: Lab): CheckReport {
-  const t0 = performance.now();
-  const outcomes: CheckOutcome[] = predictMatrix(lab).map((p) => {
-    const v = p.reach ? 'reach' as const : 'fail' as const;
-    return {
-      label: `ping ${p.from} -> ${p.to}`, kind: 'ping', from: p.from, target: p.to, address: p.address,
-      expected: v, expectedFrom: 'prediction', predicted: v, reason: p.reason, explanation: '',
-      observed: null, detail: '', pass: true, disagree: false,
-    };
-  });
-  return { lab: lab.name, mode: 'matrix', observed: false, outcomes, passed: outcomes.length, failed: 0, disagreements: 0, ms: performance.now() - t0 };
+  return predictedReport(lab, matrixChecks(lab), predictMatrix(lab), 'matrix', { explanations: false });
 }
 
 /** GET /api/labs/:lab/predictions: the matrix (compact) and the declared checks. */

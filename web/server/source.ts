@@ -3,7 +3,7 @@
 // (live.ts) reads state files and the kernel; tests inject a fake, so the API is tested
 // without root.
 import type { Lab } from '../../topology/types.js';
-import type { CheckReport } from '../../controller/checks.js';
+import type { CheckReport } from '../../checks/run.js';
 import type { LabSummary, WebGraph } from './types.js';
 import { NetlabError } from '../../topology/errors.js';
 

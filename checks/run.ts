@@ -2,12 +2,13 @@
 // each predicted by the simulator from the model and (unless prediction only) observed in the
 // running lab: ping/tcp/http through the probe helper (one process for all of them), dns by
 // resolving the name inside the source container. A check passes when what was observed is
-// what was expected: its explicit `expect`, else the prediction. Also renders the results as
-// a table, a matrix grid, JSON and JUnit XML.
+// what was expected: its explicit `expect`, else the prediction. One outcome code for every
+// report: `netlab check`, and the web view's predicted reports (predictedReport). format.ts
+// renders them.
 import type { Expect, Lab, LabCheck, LabNode } from '../topology/types.js';
 import { isIpv4 } from '../topology/ipam.js';
 import { checkPredictor, explain, targetAddress, type Prediction } from '../topology/simulate.js';
-import { runProbes, type Probe, type ProbeResult } from '../runtime/probe.js';
+import { runProbes, type Probe, type ProbeResult } from './probe.js';
 import { execCapture } from '../runtime/container.js';
 
 export interface CheckOutcome {
@@ -107,14 +108,14 @@ async function observeDns(lab: Lab, c: LabCheck): Promise<{ ok: boolean; detail:
   return { ok: true, detail: `resolves to ${m[1]}` };
 }
 
-function outcome(p: Planned, observed: { ok: boolean; detail: string } | null): CheckOutcome {
+function outcome(p: Planned, observed: { ok: boolean; detail: string } | null, withExplanation = true): CheckOutcome {
   const predicted = verdict(p.prediction.reach);
   const expected = p.check.expect ?? predicted;
   const obs = observed ? verdict(observed.ok) : null;
   return {
     label: p.check.label, kind: p.check.kind, from: p.check.from, target: p.check.target, address: p.address,
     expected, expectedFrom: p.check.expect ? 'explicit' : 'prediction', predicted,
-    reason: p.prediction.reason, explanation: explain(p.prediction),
+    reason: p.prediction.reason, explanation: withExplanation ? explain(p.prediction) : '',
     observed: obs, detail: observed?.detail ?? '',
     pass: obs === null ? true : obs === expected,
     disagree: obs !== null && obs !== predicted,
@@ -144,14 +145,27 @@ export async function runChecks(lab: Lab, checks: LabCheck[], mode: CheckReport[
       return r.ok ? { ok: true, detail: `${p.check.kind === 'ping' ? 'reply' : 'connected'} in ${r.ms!.toFixed(2)} ms` } : { ok: false, detail: r.error ?? 'failed' };
     }));
   }
-  const outcomes = planned.map((p, i) => outcome(p, observed[i]));
+  return report(lab, mode, !o.predictOnly, planned.map((p, i) => outcome(p, observed[i])), t0);
+}
+
+function report(lab: Lab, mode: CheckReport['mode'], wasObserved: boolean, outcomes: CheckOutcome[], t0: number): CheckReport {
   return {
-    lab: lab.name, mode, observed: !o.predictOnly, outcomes,
+    lab: lab.name, mode, observed: wasObserved, outcomes,
     passed: outcomes.filter((x) => x.pass).length,
     failed: outcomes.filter((x) => !x.pass).length,
     disagreements: outcomes.filter((x) => x.disagree).length,
     ms: performance.now() - t0,
   };
+}
+
+/** A report of checks predicted only, from predictions made elsewhere (the web view predicts
+ *  all pairs in one simulator world: `predictMatrix`), through the same outcome code as
+ *  runChecks; `explanations: false` leaves the per-check hops out (N^2 of them in a matrix). */
+export function predictedReport(lab: Lab, checks: LabCheck[], predictions: Prediction[], mode: CheckReport['mode'], o: { explanations?: boolean } = {}): CheckReport {
+  const t0 = performance.now();
+  if (predictions.length !== checks.length) throw new Error(`predictedReport: ${checks.length} checks but ${predictions.length} predictions`);
+  const planned = checks.map((c, i) => plan(lab, c, () => predictions[i]));
+  return report(lab, mode, false, planned.map((p) => outcome(p, null, o.explanations ?? true)), t0);
 }
 
 /** The all-pairs ping matrix as checks (every ordered pair of distinct nodes). */
@@ -196,85 +210,5 @@ export function adHocCheck(lab: Lab, kind: LabCheck['kind'], spec: string, index
     index, kind, from, target: rest, port, count: 1, timeoutMs: 2000, expect,
     httpStatus: null, httpContains: null, dnsAddress, label: `${kind} ${from} -> ${rest}${port ? `:${port}` : ''}`,
   };
-}
-
-// ---------------------------------------------------------------- output
-
-function pad(s: string, n: number): string {
-  return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
-
-export function formatTable(r: CheckReport, o: { explain?: boolean } = {}): string {
-  const rows = r.outcomes;
-  const w = Math.max(5, ...rows.map((x) => x.label.length));
-  const lines = [`${pad('check', w)}  ${pad('expected', 13)} ${pad('predicted', 9)} ${r.observed ? `${pad('observed', 9)} result` : ''}`.trimEnd()];
-  for (const x of rows) {
-    const exp = `${x.expected}${x.expectedFrom === 'prediction' ? ' (pred)' : ''}`;
-    const res = !r.observed ? '' : `${pad(x.observed ?? '-', 9)} ${x.pass ? 'ok' : 'FAIL'}${x.disagree ? '  DISAGREES with prediction' : ''}${x.detail ? `  (${x.detail})` : ''}`;
-    lines.push(`${pad(x.label, w)}  ${pad(exp, 13)} ${pad(x.predicted, 9)} ${res}`.trimEnd());
-    if (o.explain || (r.observed && x.disagree)) lines.push(...x.explanation.trimEnd().split('\n').map((l) => `    ${l}`));
-  }
-  lines.push(summary(r));
-  return lines.join('\n') + '\n';
-}
-
-export function summary(r: CheckReport): string {
-  const what = r.mode === 'matrix' ? 'pairs' : 'checks';
-  if (!r.observed) return `${r.outcomes.length} ${what} predicted (${r.outcomes.filter((x) => x.predicted === 'reach').length} reach), nothing run`;
-  return `${r.passed} passed, ${r.failed} failed; ${r.disagreements} disagreement${r.disagreements === 1 ? '' : 's'} with the prediction (${r.outcomes.length} ${what} in ${(r.ms / 1000).toFixed(2)} s)`;
-}
-
-/** The matrix as a grid: rows are sources, columns destinations. Cell: R reach / . fail as
- *  observed (or predicted); '!' marks a disagreement between the two. */
-export function formatMatrix(r: CheckReport, nodes: string[]): string {
-  const cell = new Map(r.outcomes.map((x) => [`${x.from}\u0000${x.target}`, x]));
-  const w = Math.max(...nodes.map((n) => n.length), 4);
-  const colW = 3;
-  const lines: string[] = [];
-  // Column headers, written vertically so the grid stays narrow.
-  const maxLen = Math.max(...nodes.map((n) => n.length));
-  for (let i = 0; i < maxLen; i++) {
-    lines.push(`${' '.repeat(w + 2)}${nodes.map((n) => pad(n[i] ?? '', colW)).join('')}`.trimEnd());
-  }
-  for (const a of nodes) {
-    let row = `${pad(a, w)}  `;
-    for (const b of nodes) {
-      const x = cell.get(`${a}\u0000${b}`);
-      if (!x) { row += pad('-', colW); continue; }
-      const v = x.observed ?? x.predicted;
-      row += pad(`${v === 'reach' ? 'R' : '.'}${x.disagree ? '!' : ''}`, colW);
-    }
-    lines.push(row.trimEnd());
-  }
-  lines.push(`R reach, . no reach${r.observed ? ' (observed); ! observed differs from the prediction' : ' (predicted)'}`);
-  const bad = r.outcomes.filter((x) => x.disagree);
-  for (const x of bad) lines.push(`! ${x.label}: predicted ${x.predicted}, observed ${x.observed} (${x.detail}); ${x.reason}`);
-  lines.push(summary(r));
-  return lines.join('\n') + '\n';
-}
-
-function xml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
-}
-
-/** JUnit XML: one testcase per check, a failure element for each that did not pass. */
-export function toJUnit(r: CheckReport): string {
-  const t = (r.ms / 1000 / Math.max(1, r.outcomes.length)).toFixed(3);
-  const cases = r.outcomes.map((x) => {
-    const name = `${x.label} (expect ${x.expected})`;
-    const open = `    <testcase classname="netlab.${xml(r.lab)}.${x.kind}" name="${xml(name)}" time="${t}"`;
-    if (x.pass) return `${open}/>`;
-    const msg = `expected ${x.expected}, observed ${x.observed}${x.detail ? `: ${x.detail}` : ''}`;
-    return `${open}>\n      <failure message="${xml(msg)}" type="${x.disagree ? 'disagreement' : 'unexpected'}">${xml(`${msg}\npredicted ${x.predicted}: ${x.explanation}`)}</failure>\n    </testcase>`;
-  });
-  return [
-    '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="netlab" tests="${r.outcomes.length}" failures="${r.failed}" time="${(r.ms / 1000).toFixed(3)}">`,
-    `  <testsuite name="netlab ${xml(r.lab)} ${r.mode}" tests="${r.outcomes.length}" failures="${r.failed}" errors="0" skipped="0" time="${(r.ms / 1000).toFixed(3)}">`,
-    ...cases,
-    '  </testsuite>',
-    '</testsuites>',
-    '',
-  ].join('\n');
 }
 

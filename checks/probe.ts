@@ -2,7 +2,7 @@
 // mode: every probe of a batch from one process, sockets created in each source namespace,
 // one poll loop. Batches are bounded so a very large matrix does not flood the bridges at once.
 import { spawn } from 'node:child_process';
-import { SHIM_PATH } from './container.js';
+import { SHIM_PATH } from '../runtime/container.js';
 
 export type ProbeKind = 'ping' | 'tcp' | 'http';
 

@@ -1,0 +1,82 @@
+// Check reports as people and tools read them: a table, the all-pairs grid, a summary line,
+// JUnit XML (JSON is the report itself).
+import type { CheckReport } from './run.js';
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function formatTable(r: CheckReport, o: { explain?: boolean } = {}): string {
+  const rows = r.outcomes;
+  const w = Math.max(5, ...rows.map((x) => x.label.length));
+  const lines = [`${pad('check', w)}  ${pad('expected', 13)} ${pad('predicted', 9)} ${r.observed ? `${pad('observed', 9)} result` : ''}`.trimEnd()];
+  for (const x of rows) {
+    const exp = `${x.expected}${x.expectedFrom === 'prediction' ? ' (pred)' : ''}`;
+    const res = !r.observed ? '' : `${pad(x.observed ?? '-', 9)} ${x.pass ? 'ok' : 'FAIL'}${x.disagree ? '  DISAGREES with prediction' : ''}${x.detail ? `  (${x.detail})` : ''}`;
+    lines.push(`${pad(x.label, w)}  ${pad(exp, 13)} ${pad(x.predicted, 9)} ${res}`.trimEnd());
+    if (o.explain || (r.observed && x.disagree)) lines.push(...x.explanation.trimEnd().split('\n').map((l) => `    ${l}`));
+  }
+  lines.push(summary(r));
+  return lines.join('\n') + '\n';
+}
+
+export function summary(r: CheckReport): string {
+  const what = r.mode === 'matrix' ? 'pairs' : 'checks';
+  if (!r.observed) return `${r.outcomes.length} ${what} predicted (${r.outcomes.filter((x) => x.predicted === 'reach').length} reach), nothing run`;
+  return `${r.passed} passed, ${r.failed} failed; ${r.disagreements} disagreement${r.disagreements === 1 ? '' : 's'} with the prediction (${r.outcomes.length} ${what} in ${(r.ms / 1000).toFixed(2)} s)`;
+}
+
+/** The matrix as a grid: rows are sources, columns destinations. Cell: R reach / . fail as
+ *  observed (or predicted); '!' marks a disagreement between the two. */
+export function formatMatrix(r: CheckReport, nodes: string[]): string {
+  const cell = new Map(r.outcomes.map((x) => [`${x.from}\u0000${x.target}`, x]));
+  const w = Math.max(...nodes.map((n) => n.length), 4);
+  const colW = 3;
+  const lines: string[] = [];
+  // Column headers, written vertically so the grid stays narrow.
+  const maxLen = Math.max(...nodes.map((n) => n.length));
+  for (let i = 0; i < maxLen; i++) {
+    lines.push(`${' '.repeat(w + 2)}${nodes.map((n) => pad(n[i] ?? '', colW)).join('')}`.trimEnd());
+  }
+  for (const a of nodes) {
+    let row = `${pad(a, w)}  `;
+    for (const b of nodes) {
+      const x = cell.get(`${a}\u0000${b}`);
+      if (!x) { row += pad('-', colW); continue; }
+      const v = x.observed ?? x.predicted;
+      row += pad(`${v === 'reach' ? 'R' : '.'}${x.disagree ? '!' : ''}`, colW);
+    }
+    lines.push(row.trimEnd());
+  }
+  lines.push(`R reach, . no reach${r.observed ? ' (observed); ! observed differs from the prediction' : ' (predicted)'}`);
+  const bad = r.outcomes.filter((x) => x.disagree);
+  for (const x of bad) lines.push(`! ${x.label}: predicted ${x.predicted}, observed ${x.observed} (${x.detail}); ${x.reason}`);
+  lines.push(summary(r));
+  return lines.join('\n') + '\n';
+}
+
+function xml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+}
+
+/** JUnit XML: one testcase per check, a failure element for each that did not pass. */
+export function toJUnit(r: CheckReport): string {
+  const t = (r.ms / 1000 / Math.max(1, r.outcomes.length)).toFixed(3);
+  const cases = r.outcomes.map((x) => {
+    const name = `${x.label} (expect ${x.expected})`;
+    const open = `    <testcase classname="netlab.${xml(r.lab)}.${x.kind}" name="${xml(name)}" time="${t}"`;
+    if (x.pass) return `${open}/>`;
+    const msg = `expected ${x.expected}, observed ${x.observed}${x.detail ? `: ${x.detail}` : ''}`;
+    return `${open}>\n      <failure message="${xml(msg)}" type="${x.disagree ? 'disagreement' : 'unexpected'}">${xml(`${msg}\npredicted ${x.predicted}: ${x.explanation}`)}</failure>\n    </testcase>`;
+  });
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="netlab" tests="${r.outcomes.length}" failures="${r.failed}" time="${(r.ms / 1000).toFixed(3)}">`,
+    `  <testsuite name="netlab ${xml(r.lab)} ${r.mode}" tests="${r.outcomes.length}" failures="${r.failed}" errors="0" skipped="0" time="${(r.ms / 1000).toFixed(3)}">`,
+    ...cases,
+    '  </testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n');
+}
+
