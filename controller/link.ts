@@ -62,15 +62,12 @@ async function setLinkLocked(labName: string, node: string, iface: string, up: b
       const peer = st.model.nodes.find((n) => n.name === f.peer!.node)!;
       await kernel.ns(peer.netns).linkSet(f.peer.iface, { up });
       touched.push(peer);
-      const pf = peer.interfaces.find((i) => i.name === f.peer!.iface);
-      if (pf) pf.up = up;
-      const l = st.model.links[f.link!];
-      if (l) l.up = up;
     }
     // Setting an interface down makes the kernel drop every IPv4 route through it, and up
     // brings back only the connected route: put the static routes of both ends back.
     if (up) for (const n of touched) await restoreRoutes(kernel, n);
-    f.up = up;
+    // Run-time state, not the model: both ends of a cable share its state.
+    st.cables = { ...st.cables, [`${node}:${iface}`]: up, ...(f.peer ? { [`${f.peer.node}:${f.peer.iface}`]: up } : {}) };
     writeState(st);
   } finally {
     kernel.close();

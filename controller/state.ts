@@ -33,6 +33,9 @@ export interface LabState {
    *  keeps one state per lab name, so two parts of one lab on one machine (a test playing two
    *  machines with two network namespaces) each need their own NETLAB_STATE_DIR. */
   as?: string;
+  /** Cables set down or up at run time (`netlab link`), by "NODE:IFACE" (both ends of a link):
+   *  the model stays as the file resolved it; modelOf() gives the lab as it runs. */
+  cables?: Record<string, boolean>;
   /** While deleting: the status before `down` (or a rollback) began, which says whether
    *  containers may still be starting. */
   was?: LabStatus;
@@ -286,3 +289,20 @@ export function releaseStateRoot(release: (dir: string) => void): void {
 }
 
 export { labDir, STATE_ROOT, STATE_ROOT_IS_DEFAULT };
+
+/** The lab as it runs: the resolved model with the run-time state applied (cables set down or
+ *  up). A copy: the state's model itself is never changed after `up`. */
+export function modelOf(st: LabState): Lab {
+  const cables = st.cables ?? {};
+  if (Object.keys(cables).length === 0) return st.model;
+  const m = structuredClone(st.model);
+  for (const n of m.nodes) for (const f of n.interfaces) {
+    const v = cables[`${n.name}:${f.name}`];
+    if (v !== undefined) f.up = v;
+  }
+  for (const l of m.links) {
+    const a = cables[`${l.a.node}:${l.a.iface}`], b = cables[`${l.b.node}:${l.b.iface}`];
+    if (a !== undefined || b !== undefined) l.up = (a ?? l.up) && (b ?? l.up);
+  }
+  return m;
+}

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import type { Lab, LabCheck } from '../../topology/types.js';
 import { nodesBuilt } from '../../controller/plan.js';
 import { LabError, requireRoot } from '../../controller/lab.js';
-import { readState } from '../../controller/state.js';
+import { modelOf, readState } from '../../controller/state.js';
 import { hostSysctlGet } from '../../controller/kernel/sysctl.js';
 import { KernelError } from '../../controller/kernel/errors.js';
 import { adHocCheck, matrixChecks, runChecks } from '../../checks/run.js';
@@ -62,7 +62,7 @@ function checkModel(arg: string, predictOnly: boolean): Lab {
   const st = readState(target.name);
   if (st?.status === 'up') {
     if (!predictOnly) requireRoot('check');
-    return st.model;
+    return modelOf(st);
   }
   if (!predictOnly) throw new LabError(`lab ${target.name} is not up; bring it up first, or use --predict-only${target.kind === 'file' ? '' : ' with the topology file'}`);
   if (target.kind !== 'file') throw new UserError(`lab ${target.name} is not up: give its topology file to predict`);

@@ -228,3 +228,24 @@ describe('applyPlan', () => {
     expect(batches).toEqual([['web', 'client1', 'client2', 'solo']]);
   });
 });
+
+describe('run-time state is not the model', () => {
+  it('modelOf applies cables set down/up to a copy; the stored model is untouched', async () => {
+    const { modelOf } = await import('../../controller/state.js');
+    const { loadTopologyFile } = await import('../../topology/load.js');
+    const path = await import('node:path');
+    const lab = loadTopologyFile(path.resolve(import.meta.dirname, '../../labs/routed.yml')).lab!;
+    const link = lab.links[0];
+    const st = {
+      version: 1 as const, lab: lab.name, file: lab.file, status: 'up' as const, pid: 1, createdAt: '', updatedAt: '',
+      progress: { done: 0, total: 0, phase: '' }, error: null, model: lab,
+      cables: { [`${link.a.node}:${link.a.iface}`]: false, [`${link.b.node}:${link.b.iface}`]: false },
+    };
+    const before = JSON.stringify(lab);
+    const m = modelOf(st);
+    expect(m.links[0].up).toBe(false);
+    expect(m.nodes.find((n) => n.name === link.a.node)!.interfaces.find((f) => f.name === link.a.iface)!.up).toBe(false);
+    expect(JSON.stringify(lab)).toBe(before);
+    expect(modelOf({ ...st, cables: {} })).toBe(lab);
+  });
+});

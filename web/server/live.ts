@@ -4,7 +4,7 @@
 // controller/watch.ts (netlink link monitors and inotify watches, never polling); only the
 // labs someone is looking at (setInterest) are monitored at the netlink and container level.
 import { LabError, setLink as controllerSetLink, status as controllerStatus } from '../../controller/lab.js';
-import { LockBusyError, readState } from '../../controller/state.js';
+import { LockBusyError, modelOf, readState } from '../../controller/state.js';
 import { matrixChecks, runChecks, type CheckReport } from '../../checks/run.js';
 import { LabWatcher } from '../../controller/watch.js';
 import type { Lab } from '../../topology/types.js';
@@ -62,7 +62,7 @@ export class LiveSource implements LabSource {
           report = null;
         }
       }
-      return labView(st.model, report, st.status);
+      return labView(modelOf(st), report, st.status);
     }
     if (this.offline?.name === lab) return labView(this.offline, null, 'offline');
     return null;
@@ -70,7 +70,7 @@ export class LiveSource implements LabSource {
 
   async model(lab: string): Promise<{ lab: Lab; live: boolean } | null> {
     const st = readState(lab);
-    if (st) return { lab: st.model, live: st.status === 'up' };
+    if (st) return { lab: modelOf(st), live: st.status === 'up' };
     if (this.offline?.name === lab) return { lab: this.offline, live: false };
     return null;
   }
