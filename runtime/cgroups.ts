@@ -62,6 +62,9 @@ export function detectLayout(procCgroup: string, mounts: string, v2Controllers: 
   const base: Record<string, string> = {};
   for (const c of V1_CONTROLLERS) {
     const mnt = v1.get(c);
+    // With a unified tree, the eBPF device program there enforces the device rules (the kernel
+    // asks it before v1's devices controller): v1's would only repeat them at a cost per container.
+    if (c === 'devices' && v2 !== null) continue;
     if (mnt) base[c] = path.join(mnt, own.get(c) ?? '/', 'netlab');
   }
   if (v2 !== null) base[UNIFIED] = path.join(v2, own.get('') ?? '/', 'netlab');

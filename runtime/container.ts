@@ -72,6 +72,25 @@ function profileOf(node: LabNode): { profile: SeccompProfile; id: string } | nul
   }
 }
 
+/** Compiled seccomp programs by profile and capability set: a lab of 100 nodes compiles the
+ *  default profile once per distinct capability set, not once per node. */
+const compiled = new Map<string, Buffer>();
+
+function compiledFilter(node: LabNode, p: { profile: SeccompProfile; id: string }, caps: string[]): Buffer {
+  const key = `${p.id}-${capMask(caps)}`;
+  let program = compiled.get(key);
+  if (!program) {
+    try {
+      program = compileProfile(p.profile, { arch: process.arch, caps: new Set(caps.map((c) => `CAP_${c}`)) }).program;
+    } catch (e) {
+      if (e instanceof SeccompError) throw new RuntimeError(`node ${node.name}: ${e.message}`);
+      throw e;
+    }
+    compiled.set(key, program);
+  }
+  return program;
+}
+
 /** Compiled programs shared by a lab's containers: one seccomp filter per distinct profile and
  *  capability set, one device program. Written into the lab's container directory. */
 class Programs {
@@ -85,13 +104,7 @@ class Programs {
     const key = `seccomp-${p.id}-${mask}`;
     let file = this.files.get(key);
     if (!file) {
-      let program: Buffer;
-      try {
-        program = compileProfile(p.profile, { arch: process.arch, caps: new Set(caps.map((c) => `CAP_${c}`)) }).program;
-      } catch (e) {
-        if (e instanceof SeccompError) throw new RuntimeError(`node ${node.name}: ${e.message}`);
-        throw e;
-      }
+      const program = compiledFilter(node, p, caps);
       file = path.join(this.dir, `${key}.bpf`);
       fs.writeFileSync(file, program);
       this.files.set(key, file);
@@ -182,11 +195,7 @@ export function checkRuntime(lab: Lab): void {
   for (const n of lab.nodes) {
     resolveImage(n.image);
     const p = profileOf(n);
-    if (p) {
-      try { compileProfile(p.profile, { arch: process.arch, caps: new Set(effectiveCaps(n).map((c) => `CAP_${c}`)) }); } catch (e) {
-        throw new RuntimeError(`node ${n.name}: ${(e as Error).message}`);
-      }
-    }
+    if (p) compiledFilter(n, p, effectiveCaps(n));
   }
 }
 

@@ -5,8 +5,9 @@
 // even to a root process holding CAP_MKNOD. Two enforcement paths, pure here and applied by the
 // runtime: cgroup v1's `devices` controller (devices.deny / devices.allow lines), and on the
 // unified hierarchy (cgroup v2, and the v2 tree of hybrid machines like this project's) an eBPF
-// program of type BPF_PROG_TYPE_CGROUP_DEVICE attached to the container's cgroup. The kernel asks
-// both when both exist.
+// program of type BPF_PROG_TYPE_CGROUP_DEVICE attached to the container's cgroup. The runtime
+// uses the eBPF program wherever a unified tree exists (the kernel asks it first), v1's rules
+// only where there is none.
 
 export interface DeviceRule {
   type: 'c' | 'b';

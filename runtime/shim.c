@@ -279,13 +279,18 @@ static const char *readonly_paths[] = { "/proc/bus", "/proc/fs", "/proc/irq", "/
 /** Masks and read-only binds under ROOT's /proc and /sys. With `net_rw` (a node with its own
  *  network namespace) /proc/sys/net is bound read-write again: those sysctls are the node's own. */
 static void confine_proc(const char *root, int net_rw) {
-  char p[4096];
+  char p[4096], empty[4096] = "";
   for (int i = 0; masked_paths[i]; i++) {
     path_join(p, sizeof p, root, masked_paths[i]);
     struct stat st;
     if (lstat(p, &st) < 0) continue; // not on this kernel
     if (S_ISDIR(st.st_mode)) {
-      if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=555") < 0) die("mask %s", masked_paths[i]);
+      // One empty read-only tmpfs, bound over every masked directory after the first (a bind
+      // is cheaper than a new superblock per directory).
+      if (!*empty) {
+        if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=555") < 0) die("mask %s", masked_paths[i]);
+        snprintf(empty, sizeof empty, "%s", p);
+      } else if (mount(empty, p, NULL, MS_BIND, NULL) < 0) die("mask %s", masked_paths[i]);
     } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0) die("mask %s", masked_paths[i]);
   }
   for (int i = 0; readonly_paths[i]; i++) {

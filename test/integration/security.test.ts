@@ -148,7 +148,7 @@ nodes:
     expect(escape.out).toBe('');
   });
 
-  it('device nodes: a node can make any (CAP_MKNOD) but open only Docker\'s allowed ones, on cgroup v1 and through the eBPF program on the unified tree', () => {
+  it('device nodes: a node can make any (CAP_MKNOD) but open only Docker\'s allowed ones (the eBPF program on the unified tree, or cgroup v1 rules without one)', () => {
     const { name, file } = newLab('dev', `networks: { lan: { subnet: SUBNET, gateway: true } }
 nodes:
   a: { networks: [lan], volumes: [PROBE] }

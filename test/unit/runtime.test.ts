@@ -26,7 +26,7 @@ describe('cgroup layout', () => {
     expect(m.has('name=systemd')).toBe(false);
   });
 
-  it('v1 (hybrid, controllers on v1): groups go below our own cgroup of each controller, and one in the unified tree for the device program', () => {
+  it('v1 (hybrid, controllers on v1): groups go below our own cgroup of each controller, one in the unified tree for the device program (so no v1 devices group)', () => {
     const l = detectLayout(V1_SELF + '6:devices:/dev.slice\n', V1_MOUNTS + '\ncgroup /sys/fs/cgroup/devices cgroup rw,relatime,devices 0 0', () => '');
     expect(l.version).toBe(1);
     expect(l.base).toEqual({
@@ -34,9 +34,15 @@ describe('cgroup layout', () => {
       cpuacct: '/sys/fs/cgroup/cpuacct/netlab',
       memory: '/sys/fs/cgroup/memory/process_api/abc/netlab',
       pids: '/sys/fs/cgroup/pids/user.slice/netlab',
-      devices: '/sys/fs/cgroup/devices/dev.slice/netlab',
       unified: '/sys/fs/cgroup/unified/netlab',
     });
+  });
+
+  it('v1 without a unified tree: the v1 devices controller holds the device rules', () => {
+    const mounts = V1_MOUNTS.split('\n').filter((l) => !l.startsWith('cgroup2')).join('\n') + '\ncgroup /sys/fs/cgroup/devices cgroup rw,relatime,devices 0 0';
+    const l = detectLayout(V1_SELF + '6:devices:/dev.slice\n', mounts, () => '');
+    expect(l.base.devices).toBe('/sys/fs/cgroup/devices/dev.slice/netlab');
+    expect(l.base.unified).toBeUndefined();
   });
 
   it('v2 (unified): one directory below our own cgroup', () => {
