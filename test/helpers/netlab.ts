@@ -184,6 +184,51 @@ export function labLeftovers(lab: string, o: { ignoreLinks?: string[] } = {}): s
   return out;
 }
 
+// ---------------------------------------------------------------- the whole machine, before and after
+
+/** Everything a lab could leave in the root namespace, named without netlab's naming code:
+ *  every link (name, index and the alias the kernel reports), every nft table (with its
+ *  comment), every entry of /run/netns and every netns listed by iproute2, every mount point. */
+export interface MachineSnapshot { links: Map<string, string>; tables: Map<string, string>; netns: Set<string>; mounts: Set<string> }
+
+export function machineSnapshot(): MachineSnapshot {
+  const ls = new Map<string, string>();
+  for (const l of links(null, false)) ls.set(`${l.ifname}#${l.ifindex}`, l.ifalias ?? '');
+  const tables = new Map<string, string>();
+  const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
+  for (const i of (JSON.parse(out) as { nftables?: { table?: { family: string; name: string } }[] }).nftables ?? []) {
+    if (!i.table) continue;
+    const t = execFileSync('nft', ['list', 'table', i.table.family, i.table.name], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
+    tables.set(`${i.table.family} ${i.table.name}`, /^\s*comment "([^"]*)"/m.exec(t)?.[1] ?? '');
+  }
+  let files: string[] = [];
+  try { files = fs.readdirSync('/run/netns'); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
+  return { links: ls, tables, netns: new Set([...files, ...netnsList()]), mounts: new Set(mountPoints()) };
+}
+
+/** The lab named by a netlab marker the object carries itself (alias `netlab:LAB:...`, table
+ *  comment `netlab lab LAB`, netns or mount `netlab.LAB.` / `netlab.LAB+`), or null. */
+function markedLab(s: string): string | null {
+  return /^netlab:([a-z0-9-]+):/.exec(s)?.[1] ?? /^netlab lab ([a-z0-9-]+)$/.exec(s)?.[1]
+    ?? /(?:^|\/)netlab\.([a-z0-9-]+)[.+]/.exec(s)?.[1] ?? null;
+}
+
+/** Objects present now that were not in `before`, except those that say they belong to another
+ *  lab (other labs come and go on a shared machine) or that `ignore` names (the test's own
+ *  scaffolding). An object saying nothing about its owner counts: it is nobody's but ours. */
+export function newSinceSnapshot(before: MachineSnapshot, lab: string, ignore: (item: string) => boolean = () => false): string[] {
+  const now = machineSnapshot();
+  const foreign = (marker: string) => { const m = markedLab(marker); return m !== null && m !== lab; };
+  const out: string[] = [];
+  for (const [k, alias] of now.links) if (!before.links.has(k) && !foreign(alias)) out.push(`link ${k} (alias ${JSON.stringify(alias)})`);
+  for (const [k, comment] of now.tables) if (!before.tables.has(k) && !foreign(comment)) out.push(`nft table ${k} (comment ${JSON.stringify(comment)})`);
+  for (const n of now.netns) if (!before.netns.has(n) && !foreign(n)) out.push(`netns ${n}`);
+  // The tmpfs on the state root is shared by every lab: it stays while another lab is up.
+  const othersUp = (() => { try { return fs.readdirSync(STATE_ROOT, { withFileTypes: true }).some((d) => d.isDirectory() && d.name !== lab); } catch { return false; } })();
+  for (const m of now.mounts) if (!before.mounts.has(m) && !foreign(m) && !(m === STATE_ROOT && othersUp)) out.push(`mount ${m}`);
+  return out.filter((x) => !ignore(x));
+}
+
 /** Waits (bounded) for the lab to leave nothing: the kernel removes the veths of an unmounted
  *  netns in the background. Returns what is still there after settleMs. */
 export async function settleLeftovers(lab: string, settleMs = 3000, o: { ignoreLinks?: string[] } = {}): Promise<string[]> {
@@ -524,12 +569,22 @@ export function addrOf(lab: Lab, node: string, iface = 'eth0'): string {
 }
 
 /** Takes a lab down (if anything of it is there) and returns what is still left after that. */
-export async function downAndCheck(lab: string): Promise<string[]> {
+/** With `since` (a machineSnapshot() from before the lab came up), whatever is new on the
+ *  machine since then counts too, found without netlab's naming functions. */
+export async function downAndCheck(lab: string, o: { since?: MachineSnapshot; ignore?: (item: string) => boolean } = {}): Promise<string[]> {
   if (labLeftovers(lab).length > 0) {
     const r = netlab(['down', lab]);
     if (r.status !== 0) return [`netlab down ${lab} failed (${r.status}): ${r.stderr.trim()}`];
   }
-  return settleLeftovers(lab);
+  const left = await settleLeftovers(lab);
+  if (!o.since) return left;
+  const deadline = Date.now() + 3000;
+  let fresh = newSinceSnapshot(o.since, lab, o.ignore);
+  while (fresh.length > 0 && Date.now() < deadline) {
+    await sleep(50);
+    fresh = newSinceSnapshot(o.since, lab, o.ignore);
+  }
+  return [...left, ...fresh.map((x) => `${x} (new since the snapshot)`)];
 }
 
 // ---------------------------------------------------------------- free address space
