@@ -100,6 +100,32 @@ export function nftChains(family: string, table: string): string[] {
   return items.flatMap((i) => (i.chain ? [i.chain.name] : [])).sort();
 }
 
+/** The objects of one nft table as nft's canonical JSON (handles, metainfo and counter values
+ *  left out), one line per table, chain, set and rule, in nft's order. */
+function nftCanonical(json: string): string[] {
+  return ((JSON.parse(json) as { nftables?: Record<string, Record<string, unknown>>[] }).nftables ?? [])
+    .filter((i) => !i.metainfo)
+    .map((i) => {
+      const [k, v] = Object.entries(i)[0];
+      const { handle: _handle, ...rest } = v;
+      // Counters count traffic, which a freshly loaded copy has not seen.
+      return JSON.stringify({ [k]: rest }).replace(/"counter":\{"packets":\d+,"bytes":\d+\}/g, '"counter":{}');
+    });
+}
+
+/** The table as the kernel holds it, from `nft -j list table`. */
+export function nftTableJson(family: string, table: string): string[] {
+  return nftCanonical(execFileSync('nft', ['-j', 'list', 'table', family, table], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** What `ruleset` (nft syntax) becomes once loaded: applied in a throwaway network namespace
+ *  (`unshare -n`, nothing named, gone when nft exits) and read back with `nft -j`, so it
+ *  compares with nftTableJson() as nft itself canonicalizes both. */
+export function nftRulesetJson(ruleset: string, family: string, table: string): string[] {
+  const out = execFileSync('unshare', ['-n', '--', 'sh', '-c', 'nft -f - && nft -j list table "$1" "$2"', 'sh', family, table], { input: ruleset, encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['pipe', 'pipe', 'pipe'] });
+  return nftCanonical(out);
+}
+
 function mountPoints(): string[] {
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => unescape(l.split(' ')[4] ?? ''));
@@ -198,8 +224,11 @@ export function machineSnapshot(): MachineSnapshot {
   const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
   for (const i of (JSON.parse(out) as { nftables?: { table?: { family: string; name: string } }[] }).nftables ?? []) {
     if (!i.table) continue;
-    const t = execFileSync('nft', ['list', 'table', i.table.family, i.table.name], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
-    tables.set(`${i.table.family} ${i.table.name}`, /^\s*comment "([^"]*)"/m.exec(t)?.[1] ?? '');
+    const t = spawnSync('nft', ['list', 'table', i.table.family, i.table.name], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    // Deleted between the two calls (another lab went down): it is not there, so not new either.
+    if (t.status !== 0 && !nftTableNames().includes(`${i.table.family} ${i.table.name}`)) continue;
+    if (t.status !== 0) throw new Error(`nft list table ${i.table.family} ${i.table.name}: ${t.stderr.trim()}`);
+    tables.set(`${i.table.family} ${i.table.name}`, /^\s*comment "([^"]*)"/m.exec(t.stdout)?.[1] ?? '');
   }
   let files: string[] = [];
   try { files = fs.readdirSync('/run/netns'); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
@@ -331,6 +360,12 @@ export function planDiff(plan: Plan): string[] {
         const planned = [...s.ruleset.matchAll(/^\s*chain (\S+) \{/gm)].map((m) => m[1]).sort();
         const got = nftChains(s.family, s.table);
         if (JSON.stringify(got) !== JSON.stringify(planned)) diff.push(`nft table ${s.table} chains ${got}, planned ${planned}`);
+        // The rules too, each one: the kernel's table against the planned text loaded elsewhere.
+        const have = nftTableJson(s.family, s.table);
+        const want = nftRulesetJson(s.ruleset, s.family, s.table);
+        for (const r of have) if (!want.includes(r)) diff.push(`nft table ${s.table}: unplanned ${r}`);
+        for (const r of want) if (!have.includes(r)) diff.push(`nft table ${s.table}: missing ${r}`);
+        if (have.length === want.length && have.some((r, i) => r !== want[i])) diff.push(`nft table ${s.table}: rules in another order than planned`);
         break;
       }
       case 'container.start': {
