@@ -379,11 +379,17 @@ describe('netlab graph', () => {
     expect(g.edges.length).toBeGreaterThan(0);
   });
 
-  it('is byte-identical across runs for every format', async () => {
+  it('is byte-identical across two separate `netlab graph` processes for every format', () => {
+    if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first (this test runs bin/netlab.js)');
+    const cli = (fmt: string, env: Record<string, string>) => spawnSync(process.execPath, [path.join(ROOT, 'bin/netlab.js'), 'graph', rel('labs/overlay.yml'), '--format', fmt], {
+      cwd: process.cwd(), encoding: 'utf8', timeout: 30_000, env: { ...process.env, NO_COLOR: '1', ...env },
+    });
     for (const fmt of ['dot', 'mermaid', 'json']) {
-      const a = await run('graph', rel('labs/overlay.yml'), '--format', fmt);
-      const b = await run('graph', rel('labs/overlay.yml'), '--format', fmt);
-      expect(a.out, fmt).toBe(b.out);
+      const a = cli(fmt, { TZ: 'UTC', LANG: 'C' });
+      const b = cli(fmt, { TZ: 'Pacific/Kiritimati', LANG: 'de_DE.UTF-8' });
+      expect([a.status, a.stderr, b.status, b.stderr], fmt).toEqual([0, '', 0, '']);
+      expect(a.stdout.length, fmt).toBeGreaterThan(0);
+      expect(a.stdout, fmt).toBe(b.stdout);
     }
   });
 
