@@ -100,6 +100,32 @@ export function nftChains(family: string, table: string): string[] {
   return items.flatMap((i) => (i.chain ? [i.chain.name] : [])).sort();
 }
 
+/** The objects of one nft table as nft's canonical JSON (handles, metainfo and counter values
+ *  left out), one line per table, chain, set and rule, in nft's order. */
+function nftCanonical(json: string): string[] {
+  return ((JSON.parse(json) as { nftables?: Record<string, Record<string, unknown>>[] }).nftables ?? [])
+    .filter((i) => !i.metainfo)
+    .map((i) => {
+      const [k, v] = Object.entries(i)[0];
+      const { handle: _handle, ...rest } = v;
+      // Counters count traffic, which a freshly loaded copy has not seen.
+      return JSON.stringify({ [k]: rest }).replace(/"counter":\{"packets":\d+,"bytes":\d+\}/g, '"counter":{}');
+    });
+}
+
+/** The table as the kernel holds it, from `nft -j list table`. */
+export function nftTableJson(family: string, table: string): string[] {
+  return nftCanonical(execFileSync('nft', ['-j', 'list', 'table', family, table], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** What `ruleset` (nft syntax) becomes once loaded: applied in a throwaway network namespace
+ *  (`unshare -n`, nothing named, gone when nft exits) and read back with `nft -j`, so it
+ *  compares with nftTableJson() as nft itself canonicalizes both. */
+export function nftRulesetJson(ruleset: string, family: string, table: string): string[] {
+  const out = execFileSync('unshare', ['-n', '--', 'sh', '-c', 'nft -f - && nft -j list table "$1" "$2"', 'sh', family, table], { input: ruleset, encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['pipe', 'pipe', 'pipe'] });
+  return nftCanonical(out);
+}
+
 function mountPoints(): string[] {
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => unescape(l.split(' ')[4] ?? ''));
@@ -182,6 +208,54 @@ export function labLeftovers(lab: string, o: { ignoreLinks?: string[] } = {}): s
   for (const p of processesWithArg(`${STATE_ROOT}/${lab}/`)) out.push(`process ${p.pid} (${p.cmd})`);
   for (const d of labCgroupDirs(lab)) out.push(`cgroup ${d}`);
   return out;
+}
+
+// ---------------------------------------------------------------- the whole machine, before and after
+
+/** Everything a lab could leave in the root namespace, named without netlab's naming code:
+ *  every link (name, index and the alias the kernel reports), every nft table (with its
+ *  comment), every entry of /run/netns and every netns listed by iproute2, every mount point. */
+export interface MachineSnapshot { links: Map<string, string>; tables: Map<string, string>; netns: Set<string>; mounts: Set<string> }
+
+export function machineSnapshot(): MachineSnapshot {
+  const ls = new Map<string, string>();
+  for (const l of links(null, false)) ls.set(`${l.ifname}#${l.ifindex}`, l.ifalias ?? '');
+  const tables = new Map<string, string>();
+  const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
+  for (const i of (JSON.parse(out) as { nftables?: { table?: { family: string; name: string } }[] }).nftables ?? []) {
+    if (!i.table) continue;
+    const t = spawnSync('nft', ['list', 'table', i.table.family, i.table.name], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    // Deleted between the two calls (another lab went down): it is not there, so not new either.
+    if (t.status !== 0 && !nftTableNames().includes(`${i.table.family} ${i.table.name}`)) continue;
+    if (t.status !== 0) throw new Error(`nft list table ${i.table.family} ${i.table.name}: ${t.stderr.trim()}`);
+    tables.set(`${i.table.family} ${i.table.name}`, /^\s*comment "([^"]*)"/m.exec(t.stdout)?.[1] ?? '');
+  }
+  let files: string[] = [];
+  try { files = fs.readdirSync('/run/netns'); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
+  return { links: ls, tables, netns: new Set([...files, ...netnsList()]), mounts: new Set(mountPoints()) };
+}
+
+/** The lab named by a netlab marker the object carries itself (alias `netlab:LAB:...`, table
+ *  comment `netlab lab LAB`, netns or mount `netlab.LAB.` / `netlab.LAB+`), or null. */
+function markedLab(s: string): string | null {
+  return /^netlab:([a-z0-9-]+):/.exec(s)?.[1] ?? /^netlab lab ([a-z0-9-]+)$/.exec(s)?.[1]
+    ?? /(?:^|\/)netlab\.([a-z0-9-]+)[.+]/.exec(s)?.[1] ?? null;
+}
+
+/** Objects present now that were not in `before`, except those that say they belong to another
+ *  lab (other labs come and go on a shared machine) or that `ignore` names (the test's own
+ *  scaffolding). An object saying nothing about its owner counts: it is nobody's but ours. */
+export function newSinceSnapshot(before: MachineSnapshot, lab: string, ignore: (item: string) => boolean = () => false): string[] {
+  const now = machineSnapshot();
+  const foreign = (marker: string) => { const m = markedLab(marker); return m !== null && m !== lab; };
+  const out: string[] = [];
+  for (const [k, alias] of now.links) if (!before.links.has(k) && !foreign(alias)) out.push(`link ${k} (alias ${JSON.stringify(alias)})`);
+  for (const [k, comment] of now.tables) if (!before.tables.has(k) && !foreign(comment)) out.push(`nft table ${k} (comment ${JSON.stringify(comment)})`);
+  for (const n of now.netns) if (!before.netns.has(n) && !foreign(n)) out.push(`netns ${n}`);
+  // The tmpfs on the state root is shared by every lab: it stays while another lab is up.
+  const othersUp = (() => { try { return fs.readdirSync(STATE_ROOT, { withFileTypes: true }).some((d) => d.isDirectory() && d.name !== lab); } catch { return false; } })();
+  for (const m of now.mounts) if (!before.mounts.has(m) && !foreign(m) && !(m === STATE_ROOT && othersUp)) out.push(`mount ${m}`);
+  return out.filter((x) => !ignore(x));
 }
 
 /** Waits (bounded) for the lab to leave nothing: the kernel removes the veths of an unmounted
@@ -286,6 +360,12 @@ export function planDiff(plan: Plan): string[] {
         const planned = [...s.ruleset.matchAll(/^\s*chain (\S+) \{/gm)].map((m) => m[1]).sort();
         const got = nftChains(s.family, s.table);
         if (JSON.stringify(got) !== JSON.stringify(planned)) diff.push(`nft table ${s.table} chains ${got}, planned ${planned}`);
+        // The rules too, each one: the kernel's table against the planned text loaded elsewhere.
+        const have = nftTableJson(s.family, s.table);
+        const want = nftRulesetJson(s.ruleset, s.family, s.table);
+        for (const r of have) if (!want.includes(r)) diff.push(`nft table ${s.table}: unplanned ${r}`);
+        for (const r of want) if (!have.includes(r)) diff.push(`nft table ${s.table}: missing ${r}`);
+        if (have.length === want.length && have.some((r, i) => r !== want[i])) diff.push(`nft table ${s.table}: rules in another order than planned`);
         break;
       }
       case 'container.start': {
@@ -524,12 +604,22 @@ export function addrOf(lab: Lab, node: string, iface = 'eth0'): string {
 }
 
 /** Takes a lab down (if anything of it is there) and returns what is still left after that. */
-export async function downAndCheck(lab: string): Promise<string[]> {
+/** With `since` (a machineSnapshot() from before the lab came up), whatever is new on the
+ *  machine since then counts too, found without netlab's naming functions. */
+export async function downAndCheck(lab: string, o: { since?: MachineSnapshot; ignore?: (item: string) => boolean } = {}): Promise<string[]> {
   if (labLeftovers(lab).length > 0) {
     const r = netlab(['down', lab]);
     if (r.status !== 0) return [`netlab down ${lab} failed (${r.status}): ${r.stderr.trim()}`];
   }
-  return settleLeftovers(lab);
+  const left = await settleLeftovers(lab);
+  if (!o.since) return left;
+  const deadline = Date.now() + 3000;
+  let fresh = newSinceSnapshot(o.since, lab, o.ignore);
+  while (fresh.length > 0 && Date.now() < deadline) {
+    await sleep(50);
+    fresh = newSinceSnapshot(o.since, lab, o.ignore);
+  }
+  return [...left, ...fresh.map((x) => `${x} (new since the snapshot)`)];
 }
 
 // ---------------------------------------------------------------- free address space

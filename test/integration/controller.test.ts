@@ -19,7 +19,7 @@ import { labGroup, labId } from '../../topology/names.js';
 import type { Lab } from '../../topology/types.js';
 import { buildPlan, type Plan, type PlanStep } from '../../controller/plan.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
-import { Children, REPO, forceRemoveLab, processesInCgroup, STATE_ROOT, foreignNetlabObjects, freeOctets, freePort, httpGet, isLabNetns, labLeftovers, link, links, netlab, netlabOk, netlabSpawn, netnsList, nftTableNames, ping, planDiff, prng, settleLeftovers, sleep, waitExit, assertBuildFresh, loadModel, addrOf, downAndCheck } from '../helpers/netlab.js';
+import { Children, REPO, forceRemoveLab, processesInCgroup, STATE_ROOT, foreignNetlabObjects, freeOctets, freePort, httpGet, isLabNetns, labLeftovers, link, links, netlab, netlabOk, netlabSpawn, netnsList, nftTableNames, ping, planDiff, prng, settleLeftovers, sleep, waitExit, assertBuildFresh, loadModel, addrOf, downAndCheck, machineSnapshot, type MachineSnapshot } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/integration/controller.test.ts skipped: it needs root (it builds labs in the real kernel: namespaces, links, nftables)');
@@ -38,6 +38,9 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
   const myLabs = new Set<string>();
   /** Labs of the running test; afterEach takes them down and checks they left nothing. */
   const testLabs = new Set<string>();
+  /** The whole machine as it was before each lab of the running test was named: what `down`
+   *  leaves is judged against it too, not only by the lab's own markers. */
+  const machineBefore = new Map<string, MachineSnapshot>();
   /** Root-namespace links this file made by hand (the conflict test); removed in afterEach. */
   const myLinks = new Set<string>();
   const children = new Children();
@@ -48,6 +51,7 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     if (!/^[a-z][a-z0-9-]{0,31}$/.test(name)) throw new Error(`test bug: bad lab name ${name}`);
     myLabs.add(name);
     testLabs.add(name);
+    machineBefore.set(name, machineSnapshot());
     return name;
   }
 
@@ -93,10 +97,11 @@ describe.skipIf(!isRoot)('netlab controller on the real kernel (CLI: up, down, s
     }
     const problems: string[] = [];
     for (const lab of testLabs) {
-      const left = await downAndCheck(lab);
+      const left = await downAndCheck(lab, { since: machineBefore.get(lab) });
       if (left.length) problems.push(`${lab}: ${left.join(', ')}`);
     }
     testLabs.clear();
+    machineBefore.clear();
     expect(problems, 'labs of this test left objects behind').toEqual([]);
   });
 

@@ -1,6 +1,7 @@
 // The plan (`netlab plan`) and the read-only CLI commands (validate, plan, graph): step order
 // invariants that `up` relies on, kernel name limits, byte-identical output across runs, exit
 // codes and output formats.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -155,9 +156,15 @@ describe.each(PLANNED)('plan of labs/%s', (file) => {
     }
   });
 
-  it('configures every gateway the model advertises', () => {
-    const added = plan.steps.filter((s): s is Extract<PlanStep, { op: 'addr.add' }> => s.op === 'addr.add').map((s) => s.address.split('/')[0]);
-    for (const n of lab.networks) if (n.gateway) expect(added, `gateway of ${n.name}`).toContain(n.gateway);
+  it('configures every gateway the model advertises, and no other address in the host namespace', () => {
+    // Read off the lab files by hand: bridge.yml's lan has `gateway: true` (10.10.0.1), routed.yml's
+    // lan1 `gateway: false`, overlay networks have none. A lab without a gateway must put no
+    // address on the host at all (the host neither answers nor routes there).
+    const GATEWAYS: Record<string, string[]> = { 'bridge.yml': ['10.10.0.1/24'], 'routed.yml': [], 'overlay.yml': [] };
+    const advertised = lab.networks.flatMap((n) => (n.gateway ? [`${n.gateway}/${n.subnet.split('/')[1]}`] : []));
+    expect(advertised).toEqual(GATEWAYS[file]);
+    const onHost = plan.steps.flatMap((s) => (s.op === 'addr.add' && s.netns === null ? [s.address] : []));
+    expect(onHost.sort()).toEqual(GATEWAYS[file]);
   });
 
   it('is byte-identical across two loads', () => {
@@ -196,7 +203,7 @@ describe('plans of every shipped lab', () => {
     expect(fdb).toHaveLength(4);
   });
 
-  it('a bridge network on a simulated host: the advertised gateway is configured somewhere', () => {
+  it('a bridge network on a simulated host advertises no gateway, so no node routes via one', () => {
     // Every node of `lan` is on h1: the bridge lives in h1's namespace. The model still gives the
     // network a gateway (with NAT) and the nodes a default route via it, so the plan must put
     // that address somewhere (or the model must not advertise one).
@@ -206,8 +213,14 @@ describe('plans of every shipped lab', () => {
     const added = plan.steps.flatMap((s) => (s.op === 'addr.add' ? [s.address.split('/')[0]] : []));
     const vias = lab.nodes.flatMap((n) => n.routes.map((x) => x.via)).filter((v): v is string => v !== null);
     for (const v of vias) expect(added, `next hop ${v}`).toContain(v);
+    // Here the model advertises none (the bridge is in h1's namespace, not the machine's), so no
+    // node gets a route via one, and the plan adds exactly the nodes' and h1's own addresses.
     const lan = lab.networks[0];
-    if (lan.gateway) expect(added).toContain(lan.gateway);
+    expect(lan.gateway).toBeNull();
+    expect(vias).toEqual([]);
+    const own = [...lab.nodes.flatMap((n) => n.interfaces.flatMap((f) => (f.ipv4 ? [f.ipv4.address] : []))), ...plan.steps.flatMap((s) => (s.op === 'addr.add' && s.reason.startsWith('underlay') ? [s.address.split('/')[0]] : []))];
+    expect(added.sort()).toEqual(own.sort());
+    expect(added).toHaveLength(3);
   });
 });
 
@@ -223,15 +236,25 @@ async function run(...args: string[]): Promise<Run> {
 }
 
 describe('netlab plan', () => {
-  it('--json is byte-identical across two runs', async () => {
-    const a = await run('plan', rel('labs/bridge.yml'), '--json');
-    const b = await run('plan', rel('labs/bridge.yml'), '--json');
-    expect(a.code).toBe(0);
-    expect(a.err).toBe('');
-    expect(a.out).toBe(b.out);
-    const plan = JSON.parse(a.out) as Plan;
+  it('--json is byte-identical across two separate `netlab plan` processes', () => {
+    // Two processes (not two calls in this one): nothing process-specific (a pid, a time, a
+    // random id, the time zone or the locale) may reach the plan.
+    if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first (this test runs bin/netlab.js)');
+    const cli = (env: Record<string, string>) => spawnSync(process.execPath, [path.join(ROOT, 'bin/netlab.js'), 'plan', '--json', rel('labs/bridge.yml')], {
+      cwd: process.cwd(), encoding: 'utf8', timeout: 30_000, env: { ...process.env, NO_COLOR: '1', ...env },
+    });
+    const a = cli({ TZ: 'UTC', LANG: 'C' });
+    const b = cli({ TZ: 'Pacific/Kiritimati', LANG: 'de_DE.UTF-8' });
+    expect([a.status, a.stderr]).toEqual([0, '']);
+    expect([b.status, b.stderr]).toEqual([0, '']);
+    expect(a.stdout.length).toBeGreaterThan(0);
+    expect(a.stdout).toBe(b.stdout);
+    // And it is the plan of bridge.yml, checked against the file, not against buildPlan.
+    const plan = JSON.parse(a.stdout) as Plan;
     expect(plan.lab).toBe('bridge');
-    expect(a.out).toBe(JSON.stringify(buildPlan(loadLab('bridge.yml')), null, 2) + '\n');
+    expect(plan.steps.filter((s) => s.op === 'netns.add').map((s) => s.netns).sort()).toEqual(['client1', 'client2', 'solo', 'web'].map((n) => `netlab.bridge.${n}`));
+    expect(plan.steps).toContainEqual(expect.objectContaining({ op: 'addr.add', netns: null, address: '10.10.0.1/24' }));
+    expect(plan.steps).toContainEqual(expect.objectContaining({ op: 'addr.add', netns: 'netlab.bridge.web', dev: 'eth0', address: '10.10.0.10/24' }));
   });
 
   it('prints one numbered line per step without --json', async () => {
@@ -356,11 +379,17 @@ describe('netlab graph', () => {
     expect(g.edges.length).toBeGreaterThan(0);
   });
 
-  it('is byte-identical across runs for every format', async () => {
+  it('is byte-identical across two separate `netlab graph` processes for every format', () => {
+    if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first (this test runs bin/netlab.js)');
+    const cli = (fmt: string, env: Record<string, string>) => spawnSync(process.execPath, [path.join(ROOT, 'bin/netlab.js'), 'graph', rel('labs/overlay.yml'), '--format', fmt], {
+      cwd: process.cwd(), encoding: 'utf8', timeout: 30_000, env: { ...process.env, NO_COLOR: '1', ...env },
+    });
     for (const fmt of ['dot', 'mermaid', 'json']) {
-      const a = await run('graph', rel('labs/overlay.yml'), '--format', fmt);
-      const b = await run('graph', rel('labs/overlay.yml'), '--format', fmt);
-      expect(a.out, fmt).toBe(b.out);
+      const a = cli(fmt, { TZ: 'UTC', LANG: 'C' });
+      const b = cli(fmt, { TZ: 'Pacific/Kiritimati', LANG: 'de_DE.UTF-8' });
+      expect([a.status, a.stderr, b.status, b.stderr], fmt).toEqual([0, '', 0, '']);
+      expect(a.stdout.length, fmt).toBeGreaterThan(0);
+      expect(a.stdout, fmt).toBe(b.stdout);
     }
   });
 
