@@ -452,7 +452,7 @@ const OP_FIX: Partial<Record<PlanOp, string>> = {
 const PROFILE_FIX: { match: RegExp; fix: (ms: number) => string }[] = [
   {
     match: /busyboxImage|resolveImage|findStaticBusybox/,
-    fix: (ms) => `image resolution (\`resolveImage()\`/\`busyboxImage()\`, runtime/image.ts) still costs ${fmtMs(ms)} of native time: it reads and hashes the busybox binary once per process; cache the hash on disk by (path, size, mtime) so a CLI run does not hash 1.9 MB each time`,
+    fix: (ms) => `image resolution (\`resolveImage()\`/\`busyboxImage()\`, runtime/images/busybox.ts) still costs ${fmtMs(ms)} of native time: it reads and hashes the busybox binary once per process; cache the hash on disk by (path, size, mtime) so a CLI run does not hash 1.9 MB each time`,
   },
   {
     match: /prepareNode > createContainerGroups|createContainerGroups/,

@@ -1,4 +1,4 @@
-// The container runtime (runtime/container.ts, runtime/cgroups.ts, runtime/image.ts and the
+// The container runtime (runtime/container.ts, runtime/cgroups.ts, runtime/images/ and the
 // native runtime/shim.c) through the real CLI, as root: every node is a real container (its own
 // pid/mount/uts/ipc/cgroup namespaces, overlay root, cgroups, fewer capabilities). What the
 // containers do is checked from inside (`netlab exec`) and from the host with the kernel's own

@@ -100,7 +100,7 @@ export interface LabSummary {
   nodes: number;
 }
 
-/** One check's outcome as the API returns it (controller/checks.ts CheckOutcome). */
+/** One check's outcome as the API returns it (checks/run.ts CheckOutcome). */
 export interface ViewOutcome {
   label: string;
   kind: string;
