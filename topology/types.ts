@@ -136,24 +136,38 @@ export interface LabNetwork {
   vxlanName: string | null;
 }
 
-export interface LabInterface {
+interface LabInterfaceBase {
   /** Name inside the node's namespace, e.g. eth0. */
   name: string;
-  kind: 'network' | 'link';
-  /** For kind 'network': the network name. */
-  network: string | null;
-  /** For kind 'link': index into Lab.links and the peer endpoint. */
-  link: number | null;
-  peer: { node: string; iface: string } | null;
   ipv4: Ipv4Address | null;
   mac: string | null;
   mtu: number;
-  /** Kernel name of the host-side veth end (bridge attachment); null for point-to-point links. */
-  hostSide: string | null;
   /** Readable alias written to IFLA_IFALIAS: netlab:<lab>:<node>:<iface>. */
   alias: string;
   up: boolean;
 }
+
+/** An interface on a network: a veth whose other end is a port of the network's bridge. */
+export interface NetworkInterface extends LabInterfaceBase {
+  kind: 'network';
+  network: string;
+  link: null;
+  peer: null;
+  /** Kernel name of the host-side veth end (the bridge port). */
+  hostSide: string;
+}
+
+/** One end of a point-to-point link: a veth whose peer is in the other node. */
+export interface LinkInterface extends LabInterfaceBase {
+  kind: 'link';
+  network: null;
+  /** Index into Lab.links. */
+  link: number;
+  peer: { node: string; iface: string };
+  hostSide: null;
+}
+
+export type LabInterface = NetworkInterface | LinkInterface;
 
 export interface LabRoute {
   dst: string; // CIDR; 0.0.0.0/0 for default
