@@ -19,8 +19,9 @@ export { isNetlabLink, knownLabs, LabError, requireRoot } from './labs.js';
 export * from './status.js';
 export { setHostLink, setLink } from './link.js';
 
-function kernelApi(k: Kernel): KernelApi {
-  return { netnsAdd: (n) => k.netnsAdd(n), ns: (n) => k.ns(n), nftApply, iptablesAccept: (lab) => { acceptLab(lab); } };
+/** `accepted` records the iptables chain the lab's accept rules went into (null: none needed). */
+function kernelApi(k: Kernel, accepted: { chain?: string | null }): KernelApi {
+  return { netnsAdd: (n) => k.netnsAdd(n), ns: (n) => k.ns(n), nftApply, iptablesAccept: (lab) => { accepted.chain = acceptLab(lab); } };
 }
 
 // ---------------------------------------------------------------- host sysctl we change
@@ -121,9 +122,10 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     // The intent: from here on, down/cleanup know this lab may have kernel objects.
     writeState(state);
     releaseClaim();
+    const accepted: { chain?: string | null } = {};
     try {
       saveIpForward(plan);
-      await applyPlan(plan, kernelApi(kernel), {
+      await applyPlan(plan, kernelApi(kernel, accepted), {
         startContainers: async (steps) => { await startContainers(lab, steps.map((st) => st.node)); },
         aborted: stopped,
         progress: (done, total, step) => opts.progress?.(step.phase, done, total),
@@ -145,6 +147,9 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     }
     state.status = 'up';
     state.progress = { done: plan.steps.length, total: plan.steps.length, phase: 'done' };
+    // Recorded only once up is complete: a state without it (a killed or rolled-back up) makes
+    // down look for the rules itself.
+    state.iptables = accepted.chain ?? null;
     writeState(state);
     return { plan, ms: performance.now() - t0 };
   } finally {
@@ -221,7 +226,9 @@ async function teardown(k: Kernel, lab: string, o: { starting?: boolean; as?: st
   // ask nft. nftDeleteTable is tolerant of a table that is already gone.
   const hadTable = st ? as === null && needsFirewall(st.model) : nftListTables().some((t) => t.family === NFT_FAMILY && t.name === table);
   if (hadTable) nftDeleteTable(NFT_FAMILY, table);
-  const iptablesRules = removeLabRules(lab);
+  // A complete up recorded whether it added iptables rules (most machines: none, and then down
+  // spends no iptables-save); otherwise look for them by their comment.
+  const iptablesRules = st?.iptables === null && before === 'up' ? 0 : removeLabRules(lab);
   removeState(lab);
   restoreIpForward();
   return { lab, as, netns, rootLinks, nftTable: hadTable ? table : null, iptablesRules, exits: stopped.exits, cgroupsLeft: stopped.cgroupsLeft };

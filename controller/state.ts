@@ -36,6 +36,9 @@ export interface LabState {
   /** Cables set down or up at run time (`netlab link`), by "NODE:IFACE" (both ends of a link):
    *  the model stays as the file resolved it; modelOf() gives the lab as it runs. */
   cables?: Record<string, boolean>;
+  /** Set by a complete `up`: the iptables chain its accept rules went into (DOCKER-USER or
+   *  FORWARD), null when it needed none; absent when unknown (down then looks). */
+  iptables?: string | null;
   /** While deleting: the status before `down` (or a rollback) began, which says whether
    *  containers may still be starting. */
   was?: LabStatus;

@@ -382,31 +382,34 @@ export async function stopContainers(lab: string, opts: { graceMs?: number; star
 
 // ---------------------------------------------------------------- exec and logs
 
+/** The shim's `exec` arguments for a running container: its pid and seccomp filter, and (unless
+ *  `asRoot`: netlab's own probes) the node's user and working dir as its command got them, as
+ *  docker exec does; read from the spec it was started with. */
+function shimExecArgs(lab: string, node: string, argv: string[], o: { tty?: boolean; asRoot?: boolean } = {}): string[] {
+  const s = containerState(lab, node);
+  if (s.state !== 'running') throw new RuntimeError(`container ${node} of lab ${lab} is not running (${describeState(s)})`);
+  const spec = (() => { try { return fs.readFileSync(path.join(nodeDir(lab, node), 'spec'), 'utf8'); } catch { return ''; } })();
+  const specValue = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(spec)?.[1] ?? '';
+  const user = o.asRoot ? '' : specValue('user');
+  const cwd = o.asRoot ? '' : specValue('cwd');
+  const seccomp = specValue('seccomp');
+  return ['exec', String(s.pid), ...(o.tty ? ['-t'] : []), ...(user ? ['-u', user] : []), ...(cwd ? ['-w', cwd] : []), ...(seccomp ? ['-s', seccomp] : []), '--', ...argv];
+}
+
 /** Runs argv inside a running container (all its namespaces, root, cgroups, as its user in its
  *  working_dir); resolves to the exit code. */
 export async function execInContainer(lab: string, node: string, argv: string[], o: { tty?: boolean; stdin?: boolean } = {}): Promise<number> {
-  const s = containerState(lab, node);
-  if (s.state !== 'running') throw new RuntimeError(`container ${node} of lab ${lab} is not running (${describeState(s)})`);
-  // The node's user and working_dir, as its command got them (docker exec does the same).
-  const spec = (() => { try { return fs.readFileSync(path.join(nodeDir(lab, node), 'spec'), 'utf8'); } catch { return ''; } })();
-  const specValue = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(spec)?.[1] ?? '';
-  const user = specValue('user');
-  const cwd = specValue('cwd');
-  const seccomp = specValue('seccomp');
-  const args = ['exec', String(s.pid), ...(o.tty ? ['-t'] : []), ...(user ? ['-u', user] : []), ...(cwd ? ['-w', cwd] : []), ...(seccomp ? ['-s', seccomp] : []), '--', ...argv];
-  const child = spawn(SHIM_PATH, args, { stdio: [o.stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
+  const child = spawn(SHIM_PATH, shimExecArgs(lab, node, argv, { tty: o.tty }), { stdio: [o.stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (code, sig) => resolve(code ?? 128 + (sig ? os.constants.signals[sig] ?? 1 : 1)));
   });
 }
 
-/** Runs argv inside a running container and captures its output (for checks); bounded in time. */
+/** Runs argv inside a running container as root (netlab's dns check), under the container's
+ *  seccomp filter and capabilities, and captures its output; bounded in time. */
 export async function execCapture(lab: string, node: string, argv: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
-  const s = containerState(lab, node);
-  if (s.state !== 'running') throw new RuntimeError(`container ${node} of lab ${lab} is not running (${describeState(s)})`);
-  const seccomp = /^seccomp=(.*)$/m.exec((() => { try { return fs.readFileSync(path.join(nodeDir(lab, node), 'spec'), 'utf8'); } catch { return ''; } })())?.[1];
-  const child = spawn(SHIM_PATH, ['exec', String(s.pid), ...(seccomp ? ['-s', seccomp] : []), '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(SHIM_PATH, shimExecArgs(lab, node, argv, { asRoot: true }), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });

@@ -652,3 +652,15 @@ export function freeSubnet(): string {
   }
   throw new Error('no free 10.X.Y.0/24 found');
 }
+
+/** A test's labs taken down one by one (the afterEach of most integration files): what each
+ *  left behind, as "LAB: object" lines (empty when nothing), and the set emptied. */
+export async function downEach(labs: Set<string>): Promise<string[]> {
+  const problems: string[] = [];
+  for (const lab of labs) {
+    const left = await downAndCheck(lab);
+    if (left.length) problems.push(`${lab}: ${left.join(', ')}`);
+  }
+  labs.clear();
+  return problems;
+}

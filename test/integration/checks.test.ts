@@ -19,7 +19,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { labId } from '../../topology/names.js';
 import type { CheckOutcome, CheckReport } from '../../checks/run.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
-import { REPO, forceRemoveLab, foreignNetlabObjects, freeOctets, labLeftovers, netlab, netlabOk, prng, settleLeftovers, type CliResult, assertBuildFresh, loadModel, addrOf, downAndCheck } from '../helpers/netlab.js';
+import { REPO, forceRemoveLab, foreignNetlabObjects, freeOctets, labLeftovers, netlab, netlabOk, prng, settleLeftovers, type CliResult, assertBuildFresh, loadModel, addrOf, downAndCheck, downEach } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/integration/checks.test.ts skipped: it needs root (it builds labs in the real kernel and probes them)');
@@ -95,13 +95,7 @@ describe.skipIf(!isRoot)('netlab check: predictions and observations on real lab
   });
 
   afterEach(async () => {
-    const problems: string[] = [];
-    for (const lab of testLabs) {
-      const left = await downAndCheck(lab);
-      if (left.length) problems.push(`${lab}: ${left.join(', ')}`);
-    }
-    testLabs.clear();
-    expect(problems, 'labs of this test left objects behind').toEqual([]);
+    expect(await downEach(testLabs), 'labs of this test left objects behind').toEqual([]);
   });
 
   afterAll(async () => {

@@ -21,7 +21,7 @@ import { cidrsOverlap } from '../../topology/ipam.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
 import {
   forceRemoveLab, freeOctets, freePort, ipj, labLeftovers, netlab, netlabOk, netlabSpawn, ping, prng, waitExit,
-  assertBuildFresh, downAndCheck, type CliResult, type IpAddr, type IpRoute,
+  assertBuildFresh, downAndCheck, type CliResult, type IpAddr, type IpRoute, downEach,
 } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -100,13 +100,7 @@ describe.skipIf(!isRoot)('conflicts between labs and with the machine', () => {
   });
 
   afterEach(async () => {
-    const problems: string[] = [];
-    for (const lab of testLabs) {
-      const left = await downAndCheck(lab);
-      if (left.length) problems.push(`${lab}: ${left.join(', ')}`);
-    }
-    testLabs.clear();
-    expect(problems, 'labs of this test left objects behind').toEqual([]);
+    expect(await downEach(testLabs), 'labs of this test left objects behind').toEqual([]);
   });
 
   afterAll(async () => {

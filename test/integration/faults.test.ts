@@ -17,7 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { labId } from '../../topology/names.js';
 import { buildPlan } from '../../controller/plan.js';
 import { addLeakProbe, cgroupProbe, containerProcessProbe, expectNoLeaks, snapshot, type Snapshot } from '../helpers/leaks.js';
-import { CLI, REPO, STATE_ROOT, assertBuildFresh, downAndCheck, forceRemoveLab, freeOctets, labLeftovers, loadModel, netlab, netlabOk, netlabSpawn, planDiff, processesWithArg, prng, settleLeftovers, sleep, waitExit } from '../helpers/netlab.js';
+import { CLI, REPO, STATE_ROOT, assertBuildFresh, downAndCheck, forceRemoveLab, freeOctets, labLeftovers, loadModel, netlab, netlabOk, netlabSpawn, planDiff, processesWithArg, prng, settleLeftovers, sleep, waitExit, downEach } from '../helpers/netlab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/integration/faults.test.ts skipped: it needs root (it builds labs in the real kernel)');
@@ -90,13 +90,7 @@ describe.skipIf(!isRoot)('fault injection: killed and interrupted up/down, statu
   });
 
   afterEach(async () => {
-    const problems: string[] = [];
-    for (const lab of testLabs) {
-      const left = await downAndCheck(lab);
-      if (left.length) problems.push(`${lab}: ${left.join(', ')}`);
-    }
-    testLabs.clear();
-    expect(problems, 'labs of this test left objects behind').toEqual([]);
+    expect(await downEach(testLabs), 'labs of this test left objects behind').toEqual([]);
   });
 
   afterAll(async () => {
