@@ -1,9 +1,16 @@
-// The resolver's node stage, the parts that stand alone: a node's security settings (cap_add,
-// cap_drop, security_opt, sysctls), checked with Docker's names and rules.
+// The resolver's node stages: each node's attachments (network mode, host, networks), then the
+// Lab's nodes once the network stages have given out subnets and addresses (interface names,
+// routes, command, environment, ports, volumes, resources, and its security settings: cap_add,
+// cap_drop, security_opt, sysctls, checked with Docker's names and rules), and the checks across
+// nodes (host ports published twice). Problems go through the shared context (resolve-context.ts).
 import * as path from 'node:path';
-import type { RawNode } from './types.js';
-import type { PathSeg } from './source.js';
+import type { LabInterface, LabNode, LabRoute, PortMapping, RawNetworkAttachment, RawNode, Resources, VolumeMount } from './types.js';
+import { canonicalCidr, cidrContains, isIpv4, parseCidr } from './ipam.js';
+import { ifAlias, nodeNetns } from './names.js';
+import { didYouMean, type PathSeg } from './source.js';
 import { canonicalCap, parseSecurityOpt, sysctlProblem, type SeccompSetting } from './security.js';
+import { derivedMac, macProblem, MIN_MEMORY_BYTES, parsePort, parseSize, parseVolume, splitCommand, userProblem } from './fields.js';
+import { entries, plural, type AttDraft, type LinkDraft, type NetDraft, type NodeDraft, type ResolveContext } from './resolve-context.js';
 
 export /** cap_add, cap_drop, security_opt and sysctls of one node, checked (Docker's names and rules). */
 function resolveSecurity(
@@ -41,4 +48,242 @@ function resolveSecurity(
     else sysctls[k] = v;
   }
   return { capAdd, capDrop, seccomp, sysctls };
+}
+
+/** Hostnames are case-insensitive: nodes whose names differ only in case would clash in /etc/hosts. */
+export function checkNodeNameCase(ctx: ResolveContext): void {
+  const { ds, loc, rawNodes } = ctx;
+  const lowerNames = new Map<string, string>();
+  for (const [n] of rawNodes) {
+    const other = lowerNames.get(n.toLowerCase());
+    if (other !== undefined) ds.push(loc.diag(['nodes', n], `node name "${n}" differs from "${other}" only in case; hostnames are case-insensitive, choose another name`, { key: true }));
+    else lowerNames.set(n.toLowerCase(), n);
+  }
+}
+
+/** Each node's network mode, host and network attachments (interface names and addresses come later). */
+export function nodeAttachments(
+  ctx: ResolveContext, netByName: Map<string, NetDraft>,
+): { attachments: AttDraft[]; nodeDrafts: Map<string, NodeDraft>; hostGiven: Set<string> } {
+  const { err, rawNodes, netNames, hostNames, checkIfaceName } = ctx;
+  const attachments: AttDraft[] = [];
+  const nodeDrafts = new Map<string, NodeDraft>();
+  const hostGiven = new Set<string>(); // nodes that name a host, defined or not (one error is enough)
+  for (const [name, n] of rawNodes) {
+    const p: PathSeg[] = ['nodes', name];
+    let mode: 'bridge' | 'none' | 'host' = n.network_mode ?? 'bridge';
+    const atts: AttDraft[] = [];
+    const list: [string, RawNetworkAttachment | null, PathSeg[]][] = Array.isArray(n.networks)
+      ? n.networks.map((net, i) => [net, null, [...p, 'networks', i]])
+      : entries(n.networks).map(([net, a]) => [net, a, [...p, 'networks', net]]);
+    const seenNets = new Set<string>();
+    for (const [net, a, np] of list) {
+      if (!netNames.has(net)) { err(np, `network "${net}" is not defined${didYouMean(net, netNames)} (networks: ${[...netNames].join(', ') || 'none'})`, !Array.isArray(n.networks)); continue; }
+      if (seenNets.has(net)) { err(np, `network "${net}" is listed twice for node ${name}`); continue; }
+      seenNets.add(net);
+      const d = netByName.get(net)!;
+      if (d.driver === 'host' || d.driver === 'none') {
+        if (list.length > 1 || n.network_mode !== undefined) err(np, `network ${net} has driver ${d.driver}: a node on it can have no other network nor network_mode`);
+        mode = d.driver;
+        continue;
+      }
+      const att: AttDraft = { node: name, net, iface: a?.interface ?? null, ipv4: a?.ipv4 ?? null, mac: a?.mac?.toLowerCase() ?? null, p: np };
+      if (att.iface !== null && !checkIfaceName(att.iface, [...np, 'interface'])) att.iface = null;
+      if (att.ipv4 !== null && !isIpv4(att.ipv4)) {
+        err([...np, 'ipv4'], `"${att.ipv4}" is not an IPv4 address${att.ipv4.includes('/') ? ' (give it without prefix: the prefix comes from the subnet)' : ''}`);
+        att.ipv4 = null;
+      }
+      atts.push(att);
+    }
+    if (n.network_mode !== undefined && list.length > 0 && atts.length > 0) {
+      err([...p, 'network_mode'], `network_mode ${n.network_mode} cannot be combined with networks (${atts.map((a) => a.net).join(', ')}); remove one of them`);
+    }
+    let host: string | null = null;
+    if (n.host !== undefined) {
+      hostGiven.add(name);
+      if (!hostNames.has(n.host)) err([...p, 'host'], `host "${n.host}" is not defined${didYouMean(n.host, hostNames)} (hosts: ${[...hostNames].join(', ') || 'none: add a hosts: section'})`);
+      else host = n.host;
+    }
+    if (mode !== 'bridge' && host !== null) err([...p, 'host'], `a node with network_mode ${mode} cannot be placed on a simulated host; remove "host" or the network_mode`);
+    nodeDrafts.set(name, { mode, host, atts });
+    attachments.push(...atts);
+  }
+  return { attachments, nodeDrafts, hostGiven };
+}
+
+export type HostPort = { m: PortMapping; node: string; p: PathSeg[] };
+
+/** The Lab's nodes: interfaces, routes, command, environment, ports, volumes, resources, security. */
+export function buildNodes(
+  ctx: ResolveContext, nodeDrafts: Map<string, NodeDraft>, links: LinkDraft[], netByName: Map<string, NetDraft>,
+  attAddr: Map<AttDraft, string | null>, gateways: Map<string, string | null>,
+): { nodes: LabNode[]; hostPorts: HostPort[] } {
+  const { err, loc, labName, baseDir, rawNodes, checkCidr, uniqueIfName } = ctx;
+  const nodes: LabNode[] = [];
+  const macs = new Map<string, string>();
+  const hostPorts: HostPort[] = [];
+  for (const [name, n] of rawNodes) {
+    const p: PathSeg[] = ['nodes', name];
+    const nd = nodeDrafts.get(name)!;
+    // Interface names: explicit ones first, then ethN with the lowest free N, in listing order.
+    const explicit = new Map<string, PathSeg[]>();
+    const claimIface = (iface: string, ip: PathSeg[]) => {
+      if (explicit.has(iface)) { err(ip, `interface ${iface} is used twice on node ${name} (also at line ${loc.at(explicit.get(iface)!).line}); each interface needs its own name`); return; }
+      explicit.set(iface, ip);
+    };
+    for (const a of nd.atts) if (a.iface) claimIface(a.iface, [...a.p, 'interface']);
+    for (const l of links) for (const e of [l.a, l.b]) if (e.node === name) claimIface(e.iface, e.p);
+    let k = 0;
+    const freeEth = () => { while (explicit.has(`eth${k}`)) k++; const s = `eth${k}`; explicit.set(s, p); return s; };
+    const interfaces: LabInterface[] = [];
+    for (const a of nd.atts) {
+      const net = netByName.get(a.net)!;
+      const iface = a.iface ?? freeEth();
+      const addr = attAddr.get(a) ?? null;
+      const prefixLen = net.subnet ? parseCidr(net.subnet)!.prefixLen : 0;
+      interfaces.push({
+        name: iface, kind: 'network', network: a.net, link: null, peer: null,
+        ipv4: addr ? { address: addr, prefixLen } : null,
+        mac: a.mac ?? derivedMac(labName, name, iface), mtu: net.mtu,
+        hostSide: uniqueIfName('v', `${name}/${iface}`), alias: ifAlias(labName, name, iface), up: true,
+      });
+      const macWhy = a.mac ? macProblem(a.mac) : null;
+      if (macWhy) err([...a.p, 'mac'], macWhy);
+      if (a.mac) {
+        if (macs.has(a.mac)) err([...a.p, 'mac'], `MAC ${a.mac} is already used by ${macs.get(a.mac)}; each interface needs its own`);
+        macs.set(a.mac, `${name}:${iface}`);
+      }
+    }
+    for (const l of links) {
+      for (const [e, o] of [[l.a, l.b], [l.b, l.a]] as const) {
+        if (e.node !== name) continue;
+        interfaces.push({
+          name: e.iface, kind: 'link', network: null, link: l.index, peer: { node: o.node, iface: o.iface },
+          ipv4: e.ipv4, mac: derivedMac(labName, name, e.iface), mtu: l.mtu, hostSide: null,
+          alias: ifAlias(labName, name, e.iface), up: l.up,
+        });
+      }
+    }
+
+    // Routes.
+    const routes: LabRoute[] = [];
+    (n.routes ?? []).forEach((r, i) => {
+      const rp: PathSeg[] = [...p, 'routes', i];
+      if (nd.mode !== 'bridge') { err(rp, `node ${name} has network_mode ${nd.mode}; it has no interfaces to route over`); return; }
+      let dst: string | null;
+      if (r.dst === 'default') dst = '0.0.0.0/0';
+      else dst = checkCidr(r.dst, [...rp, 'dst'], 'route destination');
+      if (!dst) return;
+      let via: string | null = null;
+      if (r.via !== undefined) {
+        if (!isIpv4(r.via)) { err([...rp, 'via'], `"${r.via}" is not an IPv4 address`); return; }
+        via = r.via;
+        const onLink = interfaces.some((f) => f.ipv4 && cidrContains(`${f.ipv4.address}/${f.ipv4.prefixLen}`, via!) && f.ipv4.address !== via);
+        if (interfaces.some((f) => f.ipv4?.address === via)) {
+          err([...rp, 'via'], `next hop ${via} is node ${name}'s own address; the gateway must be another node on the subnet`);
+        } else if (!onLink) {
+          const subs = interfaces.filter((f) => f.ipv4).map((f) => `${f.name} ${canonicalCidr(`${f.ipv4!.address}/${f.ipv4!.prefixLen}`)}`);
+          err([...rp, 'via'], `next hop ${via} is not on a subnet of node ${name} (${subs.join(', ') || 'it has no addresses'}); the gateway must be directly reachable`);
+        }
+      }
+      let dev: string | null = null;
+      if (r.dev !== undefined) {
+        if (!interfaces.some((f) => f.name === r.dev)) err([...rp, 'dev'], `node ${name} has no interface "${r.dev}"${didYouMean(r.dev, interfaces.map((f) => f.name))} (interfaces: ${interfaces.map((f) => f.name).join(', ') || 'none'})`);
+        else dev = r.dev;
+      }
+      if (via === null && dev === null) {
+        if (r.via === undefined && r.dev === undefined) err(rp, 'a route needs "via" (next hop) or "dev" (interface)', true);
+        return;
+      }
+      if (routes.some((x) => x.dst === dst)) { err([...rp, 'dst'], `node ${name} has two routes to ${dst}`); return; }
+      routes.push({ dst, via, dev, origin: 'user' });
+    });
+
+    // Like Docker: the first network with a gateway gives the default route, unless one is written.
+    if (!routes.some((r) => r.dst === '0.0.0.0/0')) {
+      const gwIf = interfaces.find((f) => f.kind === 'network' && gateways.get(f.network!) && f.ipv4);
+      if (gwIf) routes.push({ dst: '0.0.0.0/0', via: gateways.get(gwIf.network!)!, dev: gwIf.name, origin: 'gateway' });
+    }
+
+    // Command, environment, ports, volumes, resources.
+    let command: string[] | null = null;
+    if (typeof n.command === 'string') {
+      command = splitCommand(n.command);
+      if (command === null) err([...p, 'command'], 'unbalanced quotes in command');
+      else if (command.length === 0) { err([...p, 'command'], 'empty command; remove the key to use the image default'); command = null; }
+    } else if (Array.isArray(n.command)) {
+      if (n.command.length === 0) err([...p, 'command'], 'empty command; remove the key to use the image default');
+      else command = [...n.command];
+    }
+    const environment: Record<string, string> = {};
+    if (Array.isArray(n.environment)) {
+      for (const kv of n.environment) {
+        const eq = kv.indexOf('=');
+        if (eq > 0) environment[kv.slice(0, eq)] = kv.slice(eq + 1);
+      }
+    } else if (n.environment) {
+      for (const [k2, v] of Object.entries(n.environment)) {
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k2)) err([...p, 'environment', k2], `"${k2}" is not a valid environment variable name; expected [A-Za-z_][A-Za-z0-9_]*`, true);
+        else environment[k2] = String(v);
+      }
+    }
+    const ports: PortMapping[] = [];
+    (n.ports ?? []).forEach((spec, i) => {
+      const pp: PathSeg[] = [...p, 'ports', i];
+      if (nd.mode !== 'bridge') { err(pp, `node ${name} has network_mode ${nd.mode}: ${nd.mode === 'host' ? 'its ports are the host\'s already' : 'it has no network'}; remove "ports"`); return; }
+      if (nd.host !== null) { err(pp, `node ${name} is on simulated host ${nd.host}; published ports exist only for nodes on the local machine`); return; }
+      const r = parsePort(String(spec));
+      if (typeof r === 'string') { err(pp, r); return; }
+      if (!interfaces.some((f) => f.kind === 'network' && gateways.get(f.network!))) {
+        err(pp, `node ${name} is on no network with a gateway, so the host cannot reach it; attach it to a bridge network with gateway: true`);
+        return;
+      }
+      ports.push(r);
+      hostPorts.push({ m: r, node: name, p: pp });
+    });
+    const volumes: VolumeMount[] = [];
+    (n.volumes ?? []).forEach((spec, i) => {
+      const r = parseVolume(spec, baseDir);
+      if (typeof r === 'string') err([...p, 'volumes', i], r);
+      else volumes.push(r);
+    });
+    const resources: Resources = { cpuShares: n.resources?.cpu_shares ?? null, cpus: n.resources?.cpus ?? null, memoryBytes: null, pids: n.resources?.pids ?? null };
+    if (n.resources?.memory !== undefined) {
+      resources.memoryBytes = parseSize(n.resources.memory);
+      if (resources.memoryBytes === null) err([...p, 'resources', 'memory'], `"${n.resources.memory}" is not a memory size; expected e.g. 64m, 1g or a number of bytes`);
+      else if (resources.memoryBytes < MIN_MEMORY_BYTES) {
+        err([...p, 'resources', 'memory'], `memory limit ${n.resources.memory} (${plural(resources.memoryBytes, 'byte', 'bytes')}) is below the minimum of 6m (${MIN_MEMORY_BYTES} bytes): the node would be killed for lack of memory at once`);
+      }
+    }
+    if (n.user !== undefined) {
+      const why = userProblem(n.user);
+      if (why) err([...p, 'user'], why);
+    }
+    if (n.working_dir !== undefined && !n.working_dir.startsWith('/')) err([...p, 'working_dir'], `working_dir "${n.working_dir}" must be an absolute path`);
+    if (n.forwarding && nd.mode !== 'bridge') err([...p, 'forwarding'], `forwarding applies to a node with its own network namespace, not network_mode ${nd.mode}`);
+    const security = resolveSecurity(n, nd.mode, p, baseDir, err);
+
+    nodes.push({
+      name, image: n.image ?? 'busybox', host: nd.host, networkMode: nd.mode,
+      netns: nd.mode === 'host' ? null : nodeNetns(labName, name),
+      interfaces, routes, command, environment, ports, volumes,
+      workingDir: n.working_dir ?? null, user: n.user ?? null, privileged: n.privileged ?? false,
+      ...security, forwarding: n.forwarding ?? false, resources,
+    });
+  }
+  return { nodes, hostPorts };
+}
+
+/** Two nodes publishing the same host port (0.0.0.0 clashes with every address). */
+export function checkHostPorts(ctx: ResolveContext, hostPorts: HostPort[]): void {
+  const { err, loc } = ctx;
+  for (let i = 0; i < hostPorts.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const a = hostPorts[i].m, b = hostPorts[j].m;
+      if (a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostIp === b.hostIp || a.hostIp === '0.0.0.0' || b.hostIp === '0.0.0.0')) {
+        err(hostPorts[i].p, `host port ${a.hostPort}/${a.protocol} is already published by ${hostPorts[j].node} (line ${loc.at(hostPorts[j].p).line}); each host port can be published once`);
+        break;
+      }
+    }
+  }
 }
