@@ -85,7 +85,13 @@ export interface NetlabResult {
   raw: WorkerResult['reps'];
 }
 
-export interface CliResult { upMs: number; downMs: number; upRssKiB: number | null; downRssKiB: number | null; upReported: string }
+/** The CLI end to end, as a user runs it: `node bin/netlab.js up FILE`, then `node bin/netlab.js
+ *  down LAB`, separate processes, wall time of each. upMs/downMs are the medians of `runs` (results
+ *  from before --cli-runs hold one run and no Stats); RSS is the last run's. */
+export interface CliResult {
+  upMs: number; downMs: number; upRssKiB: number | null; downRssKiB: number | null; upReported: string;
+  runs?: number; up?: Stats; down?: Stats; upDown?: Stats;
+}
 
 export interface ScenarioResult {
   kind: ScenarioKind;
@@ -155,7 +161,9 @@ export interface RunResult {
   /** What was measured: the commit and the files changed on top of it (outside bench/). */
   code: { commit: string; dirty: string[] };
   options: Omit<Options, 'out' | 'doc' | 'setup' | 'docGiven' | 'only'> & { only: string[] };
-  nodeStartup: { nodeEmptyMs: Stats; cliVersionMs: Stats };
+  /** commandLoadMs: a process that only imports the module of `up` and `down`
+   *  (dist/cli/commands/lifecycle.js) and exits, Node's own start-up included (absent before). */
+  nodeStartup: { nodeEmptyMs: Stats; cliVersionMs: Stats; commandLoadMs?: Stats };
   /** One idle process on the host: busybox `sleep` (the default container command) and a
    *  static no-libc pause, for what the containers' RSS is made of. */
   idleProcess: { busyboxSleep: ProcMem | null; staticPause: ProcMem | null; pauseWhy: string | null };
@@ -184,11 +192,15 @@ export interface Options {
   bigFrom: number;
   mnRuns: number;
   mnBigRuns: number;
+  /** Runs of the CLI end to end per scenario (1 from bigFrom). */
+  cliRuns: number;
   chainN: number;
   matrixSizes: number[];
   webRuns: number;
   profileSize: number | null;
   quietCap: number;
+  /** First part of every lab name the run creates (PREFIX-RUNID-...), so runs beside other users' labs stay apart. */
+  labPrefix: string;
   mininet: boolean;
   setup: boolean;
   out: string | null;

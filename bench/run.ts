@@ -15,9 +15,9 @@
 // `up` at N=100). Needs root.
 //
 //   npm run bench -- [--only star,chain,overlay,matrix,web] [--sizes 10,100,300,1000]
-//                    [--runs 5] [--big-runs 3] [--mn-runs 3] [--mn-big-runs 1]
+//                    [--runs 5] [--big-runs 3] [--cli-runs 3] [--mn-runs 3] [--mn-big-runs 1]
 //                    [--matrix-sizes 50,100] [--chain 50] [--web-runs 5] [--profile-size 100]
-//                    [--quiet-cap 3000] [--no-mininet] [--no-setup] [--out FILE] [--doc FILE]
+//                    [--quiet-cap 3000] [--no-mininet] [--no-setup] [--lab-prefix bench] [--out FILE] [--doc FILE]
 //   npm run bench -- --render bench/results/<date>.json [--doc FILE]   (render again, no measuring)
 //
 // A partial run (--only, --sizes, --matrix-sizes or --chain changed) writes
@@ -54,12 +54,12 @@ const WORKER = path.join(HERE, 'netlab-worker.js');
 const PROBE = pathToFileURL(path.join(HERE, 'rss-probe.js')).href;
 const CLI = path.join(ROOT, 'bin', 'netlab.js');
 
-const USAGE = 'usage: npm run bench -- --render RESULTS.json [--doc FILE]   (no measuring), or: npm run bench -- [--only star,chain,overlay,matrix,web] [--sizes 10,100,300,1000] [--runs 5] [--big-runs 3] [--big-from 1000] [--mn-runs 3] [--mn-big-runs 1] [--matrix-sizes 50,100] [--chain 50] [--web-runs 5] [--profile-size 100] [--quiet-cap 3000] [--no-mininet] [--no-setup] [--out FILE] [--doc FILE]';
+const USAGE = 'usage: npm run bench -- --render RESULTS.json [--doc FILE]   (no measuring), or: npm run bench -- [--only star,chain,overlay,matrix,web] [--sizes 10,100,300,1000] [--runs 5] [--big-runs 3] [--cli-runs 3] [--big-from 1000] [--mn-runs 3] [--mn-big-runs 1] [--matrix-sizes 50,100] [--chain 50] [--web-runs 5] [--profile-size 100] [--quiet-cap 3000] [--no-mininet] [--no-setup] [--lab-prefix bench] [--out FILE] [--doc FILE]';
 
 function parseArgs(argv: string[]): Options & { partial: boolean } {
   const o: Options = {
-    only: new Set(PARTS), sizes: [10, 100, 300, 1000], runs: 5, bigRuns: 3, bigFrom: 1000, mnRuns: 3, mnBigRuns: 1,
-    chainN: 50, matrixSizes: [50, 100], webRuns: 5, profileSize: 100, quietCap: 3000, mininet: true, setup: true,
+    only: new Set(PARTS), sizes: [10, 100, 300, 1000], runs: 5, bigRuns: 3, bigFrom: 1000, mnRuns: 3, mnBigRuns: 1, cliRuns: 3,
+    chainN: 50, matrixSizes: [50, 100], webRuns: 5, profileSize: 100, quietCap: 3000, mininet: true, setup: true, labPrefix: 'bench',
     out: null, doc: path.join(ROOT, 'docs', 'performance.md'), docGiven: false,
   };
   let partial = false;
@@ -91,6 +91,7 @@ function parseArgs(argv: string[]): Options & { partial: boolean } {
       case '--sizes': o.sizes = list(1); partial = true; break;
       case '--runs': case '--reps': o.runs = int(val(), 1); break;
       case '--big-runs': o.bigRuns = int(val(), 1); break;
+      case '--cli-runs': o.cliRuns = int(val(), 1); break;
       case '--big-from': o.bigFrom = int(val(), 1); break;
       case '--mn-runs': case '--mn-reps': o.mnRuns = int(val(), 1); break;
       case '--mn-big-runs': o.mnBigRuns = int(val(), 1); break;
@@ -101,6 +102,10 @@ function parseArgs(argv: string[]): Options & { partial: boolean } {
       case '--quiet-cap': o.quietCap = int(val(), 200); break;
       case '--no-mininet': o.mininet = false; break;
       case '--no-setup': o.setup = false; break;
+      case '--lab-prefix':
+        o.labPrefix = val();
+        if (!/^[a-z][a-z0-9]{0,9}$/.test(o.labPrefix)) throw new Error(`--lab-prefix ${o.labPrefix}: expected 1-10 of [a-z0-9], starting with a letter (lab names are PREFIX-RUNID-...)`);
+        break;
       case '--out': o.out = path.resolve(val()); break;
       case '--doc': o.doc = path.resolve(val()); o.docGiven = true; break;
       case '-h': case '--help':
@@ -155,12 +160,16 @@ function limits(): RunResult['limits'] {
 async function nodeStartup(cap: number): Promise<RunResult['nodeStartup']> {
   const empty: number[] = [];
   const version: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  const command: number[] = [];
+  // What `up` and `down` load before any work: the command module and everything it imports.
+  const load = `await import(${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'cli', 'commands', 'lifecycle.js')).href)})`;
+  for (let i = 0; i < 5; i++) {
     await waitQuiet(0.1, cap);
     empty.push((await timeCmd(process.execPath, ['-e', '0'])).ms);
     version.push((await timeCmd(process.execPath, [CLI, '--version'])).ms);
+    command.push((await timeCmd(process.execPath, ['--input-type=module', '-e', load])).ms);
   }
-  return { nodeEmptyMs: stats(empty), cliVersionMs: stats(version) };
+  return { nodeEmptyMs: stats(empty), cliVersionMs: stats(version), commandLoadMs: stats(command) };
 }
 
 function median(xs: number[]): number {
@@ -247,26 +256,37 @@ async function labGone(lab: string): Promise<void> {
   if (readState(lab) || ns.length > 0) throw new Error(`lab ${lab} is still there after down`);
 }
 
-async function runCli(sc: Scenario, tmp: string, cap: number): Promise<CliResult> {
+async function runCli(sc: Scenario, tmp: string, cap: number, runs: number): Promise<CliResult> {
   const file = path.join(tmp, `${sc.lab}.yml`);
   fs.writeFileSync(file, sc.text);
   log(`${sc.kind} ${sc.n}: CLI end to end: node bin/netlab.js up ${path.basename(file)}; node bin/netlab.js down ${sc.lab}`);
   const probeUp = path.join(tmp, `probe-up-${sc.lab}.json`);
   const probeDown = path.join(tmp, `probe-down-${sc.lab}.json`);
-  await waitQuiet(0.1, Math.max(cap, sc.n * 5));
-  const u = await timeCmd(process.execPath, ['--import', PROBE, CLI, 'up', file], { env: { ...process.env, NETLAB_BENCH_PROBE_OUT: probeUp }, cwd: ROOT, timeoutMs: 300_000 });
-  if (u.code !== 0) throw new Error(`netlab up (CLI) exited ${u.code ?? u.signal}: ${u.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-  const d = await timeCmd(process.execPath, ['--import', PROBE, CLI, 'down', sc.lab], { env: { ...process.env, NETLAB_BENCH_PROBE_OUT: probeDown }, cwd: ROOT, timeoutMs: 300_000 });
-  if (d.code !== 0) throw new Error(`netlab down (CLI) exited ${d.code ?? d.signal}: ${d.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-  await labGone(sc.lab);
+  const ups: number[] = [];
+  const downs: number[] = [];
+  let lastLine = '';
+  for (let i = 0; i < runs; i++) {
+    await waitQuiet(0.1, Math.max(cap, sc.n * 5));
+    const u = await timeCmd(process.execPath, ['--import', PROBE, CLI, 'up', file], { env: { ...process.env, NETLAB_BENCH_PROBE_OUT: probeUp }, cwd: ROOT, timeoutMs: 300_000 });
+    if (u.code !== 0) throw new Error(`netlab up (CLI) exited ${u.code ?? u.signal}: ${u.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    const d = await timeCmd(process.execPath, ['--import', PROBE, CLI, 'down', sc.lab], { env: { ...process.env, NETLAB_BENCH_PROBE_OUT: probeDown }, cwd: ROOT, timeoutMs: 300_000 });
+    if (d.code !== 0) throw new Error(`netlab down (CLI) exited ${d.code ?? d.signal}: ${d.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    await labGone(sc.lab);
+    ups.push(round(u.ms, 2));
+    downs.push(round(d.ms, 2));
+    lastLine = u.stdout.trim().split('\n').filter(Boolean).pop() ?? '';
+  }
   const rss = (f: string) => { try { return (JSON.parse(fs.readFileSync(f, 'utf8')) as { maxRSSKiB: number }).maxRSSKiB; } catch { return null; } };
-  const lastLine = u.stdout.trim().split('\n').filter(Boolean).pop() ?? '';
-  return { upMs: round(u.ms, 2), downMs: round(d.ms, 2), upRssKiB: rss(probeUp), downRssKiB: rss(probeDown), upReported: lastLine.slice(0, 200) };
+  const up = stats(ups), dn = stats(downs);
+  return {
+    upMs: up.median, downMs: dn.median, upRssKiB: rss(probeUp), downRssKiB: rss(probeDown), upReported: lastLine.slice(0, 200),
+    runs, up, down: dn, upDown: stats(ups.map((x, i) => x + downs[i])),
+  };
 }
 
-async function cliOf(sc: Scenario, tmp: string, cap: number): Promise<{ cli: CliResult | null; cliError: string | null }> {
+async function cliOf(sc: Scenario, tmp: string, cap: number, runs: number): Promise<{ cli: CliResult | null; cliError: string | null }> {
   try {
-    return { cli: await runCli(sc, tmp, cap), cliError: null };
+    return { cli: await runCli(sc, tmp, cap, runs), cliError: null };
   } catch (e) {
     const cliError = (e as Error).message.split('\n').slice(0, 3).join(' ');
     log(`${sc.kind} ${sc.n}: the CLI run failed, its cells are left empty: ${cliError}`);
@@ -446,7 +466,7 @@ async function main(): Promise<number> {
     spawnSync('bash', [path.join(ROOT, 'bench', 'setup.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
   }
   const runId = randomBytes(4).toString('hex');
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `netlab-bench-${runId}-`));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `netlab-${o.labPrefix}-${runId}-`));
   const startedAt = new Date();
   const mach = machine();
   const lim = limits();
@@ -455,10 +475,10 @@ async function main(): Promise<number> {
   const mininetBefore = mininetLinks();
   const has = (p: Part) => o.only.has(p);
   // Labs of this run: every name carries the run id.
-  const starScs = has('star') ? o.sizes.map((n) => star(`bench-${runId}-n${n}`, n)) : [];
-  const chainSc = has('chain') ? chain(`bench-${runId}-chain${o.chainN}`, o.chainN) : null;
-  const overlaySc = has('overlay') ? overlay(`bench-${runId}-ovl`) : null;
-  const matrixScs = has('matrix') ? o.matrixSizes.map((n) => matrixScenario(`bench-${runId}-mx${n}`, n, freeOctet())) : [];
+  const starScs = has('star') ? o.sizes.map((n) => star(`${o.labPrefix}-${runId}-n${n}`, n)) : [];
+  const chainSc = has('chain') ? chain(`${o.labPrefix}-${runId}-chain${o.chainN}`, o.chainN) : null;
+  const overlaySc = has('overlay') ? overlay(`${o.labPrefix}-${runId}-ovl`) : null;
+  const matrixScs = has('matrix') ? o.matrixSizes.map((n) => matrixScenario(`${o.labPrefix}-${runId}-mx${n}`, n, freeOctet())) : [];
   const all = [...starScs, ...(chainSc ? [chainSc] : []), ...(overlaySc ? [overlaySc] : []), ...matrixScs];
   const labs = all.map((s) => s.lab);
   const floors = starScs.map((s) => floorSpec(runId, s.n, path.join(tmp, `floor-${s.n}`)));
@@ -471,10 +491,10 @@ async function main(): Promise<number> {
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(), partial: o.partial,
     machine: mach, limits: lim, code: codeIdentity(),
     options: {
-      only: [...o.only], sizes: o.sizes, runs: o.runs, bigRuns: o.bigRuns, bigFrom: o.bigFrom, mnRuns: o.mnRuns, mnBigRuns: o.mnBigRuns,
+      only: [...o.only], sizes: o.sizes, runs: o.runs, bigRuns: o.bigRuns, bigFrom: o.bigFrom, mnRuns: o.mnRuns, mnBigRuns: o.mnBigRuns, cliRuns: o.cliRuns,
       chainN: o.chainN, matrixSizes: o.matrixSizes, webRuns: o.webRuns, profileSize: o.profileSize, quietCap: o.quietCap, mininet: o.mininet,
     } as RunResult['options'],
-    nodeStartup: { nodeEmptyMs: stats([]), cliVersionMs: stats([]) },
+    nodeStartup: { nodeEmptyMs: stats([]), cliVersionMs: stats([]), commandLoadMs: stats([]) },
     idleProcess: { busyboxSleep: null, staticPause: null, pauseWhy: null },
     mininet: { available: avail.ok, why: avail.why, version: avail.version },
     star: [], chain: null, overlay: null, matrix: [], web: null, elapsedMs: elapsed,
@@ -554,7 +574,7 @@ async function main(): Promise<number> {
           });
         } catch (e) { fail(`netlab ${mode}`, e); }
       }
-      if (s.netlab.containers) Object.assign(s, await cliOf(sc, tmp, o.quietCap));
+      if (s.netlab.containers) Object.assign(s, await cliOf(sc, tmp, o.quietCap, big ? 1 : o.cliRuns));
       try { s.floor = await runFloor(sc.n, floors[i], runs, big, o.quietCap); } catch (e) { fail('ip -batch floor', e); await floorCleanup(floors[i]); }
       s.mininet = await runMnBuild(sc.n, big ? o.mnBigRuns : o.mnRuns, o, avail, mnState);
       s.elapsedMs = round(performance.now() - t0, 0);
@@ -571,7 +591,7 @@ async function main(): Promise<number> {
       const r: ScenarioResult = { kind: sc.kind, n: sc.n, lab: sc.lab, what: sc.what, runs: o.runs, netlab: {}, cli: null, cliError: null, error: null, elapsedMs: 0 };
       try {
         r.netlab.containers = await runWorker(sc, o, tmp, { mode: 'containers', runs: o.runs });
-        Object.assign(r, await cliOf(sc, tmp, o.quietCap));
+        Object.assign(r, await cliOf(sc, tmp, o.quietCap, 1));
       } catch (e) {
         r.error = (e as Error).message.split('\n')[0];
         errors.push(`${sc.kind}: ${r.error}`);
@@ -623,12 +643,12 @@ async function main(): Promise<number> {
   const labIds = labs.map((l) => `nl${labId(l)}`);
   const ours = (kind: string, x: string): boolean => {
     switch (kind) {
-      case 'netns': case 'mounts': return x.includes(`bench-${runId}`) || x.includes(`bfl${runId}`);
+      case 'netns': case 'mounts': return x.includes(`${o.labPrefix}-${runId}`) || x.includes(`bfl${runId}`);
       case 'links': return labIds.some((p) => x.startsWith(p)) || x.startsWith(`bf${runId.slice(0, 6)}`) || (mnState.ran && (x === 's1' || /^s1-eth\d+$/.test(x) || /^h\d+-eth\d+$/.test(x)));
       case 'nftTables': return labs.some((l) => x.endsWith(` ${nftTable(l)}`));
       case 'stateDirs': return labs.includes(x);
-      case 'processes': return x.includes(`bench-${runId}`) || (mnState.ran && /mininet:|mnexec/.test(x));
-      case 'cgroups': return x.includes(`bench-${runId}`);
+      case 'processes': return x.includes(`${o.labPrefix}-${runId}`) || (mnState.ran && /mininet:|mnexec/.test(x));
+      case 'cgroups': return x.includes(`${o.labPrefix}-${runId}`);
       default: return true;
     }
   };
