@@ -485,7 +485,7 @@ export class RegistryClient {
     const f = await this.timedFetch(url.toString(), { ...init, redirect: 'follow' }, ref, url.host);
     if (f.res.status === 401 || f.res.status === 403) {
       const detail = await this.errorDetail(f);
-      throw new RegistryError(`${what} refused ${creds ? `the credentials from ${creds.from}` : 'anonymous access (no credentials for it in the Docker config)'} (HTTP ${f.res.status}${detail ? `,${detail.slice(1)}` : ''})`, 'auth');
+      throw new RegistryError(`${what} refused ${creds ? `the credentials from ${creds.from}` : 'anonymous access (no credentials for it in the Docker config)'} (HTTP ${f.res.status}${detail ? `, ${detail.slice(2, -1)}` : ''})`, 'auth');
     }
     if (!f.res.ok) {
       const detail = await this.errorDetail(f);
@@ -563,7 +563,7 @@ export class RegistryClient {
       const detail = await this.errorDetail(f);
       const creds = this.credentials(st);
       const how = creds ? `with the credentials from ${creds.from}` : auth ? 'anonymously' : 'without credentials (none for it in the Docker config)';
-      throw new RegistryError(`image ${ref.canonical}: access denied by ${st.ep.host} ${how} (HTTP ${f.res.status}${detail ? `,${detail.slice(1)}` : ''})`, 'auth');
+      throw new RegistryError(`image ${ref.canonical}: access denied by ${st.ep.host} ${how} (HTTP ${f.res.status}${detail ? `, ${detail.slice(2, -1)}` : ''})`, 'auth');
     }
     return f;
   }
@@ -655,7 +655,7 @@ export class RegistryClient {
     }
     if (!f.res.ok) {
       const detail = await this.errorDetail(f);
-      throw new RegistryError(`image ${ref.canonical}: ${st.ep.host} answered HTTP ${f.res.status} for the manifest${detail}`, f.res.status >= 500 ? 'protocol' : 'protocol');
+      throw new RegistryError(`image ${ref.canonical}: ${st.ep.host} answered HTTP ${f.res.status} for the manifest${detail}`, 'protocol');
     }
     const len = f.res.headers.get('content-length');
     if (len !== null && Number(len) > MAX_MANIFEST_BYTES) {
