@@ -1,15 +1,17 @@
 // Connectivity checks: the lab's declared checks, ad hoc ones, or the all-pairs ping matrix,
 // each predicted by the simulator from the model and (unless prediction only) observed in the
 // running lab: ping/tcp/http through the probe helper (one process for all of them), dns by
-// resolving the name inside the source container. A check passes when what was observed is
+// netlab's own resolver (resolve.ts) from the source container's files, its DNS queries sent by
+// the same helper from the source's namespace. A check passes when what was observed is
 // what was expected: its explicit `expect`, else the prediction. One outcome code for every
 // report: `netlab check`, and the web view's predicted reports (predictedReport). format.ts
 // renders them.
 import type { Expect, Lab, LabCheck, LabNode } from '../topology/types.js';
 import { isIpv4 } from '../topology/ipam.js';
 import { checkPredictor, explain, targetAddress, type Prediction } from '../topology/simulate.js';
-import { runProbes, type Probe, type ProbeResult } from './probe.js';
-import { execCapture } from '../runtime/container.js';
+import { probeBatcher, runProbes, type Probe, type ProbeResult } from './probe.js';
+import { containerFiles, resolveName } from './resolve.js';
+import { containerState } from '../runtime/container.js';
 
 export interface CheckOutcome {
   label: string;
@@ -98,14 +100,20 @@ function httpVerdict(c: LabCheck, r: ProbeResult): { ok: boolean; detail: string
   return { ok: true, detail: `status ${status}${c.httpContains !== null ? `, body has ${JSON.stringify(c.httpContains)}` : ''}` };
 }
 
-/** Resolves a name inside the source container, as its own programs would (its /etc/hosts):
- *  ping prints the address it resolved before it sends anything. */
-async function observeDns(lab: Lab, c: LabCheck): Promise<{ ok: boolean; detail: string }> {
-  const r = await execCapture(lab.name, c.from, ['ping', '-c', '1', '-W', '1', c.target], Math.max(c.timeoutMs, 3000));
-  const m = /PING [^\s(]+ \((\d+\.\d+\.\d+\.\d+)\)/.exec(r.stdout + r.stderr);
-  if (!m) return { ok: false, detail: `does not resolve (${(r.stderr || r.stdout).trim().split('\n')[0] || `exit ${r.code}`})` };
-  if (c.dnsAddress !== null && m[1] !== c.dnsAddress) return { ok: false, detail: `resolves to ${m[1]}, expected ${c.dnsAddress}` };
-  return { ok: true, detail: `resolves to ${m[1]}` };
+/** Resolves a name as the source container's own programs would, without any tool of its
+ *  image: its files read through its root (every node has a container, a host-mode one too:
+ *  its /etc is its own, its network the host's), its DNS queries sent from the node's network
+ *  namespace (the host's own stack for a host-mode node), all within the check's timeout. */
+async function observeDns(lab: Lab, c: LabCheck, probe: (p: Probe) => Promise<ProbeResult>): Promise<{ ok: boolean; detail: string }> {
+  const st = containerState(lab.name, c.from);
+  if (st.state !== 'running' || st.pid === null) return { ok: false, detail: `does not resolve (container ${c.from} is not running)` };
+  const src = node(lab, c.from);
+  const r = await resolveName(c.target, containerFiles(st.pid), (q) => probe({
+    kind: 'dns', netns: src.netns, address: q.servers.join(','), name: q.name, tryMs: q.tryMs, attempts: q.attempts, timeoutMs: q.timeoutMs,
+  }), c.timeoutMs);
+  if (r.address === null) return { ok: false, detail: `does not resolve (${r.detail})` };
+  if (c.dnsAddress !== null && r.address !== c.dnsAddress) return { ok: false, detail: `resolves to ${r.address}, expected ${c.dnsAddress}` };
+  return { ok: true, detail: `resolves to ${r.address}` };
 }
 
 function outcome(p: Planned, observed: { ok: boolean; detail: string } | null, withExplanation = true): CheckOutcome {
@@ -136,9 +144,10 @@ export async function runChecks(lab: Lab, checks: LabCheck[], mode: CheckReport[
   if (!o.predictOnly) {
     const probes = planned.filter((p) => p.probe).map((p) => p.probe!);
     const results = await runProbes(probes);
+    const dnsProbe = probeBatcher();
     let k = 0;
     observed = await Promise.all(planned.map(async (p) => {
-      if (p.check.kind === 'dns') return observeDns(lab, p.check);
+      if (p.check.kind === 'dns') return observeDns(lab, p.check, dnsProbe);
       if (!p.probe) return { ok: false, detail: 'no address to probe' };
       const r = results[k++];
       if (p.check.kind === 'http') return httpVerdict(p.check, r);

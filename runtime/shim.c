@@ -713,39 +713,60 @@ static int exec_in(pid_t target, int tty, const char *user, const char *cwd, con
 }
 
 
-// ---------------------------------------------------------------- probe: ping, tcp, http
+// ---------------------------------------------------------------- probe: ping, tcp, http, dns
 //
 // netlab-shim probe  (reads probes from stdin, one per line, tab-separated)
 //   ID ping NETNS ADDR COUNT TIMEOUT_MS
 //   ID tcp  NETNS ADDR PORT TIMEOUT_MS
 //   ID http NETNS ADDR PORT TIMEOUT_MS HOST PATH
+//   ID dns  NETNS SERVER[,SERVER...] TIMEOUT_MS NAME TRY_MS ATTEMPTS
 // NETNS is a /run/netns path or '-' (the namespace the shim runs in). Every probe runs at once
 // from this one process: sockets are created inside each source namespace (a socket belongs to
 // the namespace it was created in) and then driven by one poll loop, so a full ping matrix of
 // N nodes costs one process, not N*(N-1). Output, one line per probe in completion order:
-//   ID ok DETAIL      (ping/tcp: rtt in microseconds; http: STATUS<TAB>BODY_HEX)
-//   ID fail REASON
+//   ID ok DETAIL      (ping/tcp: rtt in microseconds; http: STATUS<TAB>BODY_HEX;
+//                      dns: ADDR[,ADDR...], the A records of NAME after its CNAMEs)
+//   ID fail REASON    (dns: CODE<TAB>INFO, CODE one of nxdomain nodata servfail refused
+//                      notimp rcode truncated timeout error)
+// A dns probe is one A query for NAME exactly as given (search lists, /etc/hosts and the order
+// of sources are the caller's: checks/resolve.ts), sent like glibc's stub resolver: to each
+// SERVER in turn, TRY_MS per try, ATTEMPTS rounds, a server answering SERVFAIL, NOTIMP or
+// REFUSED (or unreachable) passed over for the next, all within TIMEOUT_MS.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
 #include <poll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #define BODY_MAX 16384
+#define DNS_SERVERS 3   // glibc's MAXNS: resolv.conf nameservers after the third are ignored
+#define DNS_MSG_MAX 4096
+#define DNS_RR_MAX 64   // answer records looked at; more are ignored
+#define DNS_ADDR_MAX 16 // addresses reported
+#define DNS_CNAME_MAX 16
 
 struct probe {
   char id[64];
-  int kind; // 0 ping, 1 tcp, 2 http
+  int kind; // 0 ping, 1 tcp, 2 http, 3 dns
   int ns;   // index into namespaces
   struct in_addr addr;
   int port, count, sent, done;
   long long timeout_us, start_us, last_send_us;
-  int fd;   // tcp/http socket
+  int fd;   // tcp/http/dns socket
   char host[256], path[1024];
   char *resp; size_t resp_len; int req_sent;
+  // dns: the question in wire form (lower case), the servers and where the retry loop is.
+  unsigned char qname[256]; int qname_len;
+  struct in_addr servers[DNS_SERVERS]; int nservers, server, attempt, attempts;
+  long long try_us, try_end_us;
+  unsigned short qid;
+  int waited;             // some try went unanswered for its whole time
+  char rcode_code[16], rcode_info[64]; // first SERVFAIL/NOTIMP/REFUSED seen, and from whom
+  char err_info[128];     // last local error (connect, send, ICMP unreachable)
 };
 
 static long long now_us(void) {
@@ -811,6 +832,184 @@ static void icmp_socket_setup(int fd, const struct probe *probes, int np, int ns
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
 }
 
+
+// ---------------------------------------------------------------- probe: dns wire format
+
+// NAME (dotted, no trailing dot) to wire form, lower-cased so answers compare byte for byte.
+static int dns_encode(const char *name, unsigned char *out, int *len) {
+  int o = 0;
+  const char *p = name;
+  if (!*p) return -1;
+  while (*p) {
+    const char *dot = strchr(p, '.');
+    int l = dot ? (int)(dot - p) : (int)strlen(p);
+    if (l < 1 || l > 63 || o + 1 + l + 1 > 255) return -1;
+    out[o++] = (unsigned char)l;
+    for (int i = 0; i < l; i++) { unsigned char c = p[i]; out[o++] = c >= 'A' && c <= 'Z' ? c + 32 : c; }
+    p += l;
+    if (*p == '.') { p++; if (!*p) return -1; }
+  }
+  out[o++] = 0;
+  *len = o;
+  return 0;
+}
+
+// The name at OFF of MSG in wire form, uncompressed and lower-cased, into OUT (256 bytes).
+// Returns the offset just past the name where it starts (not where a pointer led), or -1.
+// Compression pointers must point strictly backwards, so every jump makes progress and a
+// pointer loop cannot exist; the name's own 255-byte limit bounds the rest.
+static int dns_name(const unsigned char *msg, int len, int off, unsigned char *out, int *outlen) {
+  int o = 0, end = -1, pos = off, limit = off;
+  for (;;) {
+    if (pos >= len) return -1;
+    unsigned char l = msg[pos];
+    if ((l & 0xc0) == 0xc0) {
+      if (pos + 1 >= len) return -1;
+      int to = ((l & 0x3f) << 8) | msg[pos + 1];
+      if (end < 0) end = pos + 2;
+      if (to >= limit) return -1;
+      limit = to;
+      pos = to;
+      continue;
+    }
+    if (l & 0xc0) return -1; // 0x40 and 0x80 label types are obsolete
+    if (pos + 1 + l > len || o + 1 + l > 255) return -1;
+    out[o++] = l;
+    if (!l) break;
+    for (int i = 0; i < l; i++) { unsigned char c = msg[pos + 1 + i]; out[o++] = c >= 'A' && c <= 'Z' ? c + 32 : c; }
+    pos += 1 + l;
+  }
+  *outlen = o;
+  return end >= 0 ? end : pos + 1;
+}
+
+static void dns_fail(struct probe *p, const char *code, const char *info) {
+  char d[256];
+  snprintf(d, sizeof d, "%s\t%s", code, info);
+  finish(p, 0, d);
+}
+
+// Out of tries or out of time: the most telling thing seen. A server that said SERVFAIL says
+// more than one that said nothing; silence (a try that ran its time) more than a local error.
+static void dns_give_up(struct probe *p) {
+  if (p->rcode_code[0]) dns_fail(p, p->rcode_code, p->rcode_info);
+  else if (p->waited || !p->err_info[0]) dns_fail(p, "timeout", "");
+  else dns_fail(p, "error", p->err_info);
+}
+
+static int dns_next_server(struct probe *p) {
+  if (++p->server == p->nservers) { p->server = 0; p->attempt++; }
+  return p->attempt < p->attempts;
+}
+
+// Sends the query to the current server (a fresh id per try), passing over servers that cannot
+// be reached at all; gives up when the rounds are spent.
+static void dns_send(struct probe *p) {
+  for (;;) {
+    long long left = p->start_us + p->timeout_us - now_us();
+    if (left <= 0) { dns_give_up(p); return; }
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &p->servers[p->server], ip, sizeof ip);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(53), .sin_addr = p->servers[p->server] };
+    unsigned char q[12 + 256 + 4];
+    if (getrandom(&p->qid, sizeof p->qid, 0) != sizeof p->qid) p->qid = (unsigned short)(now_us() ^ getpid());
+    memset(q, 0, 12);
+    q[0] = p->qid >> 8; q[1] = p->qid & 0xff;
+    q[2] = 0x01;        // RD: a stub resolver asks for recursion
+    q[5] = 1;           // QDCOUNT
+    memcpy(q + 12, p->qname, p->qname_len);
+    unsigned char *t = q + 12 + p->qname_len;
+    t[0] = 0; t[1] = 1; t[2] = 0; t[3] = 1; // A, IN
+    int qlen = 12 + p->qname_len + 4;
+    // connect() per try: the kernel then drops datagrams from anyone but this server and
+    // reports its ICMP port unreachable as ECONNREFUSED.
+    if (connect(p->fd, (struct sockaddr *)&to, sizeof to) < 0) {
+      snprintf(p->err_info, sizeof p->err_info, "%s: connect: %s", ip, strerror(errno));
+    } else if (send(p->fd, q, qlen, 0) != qlen) {
+      snprintf(p->err_info, sizeof p->err_info, "%s: send: %s", ip, strerror(errno));
+    } else {
+      p->try_end_us = now_us() + (p->try_us < left ? p->try_us : left);
+      p->sent++;
+      return;
+    }
+    if (!dns_next_server(p)) { dns_give_up(p); return; }
+  }
+}
+
+// One datagram from the current server: the final answer, or a reason to try the next server.
+static void dns_receive(struct probe *p) {
+  static unsigned char msg[DNS_MSG_MAX];
+  static struct { unsigned char owner[256]; int olen, type, cls, rdoff, rdlen; } rr[DNS_RR_MAX];
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &p->servers[p->server], ip, sizeof ip);
+  ssize_t len = recv(p->fd, msg, sizeof msg, 0);
+  if (len < 0) {
+    if (errno == EAGAIN || errno == EINTR) return;
+    snprintf(p->err_info, sizeof p->err_info, "%s: %s", ip, errno == ECONNREFUSED ? "port 53 unreachable" : strerror(errno));
+    if (dns_next_server(p)) dns_send(p); else dns_give_up(p);
+    return;
+  }
+  // Not the answer to this try's question: ignore it, as a resolver would (a late answer to an
+  // earlier try, or garbage).
+  if (len < 12 || ((msg[0] << 8) | msg[1]) != p->qid || !(msg[2] & 0x80)) return;
+  int qd = (msg[4] << 8) | msg[5], an = (msg[6] << 8) | msg[7];
+  unsigned char nm[256]; int nl;
+  int off = 12;
+  if (qd != 1) return;
+  off = dns_name(msg, len, off, nm, &nl);
+  if (off < 0 || off + 4 > len || nl != p->qname_len || memcmp(nm, p->qname, nl)) return;
+  off += 4;
+  int rcode = msg[3] & 0x0f;
+  if (rcode == 2 || rcode == 4 || rcode == 5) {
+    if (!p->rcode_code[0]) {
+      snprintf(p->rcode_code, sizeof p->rcode_code, "%s", rcode == 2 ? "servfail" : rcode == 4 ? "notimp" : "refused");
+      snprintf(p->rcode_info, sizeof p->rcode_info, "%s", ip);
+    }
+    if (dns_next_server(p)) dns_send(p); else dns_give_up(p);
+    return;
+  }
+  if (msg[2] & 0x02) { dns_fail(p, "truncated", ip); return; } // would need TCP, which this does not speak
+  if (rcode == 3) { dns_fail(p, "nxdomain", ip); return; }
+  if (rcode != 0) { char why[64]; snprintf(why, sizeof why, "%s: rcode %d", ip, rcode); dns_fail(p, "rcode", why); return; }
+  int nrr = 0;
+  for (int i = 0; i < an && nrr < DNS_RR_MAX; i++) {
+    off = dns_name(msg, len, off, rr[nrr].owner, &rr[nrr].olen);
+    if (off < 0 || off + 10 > len) { dns_fail(p, "error", "malformed answer"); return; }
+    rr[nrr].type = (msg[off] << 8) | msg[off + 1];
+    rr[nrr].cls = (msg[off + 2] << 8) | msg[off + 3];
+    rr[nrr].rdlen = (msg[off + 8] << 8) | msg[off + 9];
+    rr[nrr].rdoff = off + 10;
+    off += 10 + rr[nrr].rdlen;
+    if (off > len) { dns_fail(p, "error", "malformed answer"); return; }
+    nrr++;
+  }
+  // Follow the CNAME chain from the question (in any record order, a bounded number of hops),
+  // then take the A records of its end.
+  unsigned char target[256]; int tl = p->qname_len;
+  memcpy(target, p->qname, tl);
+  for (int hop = 0; hop < DNS_CNAME_MAX; hop++) {
+    int moved = 0;
+    for (int i = 0; i < nrr; i++) {
+      if (rr[i].type != 5 || rr[i].olen != tl || memcmp(rr[i].owner, target, tl)) continue;
+      if (dns_name(msg, rr[i].rdoff + rr[i].rdlen, rr[i].rdoff, nm, &nl) < 0) { dns_fail(p, "error", "malformed CNAME"); return; }
+      memcpy(target, nm, nl); tl = nl; moved = 1;
+      break;
+    }
+    if (!moved) break;
+  }
+  char out[DNS_ADDR_MAX * 16 + 1] = "";
+  int na = 0;
+  for (int i = 0; i < nrr && na < DNS_ADDR_MAX; i++) {
+    if (rr[i].type != 1 || rr[i].cls != 1 || rr[i].rdlen != 4 || rr[i].olen != tl || memcmp(rr[i].owner, target, tl)) continue;
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, msg + rr[i].rdoff, a, sizeof a);
+    if (na++) strcat(out, ",");
+    strcat(out, a);
+  }
+  if (!na) { dns_fail(p, "nodata", ip); return; }
+  finish(p, 1, out);
+}
+
 static int probe_main(void) {
   static struct probe probes[65536];
   static char *ns_names[4096];
@@ -827,11 +1026,27 @@ static int probe_main(void) {
     memset(p, 0, sizeof *p);
     p->fd = -1;
     snprintf(p->id, sizeof p->id, "%s", f[0]);
-    p->kind = !strcmp(f[1], "ping") ? 0 : !strcmp(f[1], "tcp") ? 1 : 2;
+    p->kind = !strcmp(f[1], "ping") ? 0 : !strcmp(f[1], "tcp") ? 1 : !strcmp(f[1], "dns") ? 3 : 2;
     int j;
     for (j = 0; j < nns && strcmp(ns_names[j], f[2]); j++) {}
     if (j == nns) { if (nns == 4096) continue; ns_names[nns] = strdup(f[2]); ns_icmp[nns] = -1; nns++; }
     p->ns = j;
+    if (p->kind == 3) {
+      p->timeout_us = atoll(f[4]) * 1000;
+      p->try_us = k > 6 ? atoll(f[6]) * 1000 : p->timeout_us;
+      p->attempts = k > 7 ? atoi(f[7]) : 1;
+      if (p->try_us < 1000) p->try_us = 1000;
+      if (p->attempts < 1) p->attempts = 1;
+      int bad = 0;
+      for (char *save = NULL, *t = strtok_r(f[3], ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (p->nservers == DNS_SERVERS) break;
+        if (inet_pton(AF_INET, t, &p->servers[p->nservers++]) != 1) bad = 1;
+      }
+      np++;
+      if (bad || !p->nservers) dns_fail(p, "error", "bad server address");
+      else if (k < 6 || dns_encode(f[5], p->qname, &p->qname_len) < 0) dns_fail(p, "error", "bad name");
+      continue;
+    }
     if (inet_pton(AF_INET, f[3], &p->addr) != 1) { np++; finish(p, 0, "bad address"); continue; }
     if (p->kind == 0) { p->count = atoi(f[4]); p->timeout_us = atoll(f[5]) * 1000; }
     else { p->port = atoi(f[4]); p->timeout_us = atoll(f[5]) * 1000; }
@@ -860,7 +1075,7 @@ static int probe_main(void) {
       struct probe *p = &probes[i];
       if (p->ns != j || p->done) continue;
       if (p->kind == 0) { need_icmp = 1; continue; }
-      p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      p->fd = socket(AF_INET, (p->kind == 3 ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (p->fd < 0) { finish(p, 0, "socket failed"); continue; }
     }
     if (need_icmp) {
@@ -878,6 +1093,8 @@ static int probe_main(void) {
     if (p->kind == 0) {
       if (ns_icmp[p->ns] < 0) { finish(p, 0, "no ICMP socket"); continue; }
       send_ping(p, ns_icmp[p->ns], i, ident);
+    } else if (p->kind == 3) {
+      dns_send(p);
     } else {
       struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(p->port), .sin_addr = p->addr };
       if (connect(p->fd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS) {
@@ -893,13 +1110,23 @@ static int probe_main(void) {
     for (int i = 0; i < np; i++) {
       struct probe *p = &probes[i];
       if (p->done) continue;
-      if (now - p->start_us >= p->timeout_us) { finish(p, 0, p->kind == 0 ? "no reply" : p->req_sent ? "no response" : "timeout"); continue; }
+      if (now - p->start_us >= p->timeout_us) {
+        if (p->kind == 3) { if (p->sent) p->waited = 1; dns_give_up(p); }
+        else finish(p, 0, p->kind == 0 ? "no reply" : p->req_sent ? "no response" : "timeout");
+        continue;
+      }
+      // dns: this try ran its time; the next server, or the next round.
+      if (p->kind == 3 && now >= p->try_end_us) {
+        p->waited = 1;
+        if (dns_next_server(p)) dns_send(p); else dns_give_up(p);
+        if (p->done) continue;
+      }
       pending++;
       // ping -c COUNT: another request every 200 ms while unanswered.
       if (p->kind == 0 && p->sent < p->count && now - p->last_send_us >= 200000) send_ping(p, ns_icmp[p->ns], i, ident);
       if (p->kind != 0 && p->fd >= 0) {
         pfd[n].fd = p->fd;
-        pfd[n].events = p->kind == 2 && p->req_sent ? POLLIN : POLLOUT;
+        pfd[n].events = (p->kind == 2 && p->req_sent) || p->kind == 3 ? POLLIN : POLLOUT;
         owner[n++] = i;
       }
     }
@@ -934,6 +1161,7 @@ static int probe_main(void) {
       }
       struct probe *p = &probes[owner[q]];
       if (p->done) continue;
+      if (p->kind == 3) { dns_receive(p); continue; }
       if (!p->req_sent) {
         int soerr = 0; socklen_t sl = sizeof soerr;
         getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
