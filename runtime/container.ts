@@ -20,6 +20,7 @@ import { DEFAULT_PROFILE, type SeccompProfile } from './seccomp/profile.js';
 import { compileProfile, parseProfile, SeccompError } from './seccomp/compile.js';
 import { DEFAULT_DEVICE_RULES, deviceProgram, v1AllowLines } from './devices.js';
 import { resolveImage, type ImageSpec, type RootMount } from './images/index.js';
+import { resolveUser, shimUser, type ResolvedUser } from './images/user.js';
 import { NetlabError } from '../topology/errors.js';
 
 export class RuntimeError extends NetlabError {}
@@ -137,7 +138,40 @@ function rootLines(root: RootMount[]): string[] {
   });
 }
 
+/** The node's process as the image and the topology define it (OCI's rules, as Docker applies
+ *  them): argv, user, working directory, environment. */
+export interface NodeProcess {
+  argv: string[];
+  user: ResolvedUser | null;
+  cwd: string;
+  env: Record<string, string>;
+  stopSignal: string;
+}
+
+/** The node's command: an `entrypoint` in the topology replaces the image's Entrypoint and drops
+ *  its Cmd (as `docker run --entrypoint` and Compose do); `command` replaces Cmd. */
+export function nodeProcess(node: LabNode, image: ImageSpec): NodeProcess {
+  const entrypoint = node.entrypoint ?? null; // absent in the state of a lab from before the key
+  const argv = entrypoint !== null
+    ? [...entrypoint, ...(node.command ?? [])]
+    : [...image.config.entrypoint, ...(node.command ?? image.config.cmd)];
+  if (argv.length === 0) throw new RuntimeError(`node ${node.name}: image ${image.ref} has no Entrypoint or Cmd; give the node a command`);
+  const userText = node.user ?? image.config.user;
+  const user = userText ? resolveUser(image, userText, `node ${node.name} (image ${image.ref})`) : null;
+  const env: Record<string, string> = { HOSTNAME: node.name, ...image.config.env, ...node.environment };
+  env.HOME ??= user?.home ?? '/root';
+  const stopSignal = image.config.stopSignal ?? 'SIGTERM';
+  return { argv, user, cwd: node.workingDir ?? image.config.workingDir ?? '', env, stopSignal: normaliseSignal(node.name, stopSignal) };
+}
+
+function normaliseSignal(node: string, sig: string): string {
+  const name = /^\d+$/.test(sig) ? Object.entries(os.constants.signals).find(([, v]) => v === Number(sig))?.[0] : (sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`);
+  if (!name || !(name in os.constants.signals)) throw new RuntimeError(`node ${node}: StopSignal ${sig} is not a signal`);
+  return name;
+}
+
 function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: ImageSpec, hostResolv: string, programs: Programs): void {
+  const proc = nodeProcess(node, image);
   const dir = nodeDir(lab.name, node.name);
   const upper = path.join(dir, 'upper');
   fs.mkdirSync(upper, { recursive: true });
@@ -169,8 +203,8 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: Image
     `upper=${upper}`,
     `work=${path.join(dir, 'work')}`,
     `log=${path.join(dir, 'log')}`,
-    `cwd=${checkLine(node.workingDir ?? image.config.workingDir ?? '', 'working_dir')}`,
-    `user=${checkLine(node.user ?? image.config.user ?? '', 'user')}`,
+    `cwd=${checkLine(proc.cwd, 'working_dir')}`,
+    `user=${proc.user ? shimUser(proc.user) : ''}`,
     `privileged=${node.privileged ? 1 : 0}`,
     `caps=${capMask(caps)}`,
     `procmask=${node.privileged ? 0 : 1}`,
@@ -181,11 +215,23 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: Image
     ...node.volumes.map((v) => `volume=${v.readOnly ? 'ro' : 'rw'}\t${checkLine(v.source, 'volume')}\t${checkLine(v.target, 'volume')}`),
   ];
   fs.writeFileSync(path.join(dir, 'spec'), spec.join('\n') + '\n');
-  // OCI's rule: the node's command replaces the image's Cmd, after the image's Entrypoint.
-  const argv = [...image.config.entrypoint, ...(node.command ?? image.config.cmd)];
-  fs.writeFileSync(path.join(dir, 'argv'), argv.map((a) => a + '\0').join(''));
-  const env = { HOSTNAME: node.name, HOME: '/root', ...image.config.env, ...node.environment };
-  fs.writeFileSync(path.join(dir, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}\0`).join(''));
+  fs.writeFileSync(path.join(dir, 'argv'), proc.argv.map((a) => a + '\0').join(''));
+  fs.writeFileSync(path.join(dir, 'env'), Object.entries(proc.env).map(([k, v]) => `${k}=${v}\0`).join(''));
+  // What `down` and `status` read back without the model: the stop signal, the image.
+  const info: ContainerImageInfo = { image: image.ref, digest: image.digest, exposedPorts: image.config.exposedPorts, stopSignal: proc.stopSignal };
+  fs.writeFileSync(path.join(dir, 'image.json'), JSON.stringify(info) + '\n');
+}
+
+/** A container's image as `status` shows it (written at start). */
+export interface ContainerImageInfo {
+  image: string;
+  digest: string | null;
+  exposedPorts: string[];
+  stopSignal: string;
+}
+
+export function containerImage(lab: string, node: string): ContainerImageInfo | null {
+  try { return JSON.parse(fs.readFileSync(path.join(nodeDir(lab, node), 'image.json'), 'utf8')) as ContainerImageInfo; } catch { return null; }
 }
 
 /** Checks everything the runtime needs before any kernel object is made: the helper, the images,
@@ -193,7 +239,7 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: Image
 export function checkRuntime(lab: Lab): void {
   if (!fs.existsSync(SHIM_PATH)) throw new RuntimeError(`container helper ${SHIM_PATH} is missing: run ./setup.sh (it builds it)`);
   for (const n of lab.nodes) {
-    resolveImage(n.image);
+    nodeProcess(n, resolveImage(n.image)); // its command and user exist in its image
     const p = profileOf(n);
     if (p) compiledFilter(n, p, effectiveCaps(n));
   }
@@ -312,17 +358,24 @@ function signalName(n: number): string {
 
 // ---------------------------------------------------------------- stop
 
-/** Whether PID 1 catches SIGTERM: if not, the kernel ignores it for a namespace's init, and
+/** Whether PID 1 catches SIG: if not, the kernel ignores it for a namespace's init, and
  *  waiting a grace period would only delay the inevitable SIGKILL. */
-function catchesSigterm(pid: number): boolean {
+function catches(pid: number, sig: NodeJS.Signals): boolean {
   try {
     // netlab-pause waits for SIGTERM with sigtimedwait: blocked, not caught, but delivered.
-    if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0].endsWith('netlab-pause')) return true;
+    if (sig === 'SIGTERM' && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0].endsWith('netlab-pause')) return true;
     const m = /SigCgt:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? (BigInt(`0x${m[1]}`) & (1n << 14n)) !== 0n : false;
+    const n = os.constants.signals[sig];
+    return m && n ? (BigInt(`0x${m[1]}`) & (1n << BigInt(n - 1))) !== 0n : false;
   } catch {
     return false;
   }
+}
+
+/** The signal `down` sends first: the image's StopSignal, SIGTERM by default. */
+function stopSignalOf(lab: string, node: string): NodeJS.Signals {
+  const s = containerImage(lab, node)?.stopSignal;
+  return s && s in os.constants.signals ? (s as NodeJS.Signals) : 'SIGTERM';
 }
 
 function kill(pid: number, sig: NodeJS.Signals): void {
@@ -359,7 +412,10 @@ export async function stopContainers(lab: string, opts: { graceMs?: number; star
     const pid = readNum(path.join(dir, n, 'pid'));
     if (pid !== null && isContainerPid(pid, lab, n)) running.set(n, pid);
   }
-  for (const pid of running.values()) kill(pid, catchesSigterm(pid) ? 'SIGTERM' : 'SIGKILL');
+  for (const [n, pid] of running) {
+    const sig = stopSignalOf(lab, n);
+    kill(pid, catches(pid, sig) ? sig : 'SIGKILL');
+  }
   const alive = () => [...running].filter(([n, p]) => isContainerPid(p, lab, n));
   if (!(await waitUntil(() => alive().length === 0, opts.graceMs ?? STOP_GRACE_MS))) {
     for (const [, p] of alive()) kill(p, 'SIGKILL');

@@ -350,13 +350,21 @@ static void limit_caps(unsigned long long keep) {
   if (syscall(SYS_capset, &hdr, data) < 0) die("capset");
 }
 
-/** USER = name (looked up in the container's /etc/passwd) or uid[:gid]. */
+/** USER = uid:gid[:g1,g2,...] as container.ts resolved it in the image's own account files, or
+ *  (netlab exec -u) a name looked up in the container's /etc/passwd, or uid[:gid]. */
 static void switch_user(const char *user) {
   uid_t uid = 0; gid_t gid = 0;
-  char name[256];
+  gid_t groups[64];
+  size_t ngroups = 0;
+  char name[1024];
   snprintf(name, sizeof name, "%s", user);
   char *colon = strchr(name, ':');
-  if (colon) *colon = 0;
+  char *glist = NULL;
+  if (colon) {
+    *colon = 0;
+    glist = strchr(colon + 1, ':');
+    if (glist) *glist++ = 0;
+  }
   char *end;
   unsigned long v = strtoul(name, &end, 10);
   if (*name && !*end) { uid = v; gid = v; }
@@ -372,7 +380,9 @@ static void switch_user(const char *user) {
     if (!found) { errno = ENOENT; die("user %s not found in the container's /etc/passwd", name); }
   }
   if (colon) gid = strtoul(colon + 1, NULL, 10);
-  if (setgroups(0, NULL) < 0) die("setgroups");
+  for (char *save = NULL, *t = glist ? strtok_r(glist, ",", &save) : NULL; t && ngroups < sizeof groups / sizeof groups[0]; t = strtok_r(NULL, ",", &save))
+    groups[ngroups++] = strtoul(t, NULL, 10);
+  if (setgroups(ngroups, ngroups ? groups : NULL) < 0) die("setgroups");
   if (setgid(gid) < 0) die("setgid %u", gid);
   if (setuid(uid) < 0) die("setuid %u", uid);
 }

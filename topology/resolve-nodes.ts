@@ -3,6 +3,7 @@
 // routes, command, environment, ports, volumes, resources, and its security settings: cap_add,
 // cap_drop, security_opt, sysctls, checked with Docker's names and rules), and the checks across
 // nodes (host ports published twice). Problems go through the shared context (resolve-context.ts).
+import { BUILTIN_IMAGES, parseImageReference } from './image-ref.js';
 import * as path from 'node:path';
 import type { LabInterface, LabNode, LabRoute, PortMapping, RawNetworkAttachment, RawNode, Resources, VolumeMount } from './types.js';
 import { canonicalCidr, cidrContains, isIpv4, parseCidr } from './ipam.js';
@@ -113,7 +114,7 @@ export function nodeAttachments(
 
 export type HostPort = { m: PortMapping; node: string; p: PathSeg[] };
 
-/** The Lab's nodes: interfaces, routes, command, environment, ports, volumes, resources, security. */
+/** The Lab's nodes: interfaces, routes, command, entrypoint, environment, ports, volumes, resources, security. */
 export function buildNodes(
   ctx: ResolveContext, nodeDrafts: Map<string, NodeDraft>, links: LinkDraft[], netByName: Map<string, NetDraft>,
   attAddr: Map<AttDraft, string | null>, gateways: Map<string, string | null>,
@@ -206,14 +207,25 @@ export function buildNodes(
     }
 
     // Command, environment, ports, volumes, resources.
-    let command: string[] | null = null;
-    if (typeof n.command === 'string') {
-      command = splitCommand(n.command);
-      if (command === null) err([...p, 'command'], 'unbalanced quotes in command');
-      else if (command.length === 0) { err([...p, 'command'], 'empty command; remove the key to use the image default'); command = null; }
-    } else if (Array.isArray(n.command)) {
-      if (n.command.length === 0) err([...p, 'command'], 'empty command; remove the key to use the image default');
-      else command = [...n.command];
+    const argvOf = (key: 'command' | 'entrypoint'): string[] | null => {
+      const v = n[key];
+      if (typeof v === 'string') {
+        const words = splitCommand(v);
+        if (words === null) { err([...p, key], `unbalanced quotes in ${key}`); return null; }
+        if (words.length === 0) { err([...p, key], `empty ${key}; remove the key to use the image default`); return null; }
+        return words;
+      }
+      if (Array.isArray(v)) {
+        if (v.length === 0) { err([...p, key], `empty ${key}; remove the key to use the image default`); return null; }
+        return [...v];
+      }
+      return null;
+    };
+    const command = argvOf('command');
+    const entrypoint = argvOf('entrypoint');
+    const image = n.image ?? 'busybox';
+    if (!BUILTIN_IMAGES.includes(image)) {
+      try { parseImageReference(image); } catch (e) { err([...p, 'image'], (e as Error).message); }
     }
     const environment: Record<string, string> = {};
     if (Array.isArray(n.environment)) {
@@ -264,9 +276,9 @@ export function buildNodes(
     const security = resolveSecurity(n, nd.mode, p, baseDir, err);
 
     nodes.push({
-      name, image: n.image ?? 'busybox', host: nd.host, networkMode: nd.mode,
+      name, image, host: nd.host, networkMode: nd.mode,
       netns: nd.mode === 'host' ? null : nodeNetns(labName, name),
-      interfaces, routes, command, environment, ports, volumes,
+      interfaces, routes, command, entrypoint, environment, ports, volumes,
       workingDir: n.working_dir ?? null, user: n.user ?? null, privileged: n.privileged ?? false,
       ...security, forwarding: n.forwarding ?? false, resources,
     });

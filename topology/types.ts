@@ -55,6 +55,7 @@ export interface RawNode {
   networks?: string[] | Record<string, RawNetworkAttachment | null>;
   network_mode?: 'none' | 'host';
   command?: string | string[];
+  entrypoint?: string | string[];
   environment?: Record<string, string | number | boolean> | string[];
   ports?: string[];
   volumes?: string[];
@@ -209,6 +210,8 @@ export interface LabNode {
   interfaces: LabInterface[];
   routes: LabRoute[];
   command: string[] | null;
+  /** Replaces the image's Entrypoint (and drops its Cmd), as `docker run --entrypoint`. */
+  entrypoint: string[] | null;
   environment: Record<string, string>;
   ports: PortMapping[];
   volumes: VolumeMount[];

@@ -78,7 +78,7 @@ let cached: string | null = null;
 export function busyboxSpec(ref: string): ImageSpec {
   cached ??= busyboxImage();
   return {
-    ref, root: [{ kind: 'overlay-root', layers: [cached] }], etcInUpper: 'etc',
+    ref, digest: null, root: [{ kind: 'overlay-root', layers: [cached] }], etcInUpper: 'etc',
     config: { entrypoint: [], cmd: [PAUSE_IN_IMAGE], env: {}, workingDir: null, user: null, exposedPorts: [], stopSignal: null },
   };
 }

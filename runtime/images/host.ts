@@ -10,6 +10,7 @@ const PAUSE_IN_HOST_IMAGE = '/run/netlab-pause';
 export function hostSpec(ref: string): ImageSpec {
   return {
     ref,
+    digest: null,
     root: [
       { kind: 'bind-root', source: '/' },
       { kind: 'tmpfs', target: '/tmp', mode: '1777' },

@@ -32,6 +32,8 @@ export interface ImageConfig {
 export interface ImageSpec {
   /** The reference as the topology wrote it. */
   ref: string;
+  /** The manifest digest of an OCI image (null for netlab's own images). */
+  digest: string | null;
   root: RootMount[];
   /** Where the container's generated /etc files go inside its writable layer ('etc' for an
    *  overlay root, '' when the writable layer is mounted on /etc itself). */

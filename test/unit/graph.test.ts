@@ -53,7 +53,7 @@ function node(name: string, over: Partial<LabNode> = {}): LabNode {
     netns: `netlab.t.${name}`,
     interfaces: [],
     routes: [],
-    command: null,
+    command: null, entrypoint: null,
     environment: {},
     ports: [],
     volumes: [],
