@@ -8,7 +8,9 @@ cd "$(dirname "$0")"
 # Debian packages: busybox (the default image), ping for checks, nft for lab firewalls, a C
 # compiler for runtime/shim.c (the small helper that starts containers), and Chromium for the
 # web view's browser tests and render benchmark (driven by playwright-core, which downloads nothing).
-packages=(iproute2 iputils-ping busybox-static nftables util-linux procps curl gcc libc6-dev chromium)
+# The image tests' peers: a real OCI registry (docker-registry) and the tools that build and copy
+# images (umoci, skopeo); netlab itself never runs them, it speaks the registry API on its own.
+packages=(iproute2 iputils-ping busybox-static nftables util-linux procps curl gcc libc6-dev chromium docker-registry skopeo umoci)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -10,6 +10,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 30_000,
+          // Unit tests never see the machine's image store (what a user pulled must not change them).
+          env: { NETLAB_IMAGE_STORE: '/nonexistent/netlab-unit-tests/images' },
         },
       },
       {

@@ -57,6 +57,7 @@ export function buildProgram(io: Io): Command {
     .argument('<file>', 'topology file')
     .option('--check', 'run the lab\'s checks once it is up (exit 1 if any fails)')
     .option('--as <host>', 'this machine is that host of the lab: build only its part (its nodes, overlay bridges and VXLAN with forwarding entries to the other hosts\' addresses); run it on every host to form the lab')
+    .addOption(new Option('--pull <policy>', 'pull OCI images first: missing (those not in the store), always, never').choices(['missing', 'always', 'never']).default('missing'))
     .action(async (file: string, opts: UpOptions) => (await lifecycle()).up(io, file, opts));
 
   const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -125,6 +126,40 @@ export function buildProgram(io: Io): Command {
     .argument('<node>', 'node name')
     .option('-f, --follow', 'keep printing new output until the container exits or Ctrl-C')
     .action(async (arg: string, node: string, opts: { follow?: boolean }) => (await import('./commands/exec.js')).logs(io, arg, node, opts));
+
+  const image = program.command('image').description('the image store: pull, list, inspect, remove and load OCI images (needs root)');
+  const images = () => import('./commands/image.js');
+  image
+    .command('pull')
+    .description('pull an image from its registry into the store')
+    .argument('<ref>', 'image reference: [registry/][user/]name[:tag][@sha256:digest]')
+    .action(async (ref: string) => (await images()).pull(io, ref));
+  image
+    .command('ls')
+    .description('list stored images: reference, digest, size, layers, labs using it')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }) => (await images()).ls(io, opts));
+  image
+    .command('inspect')
+    .description('show an image\'s config (entrypoint, cmd, env, user, ports...) and layers')
+    .argument('<ref>', 'image reference or digest')
+    .option('--json', 'print as JSON')
+    .action(async (ref: string, opts: { json?: boolean }) => (await images()).inspect(io, ref, opts));
+  image
+    .command('rm')
+    .description('remove images (refused while a running lab uses one) and the layers nothing else uses')
+    .argument('<refs...>', 'image references or digests')
+    .action(async (refs: string[]) => (await images()).rm(io, refs));
+  image
+    .command('prune')
+    .description('remove layers and blobs no stored image references, and leftovers of interrupted pulls')
+    .action(async () => (await images()).prune(io));
+  image
+    .command('load')
+    .description('load images from a docker save archive (legacy or OCI form), an OCI layout directory or an OCI layout tar')
+    .argument('<file>', 'archive or directory')
+    .option('--name <ref>', 'name the image (when the input names it only by a tag, or not at all)')
+    .action(async (file: string, opts: { name?: string }) => (await images()).load(io, file, opts));
 
   program
     .command('web')

@@ -4,7 +4,7 @@
 import type { Lab } from '../topology/types.js';
 import { labOfNetns, NETNS_PREFIX } from '../topology/names.js';
 import { nodesBuilt } from './plan.js';
-import { containerState, type ContainerState } from '../runtime/container.js';
+import { containerImage, containerState, type ContainerImageInfo, type ContainerState } from '../runtime/container.js';
 import { Kernel, KernelError, type LinkInfo } from './kernel/index.js';
 import { lockHolder, readStateChecked } from './state.js';
 import { knownLabs, LabError, requireRoot } from './labs.js';
@@ -25,6 +25,8 @@ export interface NodeStatus {
   interfaces: InterfaceStatus[];
   routes: { dst: string; via: string | null; dev: string | null }[];
   container: ContainerState;
+  /** The image it was started from (reference, digest, exposed ports), null before start. */
+  image: ContainerImageInfo | null;
   /** Why the node could not be read (e.g. its namespace file is no longer a mount, EINVAL);
    *  null when it was. */
   error: string | null;
@@ -128,7 +130,7 @@ function readError(e: unknown, netns: string | null): string {
 
 async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | null, existing: Set<string>): Promise<NodeStatus> {
   const container = containerState(lab, name); // files only, every read guarded: does not throw
-  const base = { name, netns, interfaces: [], routes: [] };
+  const base = { name, netns, interfaces: [], routes: [], image: containerImage(lab, name) };
   if (netns === null) return { ...base, present: true, container, error: null };
   if (!existing.has(netns)) return { ...base, present: false, container, error: null };
   try {
@@ -142,6 +144,7 @@ async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | 
       })),
       routes: routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
       container,
+      image: base.image,
       error: null,
     };
   } catch (e) {

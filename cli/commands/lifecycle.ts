@@ -10,7 +10,7 @@ import { fmtMs, type Io } from '../io.js';
 import { makeProgress } from '../progress.js';
 import { labNameOf, loadLab, validateAs } from '../target.js';
 
-export interface UpOptions { check?: boolean; as?: string }
+export interface UpOptions { check?: boolean; as?: string; pull?: 'missing' | 'always' | 'never' }
 
 export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
   // The claim lock is held from reading the running labs (automatic subnets avoid theirs)
@@ -22,6 +22,19 @@ export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
   try {
     lab = loadLab(file, envForUp());
     validateAs(lab, opts.as); // an unknown host is a usage error, before anything else
+    // Images first, as a phase of its own, before any kernel object: a pull may take minutes,
+    // so the claim lock is not held through it (the file is read again after, as other labs
+    // may have come up meanwhile).
+    const wanted = [...new Set(nodesBuilt(lab, opts.as).map((n) => n.image))];
+    if (wanted.some((i) => i !== 'busybox' && i !== 'host')) {
+      const [{ ensureImages, needsPull }, { pullProgress }] = await Promise.all([import('../../runtime/images/pull.js'), import('../pull-progress.js')]);
+      if (needsPull(wanted, opts.pull ?? 'missing')) {
+        releaseClaims();
+        await ensureImages(wanted, opts.pull ?? 'missing', { events: pullProgress(io, process.stderr.isTTY === true) });
+        holdClaims();
+        lab = loadLab(file, envForUp());
+      }
+    }
     const progress = makeProgress(io, process.stderr.isTTY === true);
     const built = nodesBuilt(lab, opts.as);
     const model = lab;
@@ -70,7 +83,7 @@ export async function status(io: Io, arg: string | undefined, opts: { json?: boo
     io.out(`lab ${l.lab}: ${describeLab(l)}${l.as ? ` as host ${l.as}` : ''}${l.file ? ` (${l.file})` : ''}\n`);
     if (l.error) io.out(`  error: ${l.error}\n`);
     for (const n of l.nodes) {
-      const ctr = describeState(n.container);
+      const ctr = describeState(n.container) + (n.image && n.image.image !== 'busybox' ? `, ${n.image.image}${n.image.exposedPorts.length ? ` exposes ${n.image.exposedPorts.join(' ')}` : ''}` : '');
       if (n.error) { io.out(`  ${n.name.padEnd(16)} ${ctr}; ${n.error}\n`); continue; }
       if (!n.present) { io.out(`  ${n.name.padEnd(16)} ${ctr}; namespace ${n.netns} missing\n`); continue; }
       if (n.netns === null) { io.out(`  ${n.name.padEnd(16)} ${ctr}; host network\n`); continue; }

@@ -15,8 +15,11 @@ describe('image providers', () => {
     expect(pause).toBeGreaterThan(s.root.findIndex((m) => m.kind === 'tmpfs' && m.target === '/run'));
     expect(s.etcInUpper).toBe('');
   });
-  it('an image no provider has is one clear error', () => {
+  it('an OCI image not in the store is one clear error that says how to get it', () => {
     expect(() => resolveImage('alpine:3')).toThrow(ImageError);
-    expect(() => resolveImage('alpine:3')).toThrow(/image "alpine:3" is not available: netlab provides busybox and host/);
+    expect(() => resolveImage('alpine:3')).toThrow(/^image alpine:3 \(docker\.io\/library\/alpine:3\) is not in the image store: `netlab up` pulls it \(unless --pull never\), or run `netlab image pull alpine:3`$/);
+  });
+  it('an invalid reference is refused before the store is looked at', () => {
+    expect(() => resolveImage('Alpine:3')).toThrow(/invalid image reference "Alpine:3"/);
   });
 });

@@ -425,8 +425,9 @@ export class GraphView {
     this.nodeSel.select('circle.pin').attr('cx', (d) => d.r * 0.75).attr('cy', (d) => -d.r * 0.75);
     this.nodeSel.select('text.label').attr('y', (d) => (d.data.kind === 'network' ? d.r * 0.7 + 13 : d.r + 13));
     this.nodeSel.select('tspan.name').text((d) => d.data.name);
-    // Networks show their subnet; a host's address is on its underlay cable's label already.
-    this.nodeSel.select('tspan.detail').text((d) => (d.data.kind === 'network' ? d.data.detail : ''));
+    // Networks show their subnet, containers the ports their image exposes; a host's address is
+    // on its underlay cable's label already.
+    this.nodeSel.select('tspan.detail').text((d) => (d.data.kind === 'network' ? d.data.detail : (d.data.ports ?? []).join(' ')));
     this.updateFocus();
   }
 
@@ -519,6 +520,7 @@ export class GraphView {
     const n = d.data;
     const lines = [`${n.name} (${n.kind === 'network' ? `${n.variant} network` : n.kind === 'host' ? 'simulated host' : n.kind === 'machine' ? 'the machine' : 'container'})`];
     if (n.detail) lines.push(n.detail);
+    if (n.ports?.length) lines.push(`exposes ${n.ports.join(' ')}`);
     if (n.process) lines.push(n.process.state === 'running' ? `running, pid ${n.process.pid}` : n.process.state === 'model' ? 'not up (model)' : n.process.exit ?? n.process.state);
     for (const f of n.interfaces) if (f.name !== 'lo') lines.push(`${f.name} ${f.addresses.join(' ')}${f.up ? '' : ' DOWN'}`);
     const r = this.results.get(n.name);

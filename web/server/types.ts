@@ -47,6 +47,8 @@ export interface ViewNode {
   host: string | null;
   /** Containers: the process; other kinds: null. */
   process: { state: ProcessState; pid: number | null; exit: string | null; oomKilled: boolean } | null;
+  /** Containers: the ports the image declares (its ExposedPorts, e.g. 80/tcp), once it runs. */
+  ports: string[];
   interfaces: ViewInterface[];
   routes: ViewRoute[];
 }

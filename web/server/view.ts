@@ -93,7 +93,7 @@ export function labView(lab: Lab, status: LabStatusReport | null, labStatus: str
   g.forEachNode((id, a) => {
     const base = { id, kind: a.kind, name: a.name, detail: detailOf(a), variant: variantOf(a), host: a.kind === 'container' ? a.host : null };
     if (a.kind !== 'container') {
-      nodes.push({ ...base, process: null, interfaces: [], routes: [] });
+      nodes.push({ ...base, process: null, ports: [], interfaces: [], routes: [] });
       return;
     }
     const m = modelNodes.get(a.name)!;
@@ -102,6 +102,7 @@ export function labView(lab: Lab, status: LabStatusReport | null, labStatus: str
       nodes.push({
         ...base,
         process: { state: live ? 'not started' : 'model', pid: null, exit: null, oomKilled: false },
+        ports: [],
         interfaces: modelInterfaces(m),
         routes: m.routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
       });
@@ -110,6 +111,7 @@ export function labView(lab: Lab, status: LabStatusReport | null, labStatus: str
     nodes.push({
       ...base,
       process: { state: st.container.state, pid: st.container.pid, exit: st.container.exit, oomKilled: st.container.oomKilled },
+      ports: st.image?.exposedPorts ?? [],
       interfaces: st.netns === null ? modelInterfaces(m) : liveInterfaces(m, st),
       routes: st.routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
     });
