@@ -44,7 +44,7 @@ import { compare, snapshot, type LeakReport } from './leaks.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import type { CheckRun, MountProbe, WorkerResult } from './netlab-worker.js';
 import { idleProcessMemory, kernelObjects, MEMINFO_FIELDS, type ProcMem } from './memory.js';
-import { fmtMs, fmtStats, loadavg, machine, round, stats, timeCmd, waitQuiet, type Machine, type Stats } from './util.js';
+import { carrySections, fmtMs, fmtStats, loadavg, machine, round, stats, timeCmd, waitQuiet, type Machine, type Stats } from './util.js';
 import { renderMarkdown, renderTerminal } from './report.js';
 import { MODES, PARTS, type FloorVariantResult, type Mode, type MemorySummary, type NetlabResult, type CliResult, type ScenarioResult, type MininetStar, type SizeResult, type MatrixResult, type WebResult, type RunResult, type Part, type Options } from './results.js';
 
@@ -433,6 +433,12 @@ function compileProbe(name: string, tmp: string, extra: string[]): { bin: string
 
 // ---------------------------------------------------------------- main
 
+/** The new text of `doc` with the sections other scripts generate in it (bench/images.ts's
+ *  "Images") carried over from the file as it is. */
+function withKeptSections(doc: string, text: string): string {
+  return fs.existsSync(doc) ? carrySections(fs.readFileSync(doc, 'utf8'), text, '## Running it') : text;
+}
+
 /** `--render FILE`: renders a results file again (docs/performance.md, or --doc) without measuring. */
 function renderOnly(argv: string[]): number | null {
   const i = argv.indexOf('--render');
@@ -441,7 +447,7 @@ function renderOnly(argv: string[]): number | null {
   const d = argv.indexOf('--doc');
   const doc = d >= 0 && argv[d + 1] ? path.resolve(argv[d + 1]) : path.join(ROOT, 'docs', 'performance.md');
   const r = JSON.parse(fs.readFileSync(file, 'utf8')) as RunResult;
-  fs.writeFileSync(doc, renderMarkdown(r, path.relative(ROOT, file)));
+  fs.writeFileSync(doc, withKeptSections(doc, renderMarkdown(r, path.relative(ROOT, file))));
   log(`rendered ${path.relative(process.cwd(), file)} into ${path.relative(process.cwd(), doc) || doc}`);
   process.stdout.write(renderTerminal(r));
   return 0;
@@ -673,7 +679,7 @@ async function main(): Promise<number> {
   log(`wrote ${path.relative(process.cwd(), out) || out}`);
   if (!o.partial || o.docGiven) {
     fs.mkdirSync(path.dirname(o.doc), { recursive: true });
-    fs.writeFileSync(o.doc, renderMarkdown(result, path.relative(ROOT, out)));
+    fs.writeFileSync(o.doc, withKeptSections(o.doc, renderMarkdown(result, path.relative(ROOT, out))));
     log(`wrote ${path.relative(process.cwd(), o.doc) || o.doc}${result.error ? ' (with the errors of this run marked in it)' : ''}`);
   } else {
     log(`partial run: ${path.relative(process.cwd(), o.doc)} left alone (give --doc FILE to render this run)`);
