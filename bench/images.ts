@@ -32,7 +32,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeProfile } from './profile.js';
 import { starTopology } from './star.js';
-import { fmtMs, machine, round, sleep, spliceSection, stats, timeCmd, waitQuiet, type Stats } from './util.js';
+import { fmtMs, fsTypeOf, machine, round, sleep, spliceSection, stats, timeCmd, waitQuiet, type Stats } from './util.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'bin', 'netlab.js');
@@ -217,6 +217,7 @@ async function main(): Promise<void> {
   const n = Number(arg('n', '100'));
   const runs = Number(arg('runs', '7'));
   const dockerRuns = Number(arg('docker-runs', '3'));
+  const pullRuns = Number(arg('pull-runs', '5'));
   const out = arg('out', 'bench/results/images.json');
   const doc = arg('doc', 'docs/performance.md');
   const prefix = arg('prefix', 'bench-img');
@@ -248,7 +249,7 @@ async function main(): Promise<void> {
   let registry: ChildProcess | null = null;
   let dockerd: ChildProcess | null = null;
   const labsMade = new Set<string>();
-  const result: Record<string, unknown> = { what: `OCI images: pull of a ~50 MB Debian image (netlab vs skopeo), star ${n} of it (vs busybox, vs Docker)`, date: new Date().toISOString(), machine: machine(), n, runs, dockerRuns };
+  const result: Record<string, unknown> = { what: `OCI images: pull of a ~50 MB Debian image (netlab vs skopeo), star ${n} of it (vs busybox, vs Docker)`, date: new Date().toISOString(), machine: machine(), n, runs, pullRuns, dockerRuns };
   const left: string[] = [];
 
   try {
@@ -272,16 +273,22 @@ async function main(): Promise<void> {
     log(`pushed ${ref}`);
 
     // 2. Pull: interleaved, one warm-up round (page cache of the registry's blobs, the binaries).
-    const kinds = ['netlab CLI', 'netlab in-process', 'skopeo'] as const;
-    const pulls: Record<(typeof kinds)[number] | 'umoci unpack', PullSample[]> = { 'netlab CLI': [], 'netlab in-process': [], skopeo: [], 'umoci unpack': [] };
+    // Context kinds: GNU tar unpacking the same layer blob (the file system's own cost of the
+    // layer's files, no registry), and netlab and skopeo into a tmpfs (no disk: the clients alone).
+    const kinds = ['netlab CLI', 'netlab in-process', 'skopeo', 'tar -xzf', 'netlab CLI, tmpfs', 'skopeo, tmpfs'] as const;
+    const pulls: Record<(typeof kinds)[number] | 'umoci unpack', PullSample[]> = { 'netlab CLI': [], 'netlab in-process': [], skopeo: [], 'umoci unpack': [], 'tar -xzf': [], 'netlab CLI, tmpfs': [], 'skopeo, tmpfs': [] };
     const parsed = parseImageReference(ref);
-    for (let i = -1; i < runs; i++) {
+    const shm = path.join(tmp, 'tmpfs');
+    fs.mkdirSync(shm);
+    run('mount', ['-t', 'tmpfs', '-o', 'size=1g,mode=0755', `${prefix}-${runId}`, shm]);
+    const blob = layerBlob(img.layout, img.tag);
+    for (let i = -1; i < pullRuns; i++) {
       const order = kinds.map((_, j) => kinds[(j + i + 1) % kinds.length]);
       for (const kind of order) {
-        const dir = path.join(tmp, `pull-${i + 1}-${kind.replace(/\W+/g, '-')}`);
+        const dir = path.join(kind.endsWith('tmpfs') ? shm : tmp, `pull-${i + 1}-${kind.replace(/\W+/g, '-')}`);
         await waitQuiet(0.2, 3000);
         let ms = 0;
-        if (kind === 'netlab CLI') {
+        if (kind === 'netlab CLI' || kind === 'netlab CLI, tmpfs') {
           const r = await timeCmd(process.execPath, [CLI, 'image', 'pull', ref], { env: cliEnv(dir) });
           if (r.code !== 0) throw new Error(`netlab image pull exited with ${r.code ?? r.signal}:\n${r.stdout}${r.stderr}`);
           ms = r.ms;
@@ -289,10 +296,17 @@ async function main(): Promise<void> {
           const t0 = performance.now();
           await pullImage(parsed, { root: dir });
           ms = performance.now() - t0;
+        } else if (kind === 'tar -xzf') {
+          fs.mkdirSync(dir);
+          const r = await timeCmd('tar', ['-xzf', blob, '-C', dir, '--exclude=./dev/*']);
+          if (r.code !== 0) throw new Error(`tar -xzf exited with ${r.code ?? r.signal}:\n${r.stderr}`);
+          ms = r.ms;
         } else {
           const r = await timeCmd('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${dir}:deb`]);
           if (r.code !== 0) throw new Error(`skopeo copy exited with ${r.code ?? r.signal}:\n${r.stderr}`);
           ms = r.ms;
+        }
+        if (kind === 'skopeo') {
           // Context only: skopeo's copy leaves the layer compressed; netlab's pull unpacks it too.
           const u = await timeCmd('umoci', ['unpack', '--image', `${dir}:deb`, path.join(dir, 'bundle')]);
           if (u.code !== 0) throw new Error(`umoci unpack exited with ${u.code ?? u.signal}:\n${u.stderr}`);
@@ -321,8 +335,8 @@ async function main(): Promise<void> {
     result.image = { ref, ...img, layout: undefined, compressedMiB: MiB(img.compressedBytes), rootfsTarMiB: MiB(img.rootfsTarBytes) };
     result.pull = {
       ...ps,
-      ratio: { cli: round(ps['netlab CLI'].median / ps.skopeo.median, 3), inProcess: round(ps['netlab in-process'].median / ps.skopeo.median, 3), cliVsSkopeoUnpack: round(ps['netlab CLI'].median / (ps.skopeo.median + ps['umoci unpack'].median), 3) },
-      goal: 1.0,
+      ratio: { cli: round(ps['netlab CLI'].median / ps.skopeo.median, 3), inProcess: round(ps['netlab in-process'].median / ps.skopeo.median, 3), cliVsSkopeoUnpack: round(ps['netlab CLI'].median / (ps.skopeo.median + ps['umoci unpack'].median), 3), cliVsTar: round(ps['netlab CLI'].median / ps['tar -xzf'].median, 3), tmpfs: round(ps['netlab CLI, tmpfs'].median / ps['skopeo, tmpfs'].median, 3) },
+      goal: 1.0, storeFs: fsTypeOf(tmp).split(' ')[0],
       cpu: { netlabCli: tryCpu(rusage.stdout, cpu), skopeo: tryCpu(skRusage.stdout, cpu) },
       profile: profile ? { totalMs: round(profile.totalMs), categories: Object.fromEntries(Object.entries(profile.categories).map(([k, v]) => [k, round(v)])), top: profile.top.slice(0, 12).map((t) => ({ ...t, ms: round(t.ms) })) } : null,
     };
@@ -473,6 +487,16 @@ async function main(): Promise<void> {
   log(`wrote ${out} and the Images section of ${doc}`);
 }
 
+/** The (one) layer blob of `layout`:`tag`. */
+function layerBlob(layout: string, tag: string): string {
+  const blob = (d: string) => path.join(layout, 'blobs', ...d.split(':'));
+  const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  const m = index.manifests.find((x) => x.annotations?.['org.opencontainers.image.ref.name'] === tag);
+  if (!m) throw new Error(`${layout}: no tag ${tag}`);
+  const manifest = JSON.parse(fs.readFileSync(blob(m.digest), 'utf8')) as { layers: { digest: string }[] };
+  return blob(manifest.layers[0].digest);
+}
+
 function tryCpu<T>(s: string, f: (s: string) => T): T | null {
   try { return f(s); } catch { return null; }
 }
@@ -495,9 +519,11 @@ function renderImages(r: J, out: string): string {
     '',
     '| scenario | netlab | peer | ratio (netlab / peer) | goal | result |',
     '|---|---|---|---|---|---|',
-    `| pull, \`netlab image pull\` (CLI, end to end, fresh store) vs \`skopeo copy docker://… oci:DIR\` (fresh dir), ${p['netlab CLI'].n} interleaved runs | ${ms(p['netlab CLI'])} | ${ms(p.skopeo)} | ${p.ratio.cli.toFixed(2)}x | <= 1.0x | ${pf(p.ratio.cli <= 1.0)} |`,
+    `| pull, \`netlab image pull\` (CLI, end to end, fresh store on ${p.storeFs}) vs \`skopeo copy docker://… oci:DIR\` (fresh dir), ${p['netlab CLI'].n} interleaved runs | ${ms(p['netlab CLI'])} | ${ms(p.skopeo)} | ${p.ratio.cli.toFixed(2)}x | <= 1.0x | ${pf(p.ratio.cli <= 1.0)} |`,
     `| pull, netlab in-process (\`pullImage\`, no Node start-up) vs skopeo | ${ms(p['netlab in-process'])} | ${ms(p.skopeo)} | ${p.ratio.inProcess.toFixed(2)}x | (context) | |`,
     `| pull, netlab CLI vs skopeo copy + \`umoci unpack\` (netlab's pull also unpacks the layer; skopeo's copy does not) | ${fmtMs(p['netlab CLI'].median)} | ${fmtMs(p.skopeo.median + p['umoci unpack'].median)} (unpack ${fmtMs(p['umoci unpack'].median)}) | ${p.ratio.cliVsSkopeoUnpack.toFixed(2)}x | (context) | |`,
+    `| pull into a tmpfs (no disk: the clients alone), netlab CLI vs skopeo | ${ms(p['netlab CLI, tmpfs'])} | ${ms(p['skopeo, tmpfs'])} | ${p.ratio.tmpfs.toFixed(2)}x | (context) | |`,
+    `| unpacking floor on the store's file system: netlab CLI pull vs GNU \`tar -xzf\` of the same layer blob (no registry) | ${fmtMs(p['netlab CLI'].median)} | ${ms(p['tar -xzf'])} | ${p.ratio.cliVsTar.toFixed(2)}x | (context) | |`,
     `| star ${r.n} of the image vs star ${r.n} of busybox, \`up\` (in-process, alternating, ${s.image.up.n} runs each) | ${ms(s.image.up)} | ${ms(s.busybox.up)} | ${s.ratio.up.toFixed(2)}x | <= 1.2x | ${pf(s.ratio.up <= 1.2)} |`,
     `| same, \`down\` | ${ms(s.image.down)} | ${ms(s.busybox.down)} | ${s.ratio.down.toFixed(2)}x | | |`,
     `| image store while star ${r.n} of the image is up (grows by the image once, at the pull) | ${s.store.labUpMiB} MiB (after the pull ${s.store.afterPullMiB} MiB; growth during up ${s.store.growthDuringUpBytes} bytes) | containers' upper dirs: ${s.store.containerUppersMiB} MiB in all, ${s.store.upperPerContainerKiB} KiB each | | once, not per container | ${pf(s.store.growthDuringUpBytes === 0)} |`,
