@@ -287,12 +287,15 @@ export async function unpackLayer(blob: Readable, mediaType: string, dir: string
       fd = writer.begin(e);
     } catch (err) {
       stream.resume();
-      next(err instanceof ImageError ? err : new ImageError(`entry ${h.name}: ${(err as Error).message}`));
+      // ENOSPC and the like keep their code: the caller names them as such.
+      next(err instanceof ImageError || (err as NodeJS.ErrnoException).code ? err as Error : new ImageError(`entry ${h.name}: ${(err as Error).message}`));
       return;
     }
     if (fd === null) { stream.on('end', () => next()); stream.resume(); return; }
     const file = fd;
-    stream.on('data', (c) => { fs.writeSync(file, c as Buffer); });
+    stream.on('data', (c) => {
+      try { fs.writeSync(file, c as Buffer); } catch (err) { extract.destroy(err as Error); }
+    });
     stream.on('end', () => {
       try { writer.endFile(file, e); next(); } catch (err) { next(err as Error); }
     });
