@@ -2,6 +2,7 @@
 // everything carrying netlab's markers (status.ts reads labs back, link.ts sets cables down/up). Kernel
 // access goes through controller/kernel/ only; everything a lab made is found again from its name
 // (netns prefix, IFLA_GROUP, nft table), so down works after a crash at any point.
+import { hostsFile } from '../topology/hosts.js';
 import * as fs from 'node:fs';
 import type { Lab } from '../topology/types.js';
 import { labGroup, nftTable, nodeNetns, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
@@ -126,7 +127,10 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     try {
       saveIpForward(plan);
       await applyPlan(plan, kernelApi(kernel, accepted), {
-        startContainers: async (steps) => { await startContainers(lab, steps.map((st) => st.node)); },
+        startContainers: async (steps) => {
+          const byName = new Map(lab.nodes.map((n) => [n.name, n]));
+          await startContainers(lab.name, steps.map((st) => st.spec), (n) => hostsFile(lab, byName.get(n)!));
+        },
         aborted: stopped,
         progress: (done, total, step) => opts.progress?.(step.phase, done, total),
       });

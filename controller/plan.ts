@@ -2,6 +2,7 @@
 // with the exact names they will have and one reason per step. Pure and deterministic (the
 // same Lab gives byte-identical JSON), so `netlab plan` needs no root and apply logic is
 // testable against a recording fake. The controller executes these steps in order.
+import { containerSpec, type ContainerSpec } from '../runtime/container.js';
 import type { Lab, LabNode } from '../topology/types.js';
 import { nftTable } from '../topology/names.js';
 import { iptComment, labIfPrefix, labRuleset, needsFirewall, NFT_FAMILY } from './firewall.js';
@@ -36,6 +37,8 @@ export type PlanStepBody =
   | {
       op: 'container.start'; node: string; netns: Ns; image: string; command: string[] | null;
       hostname: string; reason: string;
+      /** The whole container as the runtime starts it (apply's only input for it). */
+      spec: ContainerSpec;
     };
 
 /** A step, tagged with the phase of `up` it belongs to (for progress output). */
@@ -264,7 +267,7 @@ export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
   phase = 'containers';
   if (opts.containers ?? true) {
     for (const node of nodes) {
-      add({ op: 'container.start', node: node.name, netns: node.netns, image: node.image, command: node.command, hostname: node.name, reason: `container ${node.name}` });
+      add({ op: 'container.start', node: node.name, netns: node.netns, image: node.image, command: node.command, hostname: node.name, spec: containerSpec(node), reason: `container ${node.name}` });
     }
   }
 

@@ -11,7 +11,6 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabNode } from '../topology/types.js';
-import { hostsFile } from '../topology/hosts.js';
 import { labDir } from './paths.js';
 import { createContainerGroups, currentLayout, deviceProgramGroup, oomKills, pidsIn, procsFiles, removeGroups, type CgroupLayout } from './cgroups.js';
 import { createHash } from 'node:crypto';
@@ -37,6 +36,21 @@ function nodeDir(lab: string, node: string): string {
   return path.join(containersDir(lab), node);
 }
 
+/** Everything the runtime needs to start one node's container, carried by the plan's
+ *  container.start step (the runtime never looks nodes up in the Lab): the node's own settings
+ *  as the topology resolved them; the image is resolved from `image` at start. */
+export type ContainerSpec = Pick<LabNode,
+  'name' | 'image' | 'networkMode' | 'netns' | 'command' | 'entrypoint' | 'environment' | 'workingDir' | 'user'
+  | 'volumes' | 'resources' | 'privileged' | 'capAdd' | 'capDrop' | 'seccomp' | 'sysctls'>;
+
+export function containerSpec(n: LabNode): ContainerSpec {
+  return {
+    name: n.name, image: n.image, networkMode: n.networkMode, netns: n.netns, command: n.command, entrypoint: n.entrypoint ?? null,
+    environment: n.environment, workingDir: n.workingDir, user: n.user, volumes: n.volumes, resources: n.resources,
+    privileged: n.privileged, capAdd: n.capAdd, capDrop: n.capDrop, seccomp: n.seccomp, sysctls: n.sysctls,
+  };
+}
+
 interface ContainerMeta {
   cgroupVersion: 1 | 2;
   cgroups: Record<string, string>;
@@ -60,7 +74,7 @@ function checkLine(v: string, what: string): string {
 // ---------------------------------------------------------------- confinement programs
 
 /** The seccomp profile a node runs under, or null for none (privileged, or seccomp=unconfined). */
-function profileOf(node: LabNode): { profile: SeccompProfile; id: string } | null {
+function profileOf(node: ContainerSpec): { profile: SeccompProfile; id: string } | null {
   if (node.privileged || node.seccomp.mode === 'unconfined') return null;
   if (node.seccomp.mode === 'default') return { profile: DEFAULT_PROFILE, id: 'default' };
   const file = node.seccomp.file;
@@ -77,7 +91,7 @@ function profileOf(node: LabNode): { profile: SeccompProfile; id: string } | nul
  *  default profile once per distinct capability set, not once per node. */
 const compiled = new Map<string, Buffer>();
 
-function compiledFilter(node: LabNode, p: { profile: SeccompProfile; id: string }, caps: string[]): Buffer {
+function compiledFilter(node: ContainerSpec, p: { profile: SeccompProfile; id: string }, caps: string[]): Buffer {
   const key = `${p.id}-${capMask(caps)}`;
   let program = compiled.get(key);
   if (!program) {
@@ -98,7 +112,7 @@ class Programs {
   private readonly files = new Map<string, string>();
   constructor(private readonly dir: string) {}
 
-  seccomp(node: LabNode, caps: string[]): string | null {
+  seccomp(node: ContainerSpec, caps: string[]): string | null {
     const p = profileOf(node);
     if (p === null) return null;
     const mask = capMask(caps);
@@ -150,7 +164,7 @@ export interface NodeProcess {
 
 /** The node's command: an `entrypoint` in the topology replaces the image's Entrypoint and drops
  *  its Cmd (as `docker run --entrypoint` and Compose do); `command` replaces Cmd. */
-export function nodeProcess(node: LabNode, image: ImageSpec): NodeProcess {
+export function nodeProcess(node: ContainerSpec, image: ImageSpec): NodeProcess {
   const entrypoint = node.entrypoint ?? null; // absent in the state of a lab from before the key
   const argv = entrypoint !== null
     ? [...entrypoint, ...(node.command ?? [])]
@@ -170,9 +184,9 @@ function normaliseSignal(node: string, sig: string): string {
   return name;
 }
 
-function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: ImageSpec, hostResolv: string, programs: Programs): void {
+function prepareNode(lab: string, hosts: string, node: ContainerSpec, layout: CgroupLayout, image: ImageSpec, hostResolv: string, programs: Programs): void {
   const proc = nodeProcess(node, image);
-  const dir = nodeDir(lab.name, node.name);
+  const dir = nodeDir(lab, node.name);
   const upper = path.join(dir, 'upper');
   fs.mkdirSync(upper, { recursive: true });
   fs.mkdirSync(path.join(dir, 'work'), { recursive: true });
@@ -180,7 +194,7 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: Image
   // Where the writable layer holds /etc: under it (an overlay root), or it is /etc (host).
   const etc = path.join(upper, image.etcInUpper);
   fs.mkdirSync(etc, { recursive: true });
-  fs.writeFileSync(path.join(etc, 'hosts'), hostsFile(lab, node));
+  fs.writeFileSync(path.join(etc, 'hosts'), hosts);
   fs.writeFileSync(path.join(etc, 'hostname'), `${node.name}\n`);
   fs.writeFileSync(path.join(etc, 'resolv.conf'), resolvConf(hostResolv));
   for (const v of node.volumes) {
@@ -188,10 +202,10 @@ function prepareNode(lab: Lab, node: LabNode, layout: CgroupLayout, image: Image
   }
   // Intent first: the group paths are on disk before the groups exist, so down finds them.
   const meta: ContainerMeta = { cgroupVersion: layout.version, cgroups: {} };
-  for (const [ctrl, base] of Object.entries(layout.base)) meta.cgroups[ctrl] = path.join(base, lab.name, node.name);
+  for (const [ctrl, base] of Object.entries(layout.base)) meta.cgroups[ctrl] = path.join(base, lab, node.name);
   fs.writeFileSync(path.join(dir, 'cgroups.json'), JSON.stringify(meta));
   // Docker's device list, unless privileged (then every device, as `docker run --privileged`).
-  createContainerGroups(layout, lab.name, node.name, node.resources, node.privileged ? null : v1AllowLines(DEFAULT_DEVICE_RULES));
+  createContainerGroups(layout, lab, node.name, node.resources, node.privileged ? null : v1AllowLines(DEFAULT_DEVICE_RULES));
   const caps = effectiveCaps(node);
   const seccomp = programs.seccomp(node, caps);
   const devGroup = node.privileged ? null : deviceProgramGroup(layout, meta.cgroups);
@@ -245,19 +259,21 @@ export function checkRuntime(lab: Lab): void {
   }
 }
 
-/** Prepares and starts every container of the lab under one supervisor; resolves when all
- *  have exec'd their command (or throws naming the node that could not start). */
-export async function startContainers(lab: Lab, nodes: string[]): Promise<Record<string, number>> {
+/** Prepares and starts the given containers of lab LAB under one supervisor (their specs as the
+ *  plan carries them; `hosts` gives each node's /etc/hosts, the one part that depends on the
+ *  other nodes); resolves when all have exec'd their command (or throws naming the node that
+ *  could not start). */
+export async function startContainers(lab: string, specs: ContainerSpec[], hosts: (node: string) => string): Promise<Record<string, number>> {
+  const nodes = specs.map((s) => s.name);
   const layout = currentLayout();
   const hostResolv = (() => { try { return fs.readFileSync('/etc/resolv.conf', 'utf8'); } catch { return ''; } })();
   const images = new Map<string, ImageSpec>();
-  const dir = containersDir(lab.name);
+  const dir = containersDir(lab);
   fs.mkdirSync(dir, { recursive: true });
   const programs = new Programs(dir);
-  for (const name of nodes) {
-    const node = lab.nodes.find((n) => n.name === name)!;
+  for (const node of specs) {
     if (!images.has(node.image)) images.set(node.image, resolveImage(node.image));
-    prepareNode(lab, node, layout, images.get(node.image)!, hostResolv, programs);
+    prepareNode(lab, hosts(node.name), node, layout, images.get(node.image)!, hostResolv, programs);
   }
   const child = spawn(SHIM_PATH, ['supervise', dir, ...nodes], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   fs.writeFileSync(path.join(dir, 'supervisor.pid'), `${child.pid}\n`);
@@ -268,7 +284,7 @@ export async function startContainers(lab: Lab, nodes: string[]): Promise<Record
   await new Promise<void>((resolve, reject) => {
     let buf = '';
     let ready = false;
-    const timer = setTimeout(() => reject(new RuntimeError(`containers of ${lab.name} did not start within 60 s`)), 60_000);
+    const timer = setTimeout(() => reject(new RuntimeError(`containers of ${lab} did not start within 60 s`)), 60_000);
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl: number;

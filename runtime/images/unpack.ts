@@ -273,6 +273,9 @@ export async function unpackLayer(blob: Readable, mediaType: string, dir: string
   const writer = new LayerWriter(dir);
   const extract = tar.extract();
   extract.on('entry', (h, stream, next) => {
+    // A refused entry ends the whole extraction, which destroys this entry's stream with the
+    // same error: reported once, by the pipeline, not again as an unhandled stream error.
+    stream.on('error', () => {});
     const pax = (h as { pax?: Record<string, string> }).pax ?? null;
     const e: Entry = {
       name: h.name, type: h.type ?? 'file', mode: h.mode ?? 0o644, uid: h.uid ?? 0, gid: h.gid ?? 0,
@@ -284,16 +287,19 @@ export async function unpackLayer(blob: Readable, mediaType: string, dir: string
       fd = writer.begin(e);
     } catch (err) {
       stream.resume();
-      next(err instanceof ImageError ? err : new ImageError(`entry ${h.name}: ${(err as Error).message}`));
+      // ENOSPC and the like keep their code: the caller names them as such.
+      next(err instanceof ImageError || (err as NodeJS.ErrnoException).code ? err as Error : new ImageError(`entry ${h.name}: ${(err as Error).message}`));
       return;
     }
     if (fd === null) { stream.on('end', () => next()); stream.resume(); return; }
     const file = fd;
-    stream.on('data', (c) => { fs.writeSync(file, c as Buffer); });
+    stream.on('data', (c) => {
+      try { fs.writeSync(file, c as Buffer); } catch (err) { extract.destroy(err as Error); }
+    });
     stream.on('end', () => {
       try { writer.endFile(file, e); next(); } catch (err) { next(err as Error); }
     });
-    stream.on('error', (err) => { try { fs.closeSync(file); } catch { /* closed */ } next(err); });
+    stream.on('error', () => { try { fs.closeSync(file); } catch { /* closed */ } });
   });
   try {
     const input = kind === 'auto' ? await sniffed(blob) : { kind, stream: blob };

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ImageSpec } from './types.js';
+import { lgetxattr } from './fsops.js';
 import { NetlabError } from '../../topology/errors.js';
 
 export class UserError extends NetlabError {}
@@ -25,7 +26,9 @@ export function readImageFile(spec: ImageSpec, file: string, depth = 0): string 
   const rel = path.posix.normalize(file).replace(/^\/+/, '');
   const roots = spec.root.flatMap((m) => (m.kind === 'overlay-root' ? m.layers : m.kind === 'bind-root' ? [m.source] : []));
   const parts = rel.split('/');
+  const layerCount = roots.length;
   for (const layer of roots) {
+    let opaque = false;
     // A whiteout (char device 0/0) of the file or of any parent ends the search: it is deleted.
     let hidden = false;
     for (let i = 1; i <= parts.length; i++) {
@@ -40,8 +43,10 @@ export function readImageFile(spec: ImageSpec, file: string, depth = 0): string 
         return st.isFile() ? fs.readFileSync(path.join(layer, rel), 'utf8') : null;
       }
       if (!st.isDirectory()) break;
+      // An opaque directory (overlayfs: trusted.overlay.opaque=y) hides what lower layers have under it.
+      if (layerCount > 1 && lgetxattr(path.join(layer, ...parts.slice(0, i)), 'trusted.overlay.opaque')?.toString() === 'y') opaque = true;
     }
-    if (hidden) return null;
+    if (hidden || opaque) return null;
   }
   return null;
 }

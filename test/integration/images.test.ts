@@ -212,6 +212,23 @@ describe.skipIf(!isRoot || !haveTools)('OCI images', () => {
     expect(v.stderr).toMatch(new RegExp(`${file.replace(/[.]/g, '\\.')}:3:\\d+: .*image`));
   }, 120_000);
 
+  it('a store without space left: one line, nothing half-stored', () => {
+    const small = path.join(tmp, 'small-store');
+    fs.mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=640k', 'netlab-test-small', small]);
+    try {
+      const r = cli(['image', 'pull', ref('base')], { env: { NETLAB_IMAGE_STORE: small } });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/netlab: no space left on the device of /);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('netlab:'))).toHaveLength(1);
+      expect(r.stderr).toMatch(/netlab: no space left on the device of /);
+      expect(fs.readdirSync(path.join(small, 'tmp'))).toEqual([]);
+      expect(fs.readdirSync(path.join(small, 'layers/sha256'))).toEqual([]);
+    } finally {
+      execFileSync('umount', [small]);
+    }
+  }, 60_000);
+
   it('a blob corrupted in the registry is refused naming its digest; nothing of it stays', () => {
     // The user image's config differs from base's: corrupt its top-most unique layer.
     const manifest = JSON.parse(fs.readFileSync(path.join(images.layout, 'blobs/sha256', images.digest('whiteout').slice(7)), 'utf8')) as { layers: { digest: string }[] };

@@ -469,6 +469,16 @@ describe('web view model', () => {
     expect(g.nodes.find((n) => n.name === 'h3')!.process).toMatchObject({ state: 'exited', exit: 'exited 1' });
   });
 
+  it("a running node's image ports (its ExposedPorts) are on its view node; the model alone has none", () => {
+    const lab = load('labs/bridge.yml');
+    const st = healthyStatus(lab);
+    st.nodes.find((n) => n.name === 'web')!.image = { image: 'nginx:1', digest: 'sha256:' + 'a'.repeat(64), exposedPorts: ['443/tcp', '80/tcp'], stopSignal: 'SIGQUIT' };
+    const g = labView(lab, st, 'up');
+    expect(g.nodes.find((n) => n.name === 'web')!.ports).toEqual(['443/tcp', '80/tcp']);
+    expect(g.nodes.find((n) => n.name === 'client1')!.ports).toEqual([]);
+    expect(labView(lab, null, 'offline').nodes.every((n) => n.ports.length === 0)).toBe(true);
+  });
+
   it('overlay labs draw simulated hosts and the VXLAN spans', () => {
     const g = labView(load('labs/overlay.yml'), null, 'offline');
     expect(g.nodes.filter((n) => n.kind === 'host').map((n) => n.name).sort()).toEqual(['h1', 'h2']);
