@@ -131,6 +131,11 @@ class LayerWriter {
   private readonly made = new Set<string>();
   constructor(private readonly root: string) {}
 
+  /** Directories of this layer known to be real directories (layer-relative): a layer of 7,000
+   *  entries would otherwise lstat every parent of every entry again. Dropped when an entry
+   *  replaces one of them. */
+  private readonly dirs = new Set<string>(['']);
+
   /** The host path for REL, every parent resolved inside the layer: a parent that is a symlink
    *  of this layer is followed with the layer directory as its root (absolute targets and `..`
    *  stay inside), missing parents are made. The last component is not followed. */
@@ -144,10 +149,12 @@ class LayerWriter {
       const part = queue.shift()!;
       if (part === '' || part === '.') continue;
       if (part === '..') { cur.pop(); continue; }
-      const p = path.join(this.root, ...cur, part);
+      const key = cur.length ? `${cur.join('/')}/${part}` : part;
+      if (this.dirs.has(key)) { cur.push(part); continue; }
+      const p = path.join(this.root, key);
       const st = fs.lstatSync(p, { throwIfNoEntry: false });
-      if (!st) { fs.mkdirSync(p, { mode: 0o755 }); cur.push(part); continue; }
-      if (st.isDirectory()) { cur.push(part); continue; }
+      if (!st) { fs.mkdirSync(p, { mode: 0o755 }); this.dirs.add(key); cur.push(part); continue; }
+      if (st.isDirectory()) { this.dirs.add(key); cur.push(part); continue; }
       if (st.isSymbolicLink()) {
         if (++hops > 40) throw new ImageError(`entry ${rel}: too many levels of symbolic links`);
         const target = fs.readlinkSync(p);
@@ -158,6 +165,7 @@ class LayerWriter {
       // A file where a directory is needed: tar replaces it.
       fs.rmSync(p, { force: true });
       fs.mkdirSync(p, { mode: 0o755 });
+      this.dirs.add(key);
       cur.push(part);
     }
     return path.join(this.root, ...cur, base);
@@ -167,6 +175,10 @@ class LayerWriter {
     const st = fs.lstatSync(p, { throwIfNoEntry: false });
     if (!st) return;
     if (keepDir && st.isDirectory()) return;
+    if (st.isDirectory()) {
+      const rel = path.relative(this.root, p);
+      for (const d of this.dirs) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
+    }
     fs.rmSync(p, { recursive: true, force: true });
   }
 
