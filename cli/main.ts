@@ -127,7 +127,7 @@ export function buildProgram(io: Io): Command {
     .option('-f, --follow', 'keep printing new output until the container exits or Ctrl-C')
     .action(async (arg: string, node: string, opts: { follow?: boolean }) => (await import('./commands/exec.js')).logs(io, arg, node, opts));
 
-  const image = program.command('image').description('the image store: pull, list, inspect, remove and load OCI images (needs root)');
+  const image = program.command('image').description('the image store: pull, list, inspect, remove, load and build OCI images (needs root)');
   const images = () => import('./commands/image.js');
   image
     .command('pull')
@@ -160,6 +160,12 @@ export function buildProgram(io: Io): Command {
     .argument('<file>', 'archive or directory')
     .option('--name <ref>', 'name the image (when the input names it only by a tag, or not at all)')
     .action(async (file: string, opts: { name?: string }) => (await images()).load(io, file, opts));
+  image
+    .command('build')
+    .description('build the images a topology file declares under images: (Debian packages, with mmdebstrap) into the store')
+    .argument('<file>', 'topology file')
+    .option('--rebuild', 'build them even when the store has them')
+    .action(async (file: string, opts: { rebuild?: boolean }) => (await images()).build(io, file, opts));
 
   program
     .command('web')

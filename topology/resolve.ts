@@ -13,6 +13,7 @@ import { labGroup, labId } from './names.js';
 import type { Locator } from './source.js';
 import { hostsAddress } from './hosts.js';
 import { resolveChecks } from './resolve-checks.js';
+import { BUILT_REGISTRY, isBuiltRef, resolveImages } from './resolve-images.js';
 import { buildNodes, checkHostPorts, checkNodeNameCase, nodeAttachments } from './resolve-nodes.js';
 import {
   allocateSubnets, assignAddresses, checkLinkAddresses, labLinks, labNetworks, placeNetworks, resolveHosts, resolveLinks,
@@ -34,6 +35,7 @@ export interface ResolveResult {
 export function resolveTopology(raw: RawTopology, loc: Locator, file: string, env?: ResolveEnv): ResolveResult {
   const ctx = makeContext(raw, loc, file, env);
   checkNodeNameCase(ctx);
+  const images = resolveImages(ctx);
   const { pool, prefix } = resolvePool(ctx);
   const nets = resolveNetworks(ctx);
   const netByName = new Map(nets.map((n) => [n.name, n]));
@@ -45,6 +47,12 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string, en
   const { gateways, attAddr } = assignAddresses(ctx, nets, netByName, attachments);
   const { nodes, hostPorts } = buildNodes(ctx, nodeDrafts, links, netByName, attAddr, gateways);
   checkHostPorts(ctx, hostPorts);
+  // A node that names an `images:` entry runs the image built from it.
+  for (const n of nodes) {
+    const built = images.get(n.image);
+    if (built) n.image = built.ref;
+    else if (isBuiltRef(n.image)) ctx.err(['nodes', n.name, 'image'], `${BUILT_REGISTRY} names images netlab builds from \`images:\`; declare the image there and write image: NAME`);
+  }
   checkLinkAddresses(ctx, nodes, links);
   const { checks, dnsFromHosts } = resolveChecks(raw.checks ?? [], ctx.nodeNames, ctx.err);
 
@@ -55,6 +63,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string, en
   const lab: Lab = {
     name: ctx.labName, file: file ? path.resolve(file) : '', id: labId(ctx.labName), group: labGroup(ctx.labName),
     underlay: hostsStage.underlay, hosts: hostsStage.hosts, networks, nodes, links: labLinks(links), checks,
+    ...(images.size > 0 ? { images: [...images.values()] } : {}),
   };
   for (const c of dnsFromHosts) {
     const from = lab.nodes.find((n) => n.name === c.from)!;

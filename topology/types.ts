@@ -78,6 +78,12 @@ export interface RawLink {
   state?: 'up' | 'down';
 }
 
+/** An image built from Debian packages (`images.<name>`). */
+export interface RawImage {
+  debian: string;
+  packages: string[];
+}
+
 export interface RawHost {
   address?: string;
 }
@@ -101,6 +107,7 @@ export interface RawTopology {
   name: string;
   ipam?: { pool?: string; prefix?: number };
   underlay?: { subnet?: string };
+  images?: Record<string, RawImage>;
   hosts?: Record<string, RawHost | null>;
   networks?: Record<string, RawNetwork | null>;
   nodes?: Record<string, RawNode | null>;
@@ -274,6 +281,19 @@ export interface LabCheck {
   label: string;
 }
 
+/** An image the lab declares (`images:`), built by netlab from Debian packages with mmdebstrap
+ *  into the image store under `ref`; nodes that name it have `image` = `ref`. */
+export interface LabImage {
+  /** The key under `images:`. */
+  name: string;
+  /** Debian suite (codename or alias), as written. */
+  debian: string;
+  /** Package names, sorted, each once. */
+  packages: string[];
+  /** The store reference: netlab.invalid/<name>:<suite>-<hash of the recipe>. */
+  ref: string;
+}
+
 export interface Lab {
   name: string;
   /** Absolute path of the topology file ('' when built in memory). */
@@ -288,4 +308,6 @@ export interface Lab {
   nodes: LabNode[];
   links: LabLink[];
   checks: LabCheck[];
+  /** The images the file declares under `images:` (absent: none). */
+  images?: LabImage[];
 }

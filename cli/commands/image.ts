@@ -1,4 +1,5 @@
-// netlab image pull | ls | inspect | rm | prune | load: the image store from the command line.
+// netlab image pull | ls | inspect | rm | prune | load | build: the image store from the command
+// line, and the progress of builds (also `up`'s build phase).
 import { parseImageReference } from '../../topology/image-ref.js';
 import { pullImage } from '../../runtime/images/pull.js';
 import { loadImages } from '../../runtime/images/load.js';
@@ -10,6 +11,10 @@ import { requireRoot } from '../../controller/lab.js';
 import { UserError } from '../errors.js';
 import type { Io } from '../io.js';
 import { fmtBytes, pullProgress } from '../pull-progress.js';
+import type { BuildEvents } from '../../runtime/images/build.js';
+import type { LabImage } from '../../topology/types.js';
+import { BUILT_REGISTRY } from '../../topology/resolve-images.js';
+import { loadLab } from '../target.js';
 
 /** A reference, a manifest digest (sha256:HEX) or a digest prefix of 12+ hex digits. */
 function queryOf(text: string): ImageQuery {
@@ -29,6 +34,7 @@ const short = (d: string) => d.slice(7, 19);
 
 export async function pull(io: Io, ref: string): Promise<void> {
   requireRoot('image pull');
+  if (parseImageReference(ref).registry === BUILT_REGISTRY) throw new UserError(`${ref} is an image netlab builds from a topology's \`images:\`; it cannot be pulled: run \`netlab image build FILE\``);
   await pullImage(parseImageReference(ref), { events: pullProgress(io, process.stderr.isTTY === true) });
 }
 
@@ -100,4 +106,50 @@ export async function load(io: Io, file: string, opts: { name?: string }): Promi
   requireRoot('image load');
   const loaded = await loadImages(file, opts.name !== undefined ? { name: opts.name } : {});
   for (const l of loaded) io.out(`loaded ${l.ref ?? '<none>'} (${l.img.digest}, ${l.img.diffIds.length} layers)\n`);
+}
+
+const describeRecipe = (img: LabImage) => `image ${img.name} (mmdebstrap, ${img.packages.length} package${img.packages.length === 1 ? '' : 's'})`;
+
+/** Progress of image builds: on a terminal one line rewritten in place (the image, mmdebstrap's
+ *  current step, elapsed time); elsewhere one line per image when it is in the store. */
+export function buildProgress(io: { err: (s: string) => void }, tty: boolean): BuildEvents {
+  let timer: NodeJS.Timeout | null = null;
+  let step = '';
+  let t0 = 0;
+  let what = '';
+  const draw = () => io.err(`\r\x1b[Kbuilding ${what}: ${step.slice(0, 60)} ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  const stop = () => { if (timer) clearInterval(timer); timer = null; };
+  return {
+    start(img, mirror) {
+      t0 = performance.now();
+      what = describeRecipe(img);
+      step = `from ${mirror.uri} ${img.debian}`;
+      if (tty) { draw(); timer = setInterval(draw, 500); timer.unref(); }
+    },
+    step(_img, text) { step = text; },
+    done(img, how, ms, stored) {
+      stop();
+      const size = fmtBytes(stored.size);
+      const line = how === 'built'
+        ? `built ${describeRecipe(img)} as ${img.ref} (${size}) in ${(ms / 1000).toFixed(1)} s`
+        : how === 'tagged'
+          ? `image ${img.name}: the same recipe is in the store (${stored.digest.slice(7, 19)}), tagged ${img.ref}`
+          : `image ${img.name}: already in the store as ${img.ref} (${size})`;
+      io.err(`${tty ? '\r\x1b[K' : ''}${line}\n`);
+    },
+  };
+}
+
+/** `netlab image build FILE`: builds the images the file declares (`images:`). */
+export async function build(io: Io, file: string, opts: { rebuild?: boolean }): Promise<void> {
+  requireRoot('image build');
+  const lab = loadLab(file);
+  const images = lab.images ?? [];
+  if (images.length === 0) throw new UserError(`${file} declares no images (an images: map of NAME: { debian: SUITE, packages: [...] })`);
+  const { buildImage } = await import('../../runtime/images/build.js');
+  const events = buildProgress(io, process.stderr.isTTY === true);
+  for (const img of images) {
+    const s = await buildImage(img, { events, ...(opts.rebuild ? { rebuild: true } : {}) });
+    io.out(`${img.name} ${img.ref} ${s.digest}\n`);
+  }
 }

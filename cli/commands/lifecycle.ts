@@ -25,7 +25,21 @@ export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
     // Images first, as a phase of its own, before any kernel object: a pull may take minutes,
     // so the claim lock is not held through it (the file is read again after, as other labs
     // may have come up meanwhile).
-    const wanted = [...new Set(nodesBuilt(lab, opts.as).map((n) => n.image))];
+    let used = new Set(nodesBuilt(lab, opts.as).map((n) => n.image));
+    // Images the file declares (`images:`) are built, never pulled: their own phase, first.
+    const recipes = (lab.images ?? []).filter((i) => used.has(i.ref));
+    if (recipes.length > 0) {
+      const [{ ensureBuilt, needsBuild }, { buildProgress }] = await Promise.all([import('../../runtime/images/build.js'), import('./image.js')]);
+      if (needsBuild(recipes)) {
+        releaseClaims();
+        await ensureBuilt(recipes, { events: buildProgress(io, process.stderr.isTTY === true) });
+        holdClaims();
+        lab = loadLab(file, envForUp());
+        used = new Set(nodesBuilt(lab, opts.as).map((n) => n.image));
+      }
+    }
+    const builtRefs = new Set((lab.images ?? []).map((i) => i.ref));
+    const wanted = [...used].filter((i) => !builtRefs.has(i));
     if (wanted.some((i) => i !== 'busybox' && i !== 'host')) {
       const [{ ensureImages, needsPull }, { pullProgress }] = await Promise.all([import('../../runtime/images/pull.js'), import('../pull-progress.js')]);
       if (needsPull(wanted, opts.pull ?? 'missing')) {
