@@ -9,8 +9,10 @@ cd "$(dirname "$0")"
 # compiler for runtime/shim.c (the small helper that starts containers), and Chromium for the
 # web view's browser tests and render benchmark (driven by playwright-core, which downloads nothing).
 # The image tests' peers: a real OCI registry (docker-registry) and the tools that build and copy
-# images (umoci, skopeo); netlab itself never runs them, it speaks the registry API on its own.
-packages=(iproute2 iputils-ping busybox-static nftables util-linux procps curl gcc libc6-dev chromium docker-registry skopeo umoci)
+# images (umoci, skopeo), zstd for a compressed test layer; netlab itself never runs them, it
+# speaks the registry API on its own. mmdebstrap builds the images a topology declares from
+# Debian packages (`images:`).
+packages=(iproute2 iputils-ping busybox-static nftables util-linux procps curl gcc libc6-dev chromium docker-registry skopeo umoci zstd mmdebstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
