@@ -95,7 +95,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NetlabConfig {
 export function parseConfig(file: string, text: string): NetlabConfig {
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    // An empty file (NETLAB_CONFIG=/dev/null, a `touch`ed config) means no settings.
+    doc = text.trim() === '' ? {} : JSON.parse(text);
   } catch (e) {
     throw new ImageError(`${file}: not valid JSON: ${(e as Error).message.split('\n')[0]}`);
   }

@@ -32,6 +32,9 @@ describe('netlab config file', () => {
     expect(loadConfig({ NETLAB_CONFIG: path.join(tmp, 'none.json') })).toEqual(cfg());
     expect(DEFAULT_MAX_LAYER_BYTES).toBe(20 * 1024 ** 3);
   });
+  it('an empty file (NETLAB_CONFIG=/dev/null): the defaults', () => {
+    expect(loadConfig({ NETLAB_CONFIG: '/dev/null' })).toEqual({ ...cfg(), file: '/dev/null' });
+  });
   it("reads Docker's daemon.json keys and ignores the others", () => {
     const env = writeConfig({
       'registry-mirrors': ['https://mirror.example.com/', 'http://127.0.0.1:5001'],
