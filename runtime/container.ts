@@ -41,12 +41,12 @@ function nodeDir(lab: string, node: string): string {
  *  as the topology resolved them; the image is resolved from `image` at start. */
 export type ContainerSpec = Pick<LabNode,
   'name' | 'image' | 'networkMode' | 'netns' | 'command' | 'entrypoint' | 'environment' | 'workingDir' | 'user'
-  | 'volumes' | 'resources' | 'privileged' | 'capAdd' | 'capDrop' | 'seccomp' | 'sysctls'>;
+  | 'volumes' | 'files' | 'resources' | 'privileged' | 'capAdd' | 'capDrop' | 'seccomp' | 'sysctls'>;
 
 export function containerSpec(n: LabNode): ContainerSpec {
   return {
     name: n.name, image: n.image, networkMode: n.networkMode, netns: n.netns, command: n.command, entrypoint: n.entrypoint ?? null,
-    environment: n.environment, workingDir: n.workingDir, user: n.user, volumes: n.volumes, resources: n.resources,
+    environment: n.environment, workingDir: n.workingDir, user: n.user, volumes: n.volumes, files: n.files ?? [], resources: n.resources,
     privileged: n.privileged, capAdd: n.capAdd, capDrop: n.capDrop, seccomp: n.seccomp, sysctls: n.sysctls,
   };
 }
@@ -200,6 +200,8 @@ function prepareNode(lab: string, hosts: string, node: ContainerSpec, layout: Cg
   for (const v of node.volumes) {
     if (!fs.existsSync(v.source)) throw new RuntimeError(`node ${node.name}: volume source ${v.source} does not exist`);
   }
+  // Files go into the writable layer, so the container's writes to them stay its own.
+  for (const f of node.files ?? []) fs.cpSync(f.source, path.join(upper, fileInUpper(node, image, f.target)), { recursive: true, dereference: true });
   // Intent first: the group paths are on disk before the groups exist, so down finds them.
   const meta: ContainerMeta = { cgroupVersion: layout.version, cgroups: {} };
   for (const [ctrl, base] of Object.entries(layout.base)) meta.cgroups[ctrl] = path.join(base, lab, node.name);
@@ -248,12 +250,27 @@ export function containerImage(lab: string, node: string): ContainerImageInfo | 
   try { return JSON.parse(fs.readFileSync(path.join(nodeDir(lab, node), 'image.json'), 'utf8')) as ContainerImageInfo; } catch { return null; }
 }
 
+/** Where a `files:` target lies in the writable layer: below it for an overlay root; for the host
+ *  image (whose writable layer is /etc itself) only targets under /etc can be written. */
+function fileInUpper(node: ContainerSpec, image: ImageSpec, target: string): string {
+  if (image.etcInUpper === '') {
+    if (!target.startsWith('/etc/')) throw new RuntimeError(`node ${node.name}: with image ${image.ref}, files must lie under /etc (the rest of the root is the host's, read-only): ${target}`);
+    return target.slice('/etc/'.length);
+  }
+  return target.slice(1);
+}
+
 /** Checks everything the runtime needs before any kernel object is made: the helper, the images,
  *  and that every node's seccomp profile reads and compiles. */
 export function checkRuntime(lab: Lab): void {
   if (!fs.existsSync(SHIM_PATH)) throw new RuntimeError(`container helper ${SHIM_PATH} is missing: run ./setup.sh (it builds it)`);
   for (const n of lab.nodes) {
-    nodeProcess(n, resolveImage(n.image)); // its command and user exist in its image
+    const image = resolveImage(n.image);
+    nodeProcess(n, image); // its command and user exist in its image
+    for (const f of n.files ?? []) {
+      if (!fs.existsSync(f.source)) throw new RuntimeError(`node ${n.name}: file source ${f.source} (for ${f.target}) does not exist`);
+      fileInUpper(n, image, f.target);
+    }
     const p = profileOf(n);
     if (p) compiledFilter(n, p, effectiveCaps(n));
   }

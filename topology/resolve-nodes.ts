@@ -5,7 +5,7 @@
 // nodes (host ports published twice). Problems go through the shared context (resolve-context.ts).
 import { BUILTIN_IMAGES, parseImageReference } from './image-ref.js';
 import * as path from 'node:path';
-import type { LabInterface, LabNode, LabRoute, PortMapping, RawNetworkAttachment, RawNode, Resources, VolumeMount } from './types.js';
+import type { LabInterface, LabNode, LabRoute, PortMapping, RawNetworkAttachment, RawNode, NodeFile, Resources, VolumeMount } from './types.js';
 import { canonicalCidr, cidrContains, isIpv4, parseCidr } from './ipam.js';
 import { ifAlias, nodeNetns } from './names.js';
 import { didYouMean, type PathSeg } from './source.js';
@@ -259,6 +259,16 @@ export function buildNodes(
       if (typeof r === 'string') err([...p, 'volumes', i], r);
       else volumes.push(r);
     });
+    const files: NodeFile[] = [];
+    for (const [target, source] of Object.entries(n.files ?? {})) {
+      const at = [...p, 'files', target];
+      const t = path.posix.normalize(target);
+      if (!target.startsWith('/')) err(at, `file target "${target}" must be an absolute path in the container`, true);
+      else if (t === '/' || target.split('/').includes('..')) err(at, `file target "${target}" must name a file below /`, true);
+      else if (typeof source !== 'string' || source === '') err(at, `file ${target} needs a source path on the host`);
+      else if (files.some((f) => f.target === t)) err(at, `file ${t} is listed twice`, true);
+      else files.push({ target: t, source: source.startsWith('~/') ? path.join(process.env.HOME ?? '/root', source.slice(2)) : path.resolve(baseDir, source) });
+    }
     const resources: Resources = { cpuShares: n.resources?.cpu_shares ?? null, cpus: n.resources?.cpus ?? null, memoryBytes: null, pids: n.resources?.pids ?? null };
     if (n.resources?.memory !== undefined) {
       resources.memoryBytes = parseSize(n.resources.memory);
@@ -278,7 +288,7 @@ export function buildNodes(
     nodes.push({
       name, image, host: nd.host, networkMode: nd.mode,
       netns: nd.mode === 'host' ? null : nodeNetns(labName, name),
-      interfaces, routes, command, entrypoint, environment, ports, volumes,
+      interfaces, routes, command, entrypoint, environment, ports, volumes, files,
       workingDir: n.working_dir ?? null, user: n.user ?? null, privileged: n.privileged ?? false,
       ...security, forwarding: n.forwarding ?? false, resources,
     });

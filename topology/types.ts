@@ -56,6 +56,7 @@ export interface RawNode {
   network_mode?: 'none' | 'host';
   command?: string | string[];
   entrypoint?: string | string[];
+  files?: Record<string, string>;
   environment?: Record<string, string | number | boolean> | string[];
   ports?: string[];
   volumes?: string[];
@@ -199,6 +200,14 @@ export interface VolumeMount {
   readOnly: boolean;
 }
 
+/** A file copied into the container's writable layer at start (containerlab's startup-config). */
+export interface NodeFile {
+  /** Absolute path in the container. */
+  target: string;
+  /** Absolute path on the host (relative paths are resolved against the topology file). */
+  source: string;
+}
+
 export interface Resources {
   cpuShares: number | null;
   cpus: number | null;
@@ -222,6 +231,8 @@ export interface LabNode {
   environment: Record<string, string>;
   ports: PortMapping[];
   volumes: VolumeMount[];
+  /** Files copied into the container's writable layer before its command starts. */
+  files: NodeFile[];
   workingDir: string | null;
   user: string | null;
   privileged: boolean;

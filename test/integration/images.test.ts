@@ -119,11 +119,15 @@ describe.skipIf(!isRoot || !haveTools)('OCI images', () => {
       `  multi: { image: "${ref('multi')}", networks: [lan] }`,
       `  app: { image: "${ref('user')}", networks: [lan], command: ["trap 'echo stopped-by-usr1; exit 0' USR1; sleep 1000 & wait"] }`,
       `  ep: { image: "${ref('base')}", networks: [lan], entrypoint: ["/bin/sh", "-c"], command: ["echo from-entrypoint; exec sleep 1000"] }`,
-      '  client: { networks: [lan] }',
+      '  client: { networks: [lan], files: { /etc/app/app.conf: ./app.conf, /opt/conf: ./confdir } }',
+      `  hostimg: { image: host, network_mode: none, files: { /etc/netlab-test/x.conf: ./app.conf } }`,
       'checks:',
       '  - http: { from: client, url: "http://web/", expect: { status: 200, contains: "hello from an OCI image" } }',
       '  - dns: { from: wo, name: web }',
     ].join('\n') + '\n');
+    fs.writeFileSync(path.join(tmp, 'app.conf'), 'setting=1\n');
+    fs.mkdirSync(path.join(tmp, 'confdir/sub'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'confdir/sub/inner'), 'inner\n');
     const up = cli(['up', file, '--check']);
     expect(up.status, up.stdout + up.stderr).toBe(0);
     // multi and opaque and user were not pulled yet: `up` pulled them as its own phase first.
@@ -136,6 +140,13 @@ describe.skipIf(!isRoot || !haveTools)('OCI images', () => {
     expect(x('app', 'id; pwd; echo $GREETING $HOME')).toMatch(/^uid=1000\(app\) gid=1000\(app\) groups=50\(staff\)\n\/home\/app\nhi \/home\/app\n$/);
     expect(x('web', 'echo $PATH')).toBe('/usr/sbin:/usr/bin:/sbin:/bin\n');
     expect(ok(['logs', lab, 'ep']).stdout).toBe('from-entrypoint\n');
+    // files: copied into the writable layer (a file and a directory tree); the container's
+    // writes stay its own; with image: host, under /etc.
+    expect(x('client', 'cat /etc/app/app.conf /opt/conf/sub/inner')).toBe('setting=1\ninner\n');
+    x('client', 'echo changed > /etc/app/app.conf');
+    expect(fs.readFileSync(path.join(tmp, 'app.conf'), 'utf8')).toBe('setting=1\n');
+    expect(x('hostimg', 'cat /etc/netlab-test/x.conf')).toBe('setting=1\n');
+    expect(fs.existsSync('/etc/netlab-test')).toBe(false);
     const status = ok(['status', lab]).stdout;
     expect(status).toMatch(new RegExp(`web +running \\(pid \\d+\\), ${ref('base').replace(/[.:/]/g, '\\$&')} exposes 80/tcp`));
     const st = JSON.parse(ok(['status', lab, '--json']).stdout) as { nodes: { name: string; image: { digest: string; exposedPorts: string[] } }[] }[];

@@ -56,7 +56,7 @@ function node(name: string, over: Partial<LabNode> = {}): LabNode {
     command: null, entrypoint: null,
     environment: {},
     ports: [],
-    volumes: [],
+    volumes: [], files: [],
     workingDir: null,
     user: null,
     privileged: false,

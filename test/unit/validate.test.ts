@@ -583,3 +583,21 @@ describe('splitCommand', () => {
     expect(diags('name: t\nnodes:\n  a: { command: "echo \\"x" }\n')).toEqual(['3:17: nodes.a.command: unbalanced quotes in command']);
   });
 });
+
+describe('files (copied into the writable layer at start)', () => {
+  it('targets are absolute paths in the container; sources resolve against the topology file', () => {
+    const l = lab('name: t\nnodes:\n  a:\n    files:\n      /etc/app.conf: ./app.conf\n      /opt/./y: /abs/y\n', '/labs/dir/t.yml');
+    expect(node(l, 'a').files).toEqual([
+      { target: '/etc/app.conf', source: '/labs/dir/app.conf' },
+      { target: '/opt/y', source: '/abs/y' },
+    ]);
+    expect(node(lab('name: t\nnodes:\n  a: {}\n'), 'a').files).toEqual([]);
+  });
+  it('a relative target, a target that climbs, the root itself: errors at the key', () => {
+    expect(diags('name: t\nnodes:\n  a:\n    files:\n      etc/x: ./x\n      /../x: ./x\n      /: ./x\n')).toEqual([
+      '5:7: nodes.a.files.etc/x: file target "etc/x" must be an absolute path in the container',
+      '6:7: nodes.a.files./../x: file target "/../x" must name a file below /',
+      '7:7: nodes.a.files./: file target "/" must name a file below /',
+    ]);
+  });
+});
