@@ -52,8 +52,9 @@ function mounts(): string[] {
   });
 }
 
-/** Children of this process that are still there (a stray `ping`, a container init...). */
-function childProcesses(): string[] {
+/** Children of this process that are still there (a stray `ping`, a container init...), as
+ *  "pid comm" (zombies count: nobody waited for them). */
+export function childProcesses(): string[] {
   const out: string[] = [];
   for (const pid of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;

@@ -54,21 +54,7 @@ export function closeServer(server: http.Server): Promise<void> {
   return new Promise((r) => server.close(() => r()));
 }
 
-/** Children of this process still alive, as "pid comm" (zombies count: nobody waited for them). */
-export function childProcesses(): string[] {
-  const out: string[] = [];
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      if (Number(stat.slice(close + 2).split(' ')[1]) === process.pid) out.push(`${pid} ${stat.slice(stat.indexOf('(') + 1, close)}`);
-    } catch {
-      // exited while we looked
-    }
-  }
-  return out;
-}
+export { childProcesses } from './leaks.js';
 
 function startTokenServer(o: RegistryOptions, log: TokenRequest[]): http.Server {
   let n = 0;
