@@ -19,5 +19,14 @@ for (const [name, stream] of [['stdout', process.stdout], ['stderr', process.std
   });
 }
 const writer = (stream) => (s) => { if (!dead.has(stream)) stream.write(s); };
+// A command whose promise never settles (a stream nobody ends) would let the event loop empty
+// and Node exit 0 as if it had succeeded: that is a bug, and says so.
+let finished = false;
+process.on('beforeExit', () => {
+  if (finished) return;
+  finished = true;
+  writer(process.stderr)(`netlab: internal error: the command ${process.argv[2] ?? ''} stopped before it finished (it waited on something nothing will complete)\n`);
+  process.exitCode = 70;
+});
 main(process.argv, { out: writer(process.stdout), err: writer(process.stderr), closed: closed.signal })
-  .then((code) => { process.exitCode = code; });
+  .then((code) => { finished = true; process.exitCode = code; });

@@ -289,9 +289,14 @@ export async function putLayer(
     if (tmpDir) renameInto(tmpDir, dir);
     return 'stored';
   } catch (e) {
+    // Whichever side failed first, the others stop too: the source, the blob file, and the
+    // unpacker's input (ended with the error, or it would wait for data forever, and with
+    // nothing else left in the event loop the process would just exit 0).
     src.destroy();
-    for (const t of [tmpBlob, tmpDir]) if (t) fs.rmSync(t, { recursive: true, force: true });
+    file?.destroy();
+    toUnpack?.destroy(e as Error);
     await unpacked.catch(() => null); // its own cleanup has run before we report
+    for (const t of [tmpBlob, tmpDir]) if (t) fs.rmSync(t, { recursive: true, force: true });
     if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw new ImageError(`no space left on the device of ${root} while storing layer ${d.digest}`);
     throw e instanceof ImageError ? e : new ImageError(`layer ${d.digest}: ${(e as Error).message}`);
   }

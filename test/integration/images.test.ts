@@ -240,6 +240,35 @@ describe.skipIf(!isRoot || !haveTools)('OCI images', () => {
     }
   }, 60_000);
 
+  it('a store that fills while the blob is written, before the unpacker wrote a byte: one line, exit 1, not a silent exit 0', async () => {
+    // The layer's first tar entry carries a 1.5 MB PAX comment: the unpacker holds it in memory
+    // while the blob file fills the 256 KiB store, so the blob side fails first, every time.
+    const tarFile = path.join(tmp, 'pax-heavy.tar');
+    const { pack } = await import('tar-stream');
+    const p = pack();
+    const out = fs.createWriteStream(tarFile);
+    p.pipe(out);
+    p.entry({ name: 'note.txt', pax: { comment: randomBytes(1_100_000).toString('base64') } }, 'x\n');
+    p.finalize();
+    await new Promise<void>((res, rej) => { out.on('finish', res); out.on('error', rej); });
+    images.newImage('paxheavy').rawLayer('paxheavy', tarFile);
+    await reg.push(`oci:${images.ref('paxheavy')}`, 'test/img:paxheavy', 'oci');
+    const small = path.join(tmp, 'smaller-store');
+    fs.mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'netlab-test-smaller', small]);
+    try {
+      const r = cli(['image', 'pull', ref('paxheavy')], { env: { NETLAB_IMAGE_STORE: small } });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/netlab: no space left on the device of .* while storing layer sha256:/);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('netlab:'))).toHaveLength(1);
+      expect(fs.readdirSync(path.join(small, 'tmp'))).toEqual([]);
+      expect(fs.readdirSync(path.join(small, 'layers/sha256'))).toEqual([]);
+      expect(fs.readdirSync(path.join(small, 'blobs/sha256'))).toEqual([]);
+    } finally {
+      execFileSync('umount', [small]);
+    }
+  }, 60_000);
+
   it('a blob corrupted in the registry is refused naming its digest; nothing of it stays', () => {
     // The user image's config differs from base's: corrupt its top-most unique layer.
     const manifest = JSON.parse(fs.readFileSync(path.join(images.layout, 'blobs/sha256', images.digest('whiteout').slice(7)), 'utf8')) as { layers: { digest: string }[] };
