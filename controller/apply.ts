@@ -4,6 +4,7 @@
 import * as os from 'node:os';
 import { NetlabError } from '../topology/errors.js';
 import type { Plan, PlanStep } from './plan.js';
+import { kernelRoute } from './routes.js';
 
 /** What apply needs from one namespace's handle (a subset of kernel/kernel.ts's NetnsHandle). */
 export interface NsApi {
@@ -15,7 +16,7 @@ export interface NsApi {
   linkAddVxlan(name: string, o: { vni: number; local?: string; dev?: string; port?: number; mtu?: number; master?: string; learning?: boolean; proxy?: boolean; group?: number; alias?: string }): Promise<void>;
   linkSet(name: string, o: { up?: boolean }): Promise<void>;
   addrAdd(dev: string, cidr: string, o?: { nodad?: boolean }): Promise<void>;
-  routeAdd(r: { dst: string; via?: string; dev?: string }): Promise<void>;
+  routeAdd(r: { dst: string; via?: string; dev?: string; metric?: number; nexthops?: { via: string; dev?: string }[] }): Promise<void>;
   neighAdd(dev: string, ip: string, mac: string): Promise<void>;
   fdbAppend(dev: string, mac: string, dstIp: string): Promise<void>;
   sysctlSet(key: string, value: string): void;
@@ -95,7 +96,7 @@ async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<vo
     case 'link.up':
       return k.ns(s.netns).linkSet(s.dev, { up: true });
     case 'route.add':
-      return k.ns(s.netns).routeAdd({ dst: s.dst, via: s.via ?? undefined, dev: s.dev ?? undefined });
+      return k.ns(s.netns).routeAdd(kernelRoute(s));
     case 'fdb.append':
       return k.ns(s.netns).fdbAppend(s.dev, s.mac, s.dst);
     case 'neigh.add':

@@ -4,6 +4,7 @@ import type { LabNode } from '../topology/types.js';
 import { Kernel, KernelError } from './kernel/index.js';
 import { lockLab, readState, writeState } from './state.js';
 import { LabError, requireRoot } from './labs.js';
+import { kernelRoute } from './routes.js';
 
 /** `netlab link LAB NODE:IFACE up|down`: both ends of the cable (the node's side and its peer,
  *  or the bridge port), as pulling or plugging a cable would. Recorded in the state's model. */
@@ -82,7 +83,7 @@ async function restoreRoutes(k: Kernel, node: LabNode): Promise<void> {
   const h = k.ns(node.netns);
   for (const r of node.routes) {
     try {
-      await h.routeAdd({ dst: r.dst, via: r.via ?? undefined, dev: r.dev ?? undefined });
+      await h.routeAdd(kernelRoute(r));
     } catch (e) {
       if (!(e instanceof KernelError && ['EEXIST', 'ENETUNREACH', 'ENETDOWN'].includes(e.errno))) throw e;
     }

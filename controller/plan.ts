@@ -3,10 +3,11 @@
 // same Lab gives byte-identical JSON), so `netlab plan` needs no root and apply logic is
 // testable against a recording fake. The controller executes these steps in order.
 import { containerSpec, type ContainerSpec } from '../runtime/container.js';
-import type { Lab, LabNode } from '../topology/types.js';
+import type { Lab, LabNode, RouteNexthop } from '../topology/types.js';
 import { nftTable } from '../topology/names.js';
 import { iptComment, labIfPrefix, labRuleset, needsFirewall, NFT_FAMILY } from './firewall.js';
 import { NetlabError } from '../topology/errors.js';
+import { routeText } from './routes.js';
 
 /** null netns = the host's own (root) namespace. */
 export type Ns = string | null;
@@ -27,7 +28,7 @@ export type PlanStepBody =
     }
   | { op: 'addr.add'; netns: Ns; dev: string; address: string; reason: string }
   | { op: 'link.up'; netns: Ns; dev: string; reason: string }
-  | { op: 'route.add'; netns: Ns; dst: string; via: string | null; dev: string | null; reason: string }
+  | { op: 'route.add'; netns: Ns; dst: string; via: string | null; dev: string | null; metric?: number; nexthops?: RouteNexthop[]; reason: string }
   | { op: 'fdb.append'; netns: Ns; dev: string; mac: string; dst: string; reason: string }
   | { op: 'neigh.add'; netns: Ns; dev: string; ip: string; mac: string; reason: string }
   | { op: 'nft.apply'; family: string; table: string; ruleset: string; reason: string }
@@ -242,6 +243,7 @@ export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
     for (const r of node.routes) {
       add({
         op: 'route.add', netns: node.netns, dst: r.dst, via: r.via, dev: r.dev,
+        ...(r.metric !== undefined ? { metric: r.metric } : {}), ...(r.nexthops ? { nexthops: r.nexthops } : {}),
         reason: r.origin === 'gateway' ? `default route of ${node.name} via its network's gateway` : `static route of ${node.name}`,
       });
     }
@@ -290,7 +292,7 @@ export function formatPlan(plan: Plan): string {
       case 'vxlan.add': what = `${s.name} id ${s.vni} local ${s.local} dstport ${s.port}${s.dev ? ` dev ${s.dev}` : ''} master ${s.master}`; break;
       case 'addr.add': what = `${s.address} dev ${s.dev}`; break;
       case 'link.up': what = s.dev; break;
-      case 'route.add': what = `${s.dst}${s.via ? ` via ${s.via}` : ''}${s.dev ? ` dev ${s.dev}` : ''}`; break;
+      case 'route.add': what = routeText(s); break;
       case 'fdb.append': what = `${s.mac} dev ${s.dev} dst ${s.dst}`; break;
       case 'neigh.add': what = `${s.ip} lladdr ${s.mac} dev ${s.dev}`; break;
       case 'nft.apply': what = `table ${s.family} ${s.table}`; break;
@@ -301,3 +303,4 @@ export function formatPlan(plan: Plan): string {
   });
   return out.join('\n');
 }
+

@@ -19,7 +19,11 @@ import { DEFAULT_PROFILE, type SeccompProfile } from './seccomp/profile.js';
 import { compileProfile, parseProfile, SeccompError } from './seccomp/compile.js';
 import { DEFAULT_DEVICE_RULES, deviceProgram, v1AllowLines } from './devices.js';
 import { resolveImage, type ImageSpec, type RootMount } from './images/index.js';
-import { resolveUser, shimUser, type ResolvedUser } from './images/user.js';
+import { readImageFile, resolveUser, shimUser, type ResolvedUser } from './images/user.js';
+import { frrFiles, type FrrFile } from './frr.js';
+
+/** FRR's init script, which a routing node's image must have. */
+const FRR_INIT = '/usr/lib/frr/frrinit.sh';
 import { NetlabError } from '../topology/errors.js';
 
 export class RuntimeError extends NetlabError {}
@@ -41,13 +45,18 @@ function nodeDir(lab: string, node: string): string {
  *  as the topology resolved them; the image is resolved from `image` at start. */
 export type ContainerSpec = Pick<LabNode,
   'name' | 'image' | 'networkMode' | 'netns' | 'command' | 'entrypoint' | 'environment' | 'workingDir' | 'user'
-  | 'volumes' | 'files' | 'resources' | 'privileged' | 'capAdd' | 'capDrop' | 'seccomp' | 'sysctls'>;
+  | 'volumes' | 'files' | 'resources' | 'privileged' | 'capAdd' | 'capDrop' | 'seccomp' | 'sysctls'> & {
+  /** Files netlab renders for the node (FRR's configuration of a routing node), written into its
+   *  writable layer like `files:`. */
+  generatedFiles?: FrrFile[];
+};
 
 export function containerSpec(n: LabNode): ContainerSpec {
   return {
     name: n.name, image: n.image, networkMode: n.networkMode, netns: n.netns, command: n.command, entrypoint: n.entrypoint ?? null,
     environment: n.environment, workingDir: n.workingDir, user: n.user, volumes: n.volumes, files: n.files ?? [], resources: n.resources,
     privileged: n.privileged, capAdd: n.capAdd, capDrop: n.capDrop, seccomp: n.seccomp, sysctls: n.sysctls,
+    ...(n.routing ? { generatedFiles: frrFiles(n) } : {}),
   };
 }
 
@@ -202,6 +211,7 @@ function prepareNode(lab: string, hosts: string, node: ContainerSpec, layout: Cg
   }
   // Files go into the writable layer, so the container's writes to them stay its own.
   for (const f of node.files ?? []) fs.cpSync(f.source, path.join(upper, fileInUpper(node, image, f.target)), { recursive: true, dereference: true });
+  if (node.generatedFiles?.length) writeGenerated(node, image, upper, node.generatedFiles);
   // Intent first: the group paths are on disk before the groups exist, so down finds them.
   const meta: ContainerMeta = { cgroupVersion: layout.version, cgroups: {} };
   for (const [ctrl, base] of Object.entries(layout.base)) meta.cgroups[ctrl] = path.join(base, lab, node.name);
@@ -250,6 +260,26 @@ export function containerImage(lab: string, node: string): ContainerImageInfo | 
   try { return JSON.parse(fs.readFileSync(path.join(nodeDir(lab, node), 'image.json'), 'utf8')) as ContainerImageInfo; } catch { return null; }
 }
 
+/** Writes rendered files (FRR's) into the writable layer, owned by the image's `frr` account
+ *  when it has one (FRR's daemons read their files after dropping to it), mode 0640 as FRR's
+ *  package installs them. */
+function writeGenerated(node: ContainerSpec, image: ImageSpec, upper: string, files: FrrFile[]): void {
+  let owner: { uid: number; gid: number } = { uid: 0, gid: 0 };
+  try { owner = resolveUser(image, 'frr', `node ${node.name}`); } catch { /* no frr account: root keeps them */ }
+  for (const f of files) {
+    const at = path.join(upper, fileInUpper(node, image, f.path));
+    // The directory in the writable layer hides the image's own one's owner and mode: keep FRR's.
+    if (!fs.existsSync(path.dirname(at))) {
+      fs.mkdirSync(path.dirname(at), { recursive: true });
+      fs.chmodSync(path.dirname(at), 0o750);
+      fs.chownSync(path.dirname(at), owner.uid, owner.gid);
+    }
+    fs.writeFileSync(at, f.content, { mode: 0o640 });
+    fs.chmodSync(at, 0o640);
+    fs.chownSync(at, owner.uid, owner.gid);
+  }
+}
+
 /** Where a `files:` target lies in the writable layer: below it for an overlay root; for the host
  *  image (whose writable layer is /etc itself) only targets under /etc can be written. */
 function fileInUpper(node: ContainerSpec, image: ImageSpec, target: string): string {
@@ -270,6 +300,9 @@ export function checkRuntime(lab: Lab): void {
     for (const f of n.files ?? []) {
       if (!fs.existsSync(f.source)) throw new RuntimeError(`node ${n.name}: file source ${f.source} (for ${f.target}) does not exist`);
       fileInUpper(n, image, f.target);
+    }
+    if (n.routing && readImageFile(image, FRR_INIT) === null) {
+      throw new RuntimeError(`node ${n.name} has routing, which runs FRR, and image ${n.image} has no ${FRR_INIT}: use an image with FRR (images: { frr: { debian: bookworm, packages: [frr] } })`);
     }
     const p = profileOf(n);
     if (p) compiledFilter(n, p, effectiveCaps(n));

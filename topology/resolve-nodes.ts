@@ -5,7 +5,7 @@
 // nodes (host ports published twice). Problems go through the shared context (resolve-context.ts).
 import { BUILTIN_IMAGES, parseImageReference } from './image-ref.js';
 import * as path from 'node:path';
-import type { LabInterface, LabNode, LabRoute, PortMapping, RawNetworkAttachment, RawNode, NodeFile, Resources, VolumeMount } from './types.js';
+import type { LabInterface, LabNode, LabRoute, PortMapping, RawNetworkAttachment, RawNode, NodeFile, Resources, RouteNexthop, VolumeMount } from './types.js';
 import { canonicalCidr, cidrContains, isIpv4, parseCidr } from './ipam.js';
 import { ifAlias, nodeNetns } from './names.js';
 import { didYouMean, type PathSeg } from './source.js';
@@ -175,29 +175,60 @@ export function buildNodes(
       if (r.dst === 'default') dst = '0.0.0.0/0';
       else dst = checkCidr(r.dst, [...rp, 'dst'], 'route destination');
       if (!dst) return;
-      let via: string | null = null;
-      if (r.via !== undefined) {
-        if (!isIpv4(r.via)) { err([...rp, 'via'], `"${r.via}" is not an IPv4 address`); return; }
-        via = r.via;
-        const onLink = interfaces.some((f) => f.ipv4 && cidrContains(`${f.ipv4.address}/${f.ipv4.prefixLen}`, via!) && f.ipv4.address !== via);
-        if (interfaces.some((f) => f.ipv4?.address === via)) {
-          err([...rp, 'via'], `next hop ${via} is node ${name}'s own address; the gateway must be another node on the subnet`);
+      // A next hop must be another node's address on one of this node's subnets.
+      const checkVia = (v: string, vp: PathSeg[]): boolean => {
+        if (!isIpv4(v)) { err(vp, `"${v}" is not an IPv4 address`); return false; }
+        const onLink = interfaces.some((f) => f.ipv4 && cidrContains(`${f.ipv4.address}/${f.ipv4.prefixLen}`, v) && f.ipv4.address !== v);
+        if (interfaces.some((f) => f.ipv4?.address === v)) {
+          err(vp, `next hop ${v} is node ${name}'s own address; the gateway must be another node on the subnet`);
+          return false;
         } else if (!onLink) {
           const subs = interfaces.filter((f) => f.ipv4).map((f) => `${f.name} ${canonicalCidr(`${f.ipv4!.address}/${f.ipv4!.prefixLen}`)}`);
-          err([...rp, 'via'], `next hop ${via} is not on a subnet of node ${name} (${subs.join(', ') || 'it has no addresses'}); the gateway must be directly reachable`);
+          err(vp, `next hop ${v} is not on a subnet of node ${name} (${subs.join(', ') || 'it has no addresses'}); the gateway must be directly reachable`);
+          return false;
         }
+        return true;
+      };
+      const checkDev = (d: string, dp: PathSeg[]): boolean => {
+        if (interfaces.some((f) => f.name === d)) return true;
+        err(dp, `node ${name} has no interface "${d}"${didYouMean(d, interfaces.map((f) => f.name))} (interfaces: ${interfaces.map((f) => f.name).join(', ') || 'none'})`);
+        return false;
+      };
+      const metric = r.metric ?? 0;
+      const same = routes.find((x) => x.dst === dst && (x.metric ?? 0) === metric);
+      if (same) {
+        err([...rp, r.metric === undefined ? 'dst' : 'metric'], `node ${name} has two routes to ${dst} with metric ${metric}: give each its own metric (the lowest is used, the next when it is down), or list equal-cost next hops under one route's nexthops`);
+        return;
+      }
+      if (r.nexthops !== undefined) {
+        if (r.via !== undefined || r.dev !== undefined) { err(rp, 'a route has either "nexthops" (ECMP) or "via"/"dev", not both', true); return; }
+        const hops: RouteNexthop[] = [];
+        let ok = true;
+        r.nexthops.forEach((h, j) => {
+          const hp: PathSeg[] = [...rp, 'nexthops', j];
+          const v = typeof h === 'string' ? h : h.via;
+          const d = typeof h === 'string' ? undefined : h.dev;
+          if (!checkVia(v, typeof h === 'string' ? hp : [...hp, 'via'])) { ok = false; return; }
+          if (d !== undefined && !checkDev(d, [...hp, 'dev'])) { ok = false; return; }
+          if (hops.some((x) => x.via === v && x.dev === (d ?? null))) { err(hp, `next hop ${v} is listed twice`); ok = false; return; }
+          hops.push({ via: v, dev: d ?? null });
+        });
+        if (!ok) return;
+        routes.push({ dst, via: null, dev: null, ...(r.metric !== undefined ? { metric } : {}), nexthops: hops, origin: 'user' });
+        return;
+      }
+      let via: string | null = null;
+      if (r.via !== undefined) {
+        if (checkVia(r.via, [...rp, 'via'])) via = r.via;
+        else if (!isIpv4(r.via)) return;
       }
       let dev: string | null = null;
-      if (r.dev !== undefined) {
-        if (!interfaces.some((f) => f.name === r.dev)) err([...rp, 'dev'], `node ${name} has no interface "${r.dev}"${didYouMean(r.dev, interfaces.map((f) => f.name))} (interfaces: ${interfaces.map((f) => f.name).join(', ') || 'none'})`);
-        else dev = r.dev;
-      }
+      if (r.dev !== undefined && checkDev(r.dev, [...rp, 'dev'])) dev = r.dev;
       if (via === null && dev === null) {
         if (r.via === undefined && r.dev === undefined) err(rp, 'a route needs "via" (next hop) or "dev" (interface)', true);
         return;
       }
-      if (routes.some((x) => x.dst === dst)) { err([...rp, 'dst'], `node ${name} has two routes to ${dst}`); return; }
-      routes.push({ dst, via, dev, origin: 'user' });
+      routes.push({ dst, via, dev, ...(r.metric !== undefined ? { metric } : {}), origin: 'user' });
     });
 
     // Like Docker: the first network with a gateway gives the default route, unless one is written.

@@ -30,16 +30,30 @@ export interface RawNetwork {
   port?: number;
 }
 
+export interface RawOspfInterface {
+  cost?: number;
+}
+
 export interface RawNetworkAttachment {
   ipv4?: string;
   interface?: string;
   mac?: string;
+  ospf?: RawOspfInterface;
 }
 
 export interface RawRoute {
   dst: string; // CIDR or "default"
   via?: string;
   dev?: string;
+  metric?: number;
+  nexthops?: (string | { via: string; dev?: string })[];
+}
+
+/** `nodes.<name>.routing`: FRR configuration netlab renders. */
+export interface RawRouting {
+  router_id?: string;
+  ospf?: { area?: number | string; interfaces?: string[] };
+  bgp?: { asn: number; neighbors?: string[] };
 }
 
 export interface RawResources {
@@ -70,6 +84,7 @@ export interface RawNode {
   forwarding?: boolean;
   resources?: RawResources;
   routes?: RawRoute[];
+  routing?: RawRouting;
 }
 
 export interface RawLink {
@@ -77,6 +92,7 @@ export interface RawLink {
   ipv4?: [string, string];
   mtu?: number;
   state?: 'up' | 'down';
+  ospf?: RawOspfInterface;
 }
 
 /** An image built from Debian packages (`images.<name>`). */
@@ -154,6 +170,8 @@ interface LabInterfaceBase {
   /** Readable alias written to IFLA_IFALIAS: netlab:<lab>:<node>:<iface>. */
   alias: string;
   up: boolean;
+  /** OSPF cost written for this interface (`ospf: { cost }`); absent: the default, 10. */
+  ospfCost?: number;
 }
 
 /** An interface on a network: a veth whose other end is a port of the network's bridge. */
@@ -178,10 +196,20 @@ export interface LinkInterface extends LabInterfaceBase {
 
 export type LabInterface = NetworkInterface | LinkInterface;
 
+export interface RouteNexthop {
+  via: string;
+  dev: string | null;
+}
+
 export interface LabRoute {
   dst: string; // CIDR; 0.0.0.0/0 for default
+  /** Single-path route: next hop and/or interface (both null for an ECMP route). */
   via: string | null;
   dev: string | null;
+  /** Kernel priority; absent: 0. Of routes to one destination the lowest wins. */
+  metric?: number;
+  /** ECMP: two or more next hops of one route (via and dev are then null). */
+  nexthops?: RouteNexthop[];
   /** 'user': written in the topology; 'gateway': the default route via the first network's
    *  gateway that netlab adds, as Docker does, when the user gave no default route. */
   origin: 'user' | 'gateway';
@@ -215,6 +243,19 @@ export interface Resources {
   pids: number | null;
 }
 
+/** OSPF default interface cost netlab renders (FRR's own default depends on bandwidth). */
+export const OSPF_DEFAULT_COST = 10;
+
+/** Dynamic routing of a node, rendered into FRR's configuration (runtime/frr.ts). */
+export interface LabRouting {
+  /** IPv4-form router ID. */
+  routerId: string;
+  /** OSPFv2 in one area over these interfaces (names), each with its cost. */
+  ospf: { area: string; interfaces: { name: string; cost: number }[] } | null;
+  /** eBGP: the node's AS, its sessions (one per neighbour address) and the networks it advertises. */
+  bgp: { asn: number; neighbors: { node: string; address: string; asn: number }[]; networks: string[] } | null;
+}
+
 export interface LabNode {
   name: string;
   image: string;
@@ -245,6 +286,8 @@ export interface LabNode {
   sysctls: Record<string, string>;
   forwarding: boolean;
   resources: Resources;
+  /** FRR routing (absent or null: none). */
+  routing?: LabRouting | null;
 }
 
 export interface LabLinkEnd {

@@ -65,6 +65,49 @@ export function parseIp(s: string): ParsedIp | null {
   return { family: 6, bytes };
 }
 
+const RTA_GATEWAY = 5;
+
+/** RTA_MULTIPATH's payload: one `struct rtnexthop` (len u16, flags u8, hops u8 = weight - 1,
+ *  ifindex s32) per next hop, each followed by its RTA_GATEWAY attribute. Host byte order, as
+ *  every rtnetlink header (little-endian on every machine netlab runs on). */
+export function encodeMultipath(hops: { gateway: Buffer; ifindex: number; weight?: number }[]): Buffer {
+  const parts = hops.map((h) => {
+    const attrLen = 4 + h.gateway.length;
+    const b = Buffer.alloc(8 + ((attrLen + 3) & ~3));
+    b.writeUInt16LE(8 + attrLen, 0);
+    b.writeUInt8(0, 2);
+    b.writeUInt8((h.weight ?? 1) - 1, 3);
+    b.writeInt32LE(h.ifindex, 4);
+    b.writeUInt16LE(attrLen, 8);
+    b.writeUInt16LE(RTA_GATEWAY, 10);
+    h.gateway.copy(b, 12);
+    return b;
+  });
+  return Buffer.concat(parts);
+}
+
+/** The next hops of an RTA_MULTIPATH payload (see encodeMultipath); `dead`: RTNH_F_DEAD or
+ *  RTNH_F_LINKDOWN is set, the kernel does not use it. */
+export function decodeMultipath(b: Buffer): { gateway: Buffer | null; ifindex: number; weight: number; dead: boolean }[] {
+  const out: { gateway: Buffer | null; ifindex: number; weight: number; dead: boolean }[] = [];
+  let off = 0;
+  while (off + 8 <= b.length) {
+    const len = b.readUInt16LE(off);
+    if (len < 8 || off + len > b.length) break;
+    const flags = b.readUInt8(off + 2);
+    let gateway: Buffer | null = null;
+    for (let a = off + 8; a + 4 <= off + len;) {
+      const alen = b.readUInt16LE(a);
+      if (alen < 4) break;
+      if (b.readUInt16LE(a + 2) === RTA_GATEWAY) gateway = Buffer.from(b.subarray(a + 4, a + alen));
+      a += (alen + 3) & ~3;
+    }
+    out.push({ gateway, ifindex: b.readInt32LE(off + 4), weight: b.readUInt8(off + 3) + 1, dead: (flags & (1 | 16)) !== 0 });
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
 /** Dotted quad or RFC 5952 text, as inet_ntop (and so `ip`) prints it. */
 export function formatIp(b: Buffer): string {
   if (b.length === 4) return [...b].join('.');

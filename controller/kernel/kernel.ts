@@ -25,7 +25,7 @@ import {
 import { KernelError, errnoOf, sysFail, toKernelError } from './errors.js';
 import {
   ACK_COST, AF_BRIDGE, AF_INET, AF_INET6, GETLINK_COST, NEW, RCVBUF_WANTED, RT_TABLE_MAIN, SKIP_STATS,
-  be16, formatIp, formatMac, linkinfo, parseCidr, parseIp, parseMac, toBuf, toLinkInfo, upHeader,
+  be16, decodeMultipath, encodeMultipath, formatIp, formatMac, linkinfo, parseCidr, parseIp, parseMac, toBuf, toLinkInfo, upHeader,
 } from './codec.js';
 import { startLinkMonitor, type LinkEvent, type LinkMonitor } from './monitor.js';
 import { NETNS_RUN_DIR, checkNetnsName, ensureNetnsDir } from './mounts.js';
@@ -449,7 +449,8 @@ export class NetnsHandle {
     return out;
   }
 
-  /** Equivalent to: `ip route add DST [via GW] [dev DEV]` */
+  /** Equivalent to: `ip route add DST [via GW] [dev DEV] [metric M]`, or with `nexthops`:
+   *  `ip route add DST [metric M] nexthop via A [dev D] nexthop via B ...` */
   async routeAdd(r: RouteSpec): Promise<void> {
     await this.routeChange('routeAdd', r);
   }
@@ -472,10 +473,15 @@ export class NetnsHandle {
       const dst = m.attrs.dst ? formatIp(m.attrs.dst) : family === 4 ? '0.0.0.0' : '::';
       const oif = m.attrs.oif;
       const proto = m.data.protocol ?? 0;
+      const name = (ix: number) => names.get(ix) ?? String(ix);
       out.push({
         dst: `${dst}/${m.data.dstLen ?? 0}`,
         via: m.attrs.gateway ? formatIp(m.attrs.gateway) : null,
-        dev: oif === undefined ? null : (names.get(oif) ?? String(oif)),
+        dev: oif === undefined ? null : name(oif),
+        metric: m.attrs.priority ?? 0,
+        nexthops: m.attrs.multipath
+          ? decodeMultipath(m.attrs.multipath).map((h) => ({ via: h.gateway ? formatIp(h.gateway) : null, dev: h.ifindex ? name(h.ifindex) : null, dead: h.dead }))
+          : null,
         table,
         protocol: typeof proto === 'string' ? proto.toLowerCase() : String(proto),
       });
@@ -635,9 +641,26 @@ export class NetnsHandle {
     const hdr: rt.Route = op === 'routeAdd'
       ? { family, dstLen: dst.len, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: via ? 'UNIVERSE' : 'LINK', type: 'UNICAST' }
       : { family, dstLen: dst.len, table: RT_TABLE_MAIN, scope: 'NOWHERE' };
-    const object = `${r.dst}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`;
-    await this.withIndexes(op, object, r.dev === undefined ? [] : [r.dev], ([oif]) => {
-      const attrs: rt.RouteAttrs = { dst: dst.len ? dst.bytes : undefined, gateway: via?.bytes, oif };
+    const hops = (r.nexthops ?? []).map((h) => {
+      const gw = parseIp(h.via);
+      if (!gw || gw.family !== dst.family) throw this.invalid(op, r.dst, `bad next hop ${h.via}`);
+      return { gateway: gw.bytes, dev: h.dev };
+    });
+    if (hops.length > 0) hdr.scope = op === 'routeAdd' ? 'UNIVERSE' : hdr.scope;
+    const metric = r.metric ? ` metric ${r.metric}` : '';
+    const object = hops.length > 0
+      ? `${r.dst}${metric}${r.nexthops!.map((h) => ` nexthop via ${h.via}${h.dev ? ` dev ${h.dev}` : ''}`).join('')}`
+      : `${r.dst}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${metric}`;
+    const devs = hops.length > 0 ? hops.flatMap((h) => (h.dev === undefined ? [] : [h.dev])) : r.dev === undefined ? [] : [r.dev];
+    await this.withIndexes(op, object, devs, (ix) => {
+      const attrs: rt.RouteAttrs = { dst: dst.len ? dst.bytes : undefined, priority: r.metric || undefined };
+      if (hops.length > 0) {
+        let k = 0;
+        attrs.multipath = encodeMultipath(hops.map((h) => ({ gateway: h.gateway, ifindex: h.dev === undefined ? 0 : ix[k++] })));
+      } else {
+        attrs.gateway = via?.bytes;
+        attrs.oif = ix[0];
+      }
       return op === 'routeAdd' ? this.sock.newRoute(hdr, attrs, NEW) : this.sock.delRoute(hdr, attrs);
     });
   }

@@ -56,12 +56,20 @@ export interface RouteSpec {
   dst: string;
   via?: string;
   dev?: string;
+  /** RTA_PRIORITY ('metric' in iproute2); absent: 0. */
+  metric?: number;
+  /** Several next hops of one route (RTA_MULTIPATH), instead of via/dev. */
+  nexthops?: { via: string; dev?: string }[];
 }
 
 export interface RouteInfo {
   dst: string;
   via: string | null;
   dev: string | null;
+  /** RTA_PRIORITY (0 when absent). */
+  metric: number;
+  /** A multipath route's next hops (null for a single-path route). */
+  nexthops: { via: string | null; dev: string | null; dead: boolean }[] | null;
   table: number;
   /** Lowercase iproute2 name ('kernel', 'boot', 'static'...) or the number. */
   protocol: string;
