@@ -1,9 +1,22 @@
 // Check reports as people and tools read them: a table, the all-pairs grid, a summary line,
 // JUnit XML (JSON is the report itself).
-import type { CheckReport } from './run.js';
+import type { CheckOutcome, CheckReport } from './run.js';
 
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+/** Seconds as written: 10000 ms is "10", 1500 ms "1.5". */
+const seconds = (ms: number) => String(Number((ms / 1000).toFixed(3)));
+
+/** What waiting did for an observed check: "held after 3.2 s (4 attempts)" for one that passed
+ *  only on a retry, "did not hold within 10 s (12 attempts)" for one with a wait that never
+ *  passed; '' otherwise (tried once, or passed at once). */
+export function waitNote(x: CheckOutcome): string {
+  if (x.observed === null) return '';
+  const attempts = `${x.attempts} attempt${x.attempts === 1 ? '' : 's'}`;
+  if (x.pass) return x.attempts > 1 && x.heldAfterMs !== null ? `held after ${(x.heldAfterMs / 1000).toFixed(1)} s (${attempts})` : '';
+  return x.waitMs !== null ? `did not hold within ${seconds(x.waitMs)} s (${attempts})` : '';
 }
 
 export function formatTable(r: CheckReport, o: { explain?: boolean } = {}): string {
@@ -12,7 +25,8 @@ export function formatTable(r: CheckReport, o: { explain?: boolean } = {}): stri
   const lines = [`${pad('check', w)}  ${pad('expected', 13)} ${pad('predicted', 9)} ${r.observed ? `${pad('observed', 9)} result` : ''}`.trimEnd()];
   for (const x of rows) {
     const exp = `${x.expected}${x.expectedFrom === 'prediction' ? ' (pred)' : ''}`;
-    const res = !r.observed ? '' : `${pad(x.observed ?? '-', 9)} ${x.pass ? 'ok' : 'FAIL'}${x.disagree ? '  DISAGREES with prediction' : ''}${x.detail ? `  (${x.detail})` : ''}`;
+    const note = waitNote(x);
+    const res = !r.observed ? '' : `${pad(x.observed ?? '-', 9)} ${x.pass ? 'ok' : 'FAIL'}${x.disagree ? '  DISAGREES with prediction' : ''}${note ? `  ${note}` : ''}${x.detail ? `  (${x.detail})` : ''}`;
     lines.push(`${pad(x.label, w)}  ${pad(exp, 13)} ${pad(x.predicted, 9)} ${res}`.trimEnd());
     if (o.explain || (r.observed && x.disagree)) lines.push(...x.explanation.trimEnd().split('\n').map((l) => `    ${l}`));
   }
@@ -50,7 +64,13 @@ export function formatMatrix(r: CheckReport, nodes: string[]): string {
   }
   lines.push(`R reach, . no reach${r.observed ? ' (observed); ! observed differs from the prediction' : ' (predicted)'}`);
   const bad = r.outcomes.filter((x) => x.disagree);
-  for (const x of bad) lines.push(`! ${x.label}: predicted ${x.predicted}, observed ${x.observed} (${x.detail}); ${x.reason}`);
+  for (const x of bad) {
+    const note = waitNote(x);
+    lines.push(`! ${x.label}: predicted ${x.predicted}, observed ${x.observed} (${x.detail}${note ? `; ${note}` : ''}); ${x.reason}`);
+  }
+  // With a wait, pairs that held only on a retry are no disagreement but worth saying.
+  const late = r.outcomes.filter((x) => !x.disagree && x.pass && x.attempts > 1);
+  if (late.length > 0) lines.push(`${late.length} pair${late.length === 1 ? '' : 's'} held only after retries (the last after ${(late.reduce((m, x) => Math.max(m, x.heldAfterMs ?? 0), 0) / 1000).toFixed(1)} s)`);
   lines.push(summary(r));
   return lines.join('\n') + '\n';
 }
@@ -66,7 +86,8 @@ export function toJUnit(r: CheckReport): string {
     const name = `${x.label} (expect ${x.expected})`;
     const open = `    <testcase classname="netlab.${xml(r.lab)}.${x.kind}" name="${xml(name)}" time="${t}"`;
     if (x.pass) return `${open}/>`;
-    const msg = `expected ${x.expected}, observed ${x.observed}${x.detail ? `: ${x.detail}` : ''}`;
+    const note = waitNote(x);
+    const msg = `expected ${x.expected}, observed ${x.observed}${note ? ` (${note})` : ''}${x.detail ? `: ${x.detail}` : ''}`;
     return `${open}>\n      <failure message="${xml(msg)}" type="${x.disagree ? 'disagreement' : 'unexpected'}">${xml(`${msg}\npredicted ${x.predicted}: ${x.explanation}`)}</failure>\n    </testcase>`;
   });
   return [

@@ -3,15 +3,17 @@
 // running lab: ping/tcp/http through the probe helper (one process for all of them), dns by
 // netlab's own resolver (resolve.ts) from the source container's files, its DNS queries sent by
 // the same helper from the source's namespace. A check passes when what was observed is
-// what was expected: its explicit `expect`, else the prediction. One outcome code for every
-// report: `netlab check`, and the web view's predicted reports (predictedReport). format.ts
-// renders them.
+// what was expected: its explicit `expect`, else the prediction. A check with a wait is tried
+// again until it passes or its wait is up, all such checks together in rounds (wait.ts). One
+// outcome code for every report: `netlab check`, and the web view's predicted reports
+// (predictedReport). format.ts renders them.
 import type { Expect, Lab, LabCheck, LabNode } from '../topology/types.js';
 import { isIpv4 } from '../topology/ipam.js';
 import { checkPredictor, explain, targetAddress, type Prediction } from '../topology/simulate.js';
 import { probeBatcher, runProbes, type Probe, type ProbeResult } from './probe.js';
 import { containerFiles, resolveName } from './resolve.js';
 import { containerState } from '../runtime/container.js';
+import { untilHeld, type Clock, type Try } from './wait.js';
 
 export interface CheckOutcome {
   label: string;
@@ -33,6 +35,13 @@ export interface CheckOutcome {
   pass: boolean;
   /** observed !== predicted: the model and the kernel disagree. */
   disagree: boolean;
+  /** How long the check was allowed to be retried (ms); null: tried once. */
+  waitMs: number | null;
+  /** Tries made (0 when only predicted); with a wait, more than 1 when the first did not pass. */
+  attempts: number;
+  /** From the first try to the start of the try that passed (ms); null: none passed, or only
+   *  predicted. 0 when the first try passed. */
+  heldAfterMs: number | null;
 }
 
 export interface CheckReport {
@@ -116,9 +125,14 @@ async function observeDns(lab: Lab, c: LabCheck, probe: (p: Probe) => Promise<Pr
   return { ok: true, detail: `resolves to ${r.address}` };
 }
 
-function outcome(p: Planned, observed: { ok: boolean; detail: string } | null, withExplanation = true): CheckOutcome {
+type Observation = { ok: boolean; detail: string };
+
+/** What the check passes with: its explicit expectation, else the prediction. */
+const expectedOf = (p: Planned): Expect => p.check.expect ?? verdict(p.prediction.reach);
+
+function outcome(p: Planned, observed: Observation | null, tries: { attempts: number; heldAfterMs: number | null }, withExplanation = true): CheckOutcome {
   const predicted = verdict(p.prediction.reach);
-  const expected = p.check.expect ?? predicted;
+  const expected = expectedOf(p);
   const obs = observed ? verdict(observed.ok) : null;
   return {
     label: p.check.label, kind: p.check.kind, from: p.check.from, target: p.check.target, address: p.address,
@@ -127,34 +141,54 @@ function outcome(p: Planned, observed: { ok: boolean; detail: string } | null, w
     observed: obs, detail: observed?.detail ?? '',
     pass: obs === null ? true : obs === expected,
     disagree: obs !== null && obs !== predicted,
+    waitMs: p.check.waitMs ?? null,
+    attempts: tries.attempts,
+    heldAfterMs: tries.heldAfterMs,
   };
 }
 
 export interface RunOptions {
   /** Only predict: no root, the lab need not be up. */
   predictOnly?: boolean;
+  /** The probe helper's runner (tests pass a fake one); default runProbes. */
+  runProbes?: (probes: Probe[]) => Promise<ProbeResult[]>;
+  /** The clock the waits are measured with (tests pass a fake one). */
+  clock?: Clock;
 }
 
-/** Predicts and (unless predictOnly) observes the given checks. */
+/** One round of tries: the ping/tcp/http probes of the round in one helper process, then the
+ *  round's dns checks (their queries batched too), each try with its own timeout. */
+async function observeRound(lab: Lab, tries: Try<Planned>[], run: (probes: Probe[]) => Promise<ProbeResult[]>): Promise<Observation[]> {
+  const probes = tries.filter((t) => t.item.probe).map((t) => ({ ...t.item.probe!, timeoutMs: t.timeoutMs }));
+  const results = await run(probes);
+  const dnsProbe = probeBatcher(run);
+  let k = 0;
+  return Promise.all(tries.map(async ({ item: p, timeoutMs }) => {
+    if (p.check.kind === 'dns') return observeDns(lab, { ...p.check, timeoutMs }, dnsProbe);
+    if (!p.probe) return { ok: false, detail: 'no address to probe' };
+    const r = results[k++];
+    if (p.check.kind === 'http') return httpVerdict(p.check, r);
+    return r.ok ? { ok: true, detail: `${p.check.kind === 'ping' ? 'reply' : 'connected'} in ${r.ms!.toFixed(2)} ms` } : { ok: false, detail: r.error ?? 'failed' };
+  }));
+}
+
+/** Predicts and (unless predictOnly) observes the given checks. A check with a wait (`waitMs`)
+ *  that does not pass at once is tried again until it does or its wait is up (wait.ts); one
+ *  without is tried once. */
 export async function runChecks(lab: Lab, checks: LabCheck[], mode: CheckReport['mode'], o: RunOptions = {}): Promise<CheckReport> {
   const t0 = performance.now();
   const predict = checkPredictor(lab);
   const planned = checks.map((c) => plan(lab, c, predict));
-  let observed: ({ ok: boolean; detail: string } | null)[] = planned.map(() => null);
-  if (!o.predictOnly) {
-    const probes = planned.filter((p) => p.probe).map((p) => p.probe!);
-    const results = await runProbes(probes);
-    const dnsProbe = probeBatcher();
-    let k = 0;
-    observed = await Promise.all(planned.map(async (p) => {
-      if (p.check.kind === 'dns') return observeDns(lab, p.check, dnsProbe);
-      if (!p.probe) return { ok: false, detail: 'no address to probe' };
-      const r = results[k++];
-      if (p.check.kind === 'http') return httpVerdict(p.check, r);
-      return r.ok ? { ok: true, detail: `${p.check.kind === 'ping' ? 'reply' : 'connected'} in ${r.ms!.toFixed(2)} ms` } : { ok: false, detail: r.error ?? 'failed' };
-    }));
-  }
-  return report(lab, mode, !o.predictOnly, planned.map((p, i) => outcome(p, observed[i])), t0);
+  if (o.predictOnly) return report(lab, mode, false, planned.map((p) => outcome(p, null, { attempts: 0, heldAfterMs: null })), t0);
+  const run = o.runProbes ?? runProbes;
+  const settled = await untilHeld(planned, {
+    // A state written before checks had waits has none.
+    waiting: (p) => ({ waitMs: p.check.waitMs ?? null, timeoutMs: p.check.timeoutMs }),
+    observe: (tries) => observeRound(lab, tries, run),
+    holds: (p, r) => verdict(r.ok) === expectedOf(p),
+    ...(o.clock ? { clock: o.clock } : {}),
+  });
+  return report(lab, mode, true, planned.map((p, i) => outcome(p, settled[i].result, settled[i])), t0);
 }
 
 function report(lab: Lab, mode: CheckReport['mode'], wasObserved: boolean, outcomes: CheckOutcome[], t0: number): CheckReport {
@@ -174,7 +208,7 @@ export function predictedReport(lab: Lab, checks: LabCheck[], predictions: Predi
   const t0 = performance.now();
   if (predictions.length !== checks.length) throw new Error(`predictedReport: ${checks.length} checks but ${predictions.length} predictions`);
   const planned = checks.map((c, i) => plan(lab, c, () => predictions[i]));
-  return report(lab, mode, false, planned.map((p) => outcome(p, null, o.explanations ?? true)), t0);
+  return report(lab, mode, false, planned.map((p) => outcome(p, null, { attempts: 0, heldAfterMs: null }, o.explanations ?? true)), t0);
 }
 
 /** The all-pairs ping matrix as checks (every ordered pair of distinct nodes). */
@@ -184,7 +218,7 @@ export function matrixChecks(lab: Lab, timeoutMs = 1000): LabCheck[] {
     for (const b of lab.nodes) {
       if (a === b) continue;
       out.push({
-        index: out.length, kind: 'ping', from: a.name, target: b.name, port: null, count: 1, timeoutMs,
+        index: out.length, kind: 'ping', from: a.name, target: b.name, port: null, count: 1, timeoutMs, waitMs: null,
         expect: null, httpStatus: null, httpContains: null, dnsAddress: null, label: `ping ${a.name} -> ${b.name}`,
       });
     }
@@ -216,7 +250,7 @@ export function adHocCheck(lab: Lab, kind: LabCheck['kind'], spec: string, index
     dnsAddress = t ? targetAddress(lab, from, t.name) : null;
   }
   return {
-    index, kind, from, target: rest, port, count: 1, timeoutMs: 2000, expect,
+    index, kind, from, target: rest, port, count: 1, timeoutMs: 2000, waitMs: null, expect,
     httpStatus: null, httpContains: null, dnsAddress, label: `${kind} ${from} -> ${rest}${port ? `:${port}` : ''}`,
   };
 }

@@ -4,10 +4,12 @@
 // 2 a usage error, 128+N a signal); commander's own usage errors exit 2; anything else is a bug:
 // "internal error" with the stack, exit 70.
 // Each action imports its command's module when it runs, so `netlab --help` loads commander
-// only, and `validate` never loads the kernel, the runtime or the web server.
+// (and checks/wait.ts, constants only, for --wait's bound) only, and `validate` never loads the
+// kernel, the runtime or the web server.
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { NetlabError } from '../topology/errors.js';
 import { UserError } from './errors.js';
+import { MAX_WAIT_SECONDS } from '../checks/wait.js';
 import type { Io } from './io.js';
 import type { CheckOptions } from './commands/check.js';
 import type { ExecOptions } from './commands/exec.js';
@@ -55,7 +57,7 @@ export function buildProgram(io: Io): Command {
     .command('up')
     .description('build the lab in the kernel and start its containers (needs root)')
     .argument('<file>', 'topology file')
-    .option('--check', 'run the lab\'s checks once it is up (exit 1 if any fails)')
+    .option('--check', 'run the lab\'s checks once it is up, each retried for its own `wait` (exit 1 if any fails)')
     .option('--as <host>', 'this machine is that host of the lab: build only its part (its nodes, overlay bridges and VXLAN with forwarding entries to the other hosts\' addresses); run it on every host to form the lab')
     .addOption(new Option('--pull <policy>', 'pull OCI images first: missing (those not in the store), always, never').choices(['missing', 'always', 'never']).default('missing'))
     .action(async (file: string, opts: UpOptions) => (await lifecycle()).up(io, file, opts));
@@ -74,6 +76,10 @@ export function buildProgram(io: Io): Command {
       if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || !(Number(v) > 0)) throw new UserError(`--timeout ${v}: expected a positive number of milliseconds, e.g. 1000`, 2);
       return Number(v);
     }, 1000)
+    .option('--wait <seconds>', `retry each check until it holds, for at most this many seconds (more than 0, at most ${MAX_WAIT_SECONDS}): ad hoc checks, --matrix, and the lab's checks without a wait of their own`, (v) => {
+      if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || !(Number(v) > 0) || Number(v) > MAX_WAIT_SECONDS) throw new UserError(`--wait ${v}: expected a number of seconds greater than 0 and at most ${MAX_WAIT_SECONDS}, e.g. 10`, 2);
+      return Number(v);
+    })
     .option('--ping <from:to>', 'ad hoc ping check (repeatable)', collect)
     .option('--tcp <from:to:port>', 'ad hoc tcp check (repeatable)', collect)
     .option('--http <from:url>', 'ad hoc http check (repeatable)', collect)

@@ -22,11 +22,13 @@ export function resolveChecks(
     needNode(from, 'from');
     const expectRaw = body.expect as Expect | { status?: number; contains?: string } | undefined;
     const lc: LabCheck = {
-      index: i, kind, from, target: '', port: null, count: 1, timeoutMs: 2000,
+      index: i, kind, from, target: '', port: null, count: 1, timeoutMs: 2000, waitMs: null,
       expect: typeof expectRaw === 'string' ? expectRaw : expectRaw ? 'reach' : null,
       httpStatus: null, httpContains: null, dnsAddress: null, label: '',
     };
     if (typeof body.timeout === 'number') lc.timeoutMs = Math.round(body.timeout * 1000);
+    // The schema holds it to 0 < wait <= 600 seconds; a fraction of a millisecond is still a wait.
+    if (typeof body.wait === 'number') lc.waitMs = Math.max(1, Math.round(body.wait * 1000));
     if (kind === 'ping' || kind === 'tcp') {
       const to = String(body.to);
       if (/^[0-9.]+$/.test(to) && !isIpv4(to)) { err([...p, 'to'], `"${to}" is not a valid IPv4 address`); ok = false; }

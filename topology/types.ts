@@ -105,15 +105,17 @@ export interface RawHost {
   address?: string;
 }
 
-export interface RawPingCheck { from: string; to: string; count?: number; timeout?: number; expect?: Expect }
-export interface RawTcpCheck { from: string; to: string; port: number; timeout?: number; expect?: Expect }
+// `wait`: seconds (0 < wait <= 600) the check is retried for until it passes.
+export interface RawPingCheck { from: string; to: string; count?: number; timeout?: number; wait?: number; expect?: Expect }
+export interface RawTcpCheck { from: string; to: string; port: number; timeout?: number; wait?: number; expect?: Expect }
 export interface RawHttpCheck {
   from: string;
   url: string;
   timeout?: number;
+  wait?: number;
   expect?: Expect | { status?: number; contains?: string };
 }
-export interface RawDnsCheck { from: string; name: string; address?: string; expect?: Expect }
+export interface RawDnsCheck { from: string; name: string; address?: string; wait?: number; expect?: Expect }
 export type RawCheck =
   | { ping: RawPingCheck }
   | { tcp: RawTcpCheck }
@@ -326,6 +328,8 @@ export interface LabCheck {
   port: number | null;
   count: number;
   timeoutMs: number;
+  /** How long the check is retried until it passes (`wait`, in ms); null: tried once. */
+  waitMs: number | null;
   /** null: take the simulator's prediction. */
   expect: Expect | null;
   httpStatus: number | null;

@@ -15,6 +15,8 @@ import { loadLab, targetOf } from '../target.js';
 
 export interface CheckOptions {
   matrix?: boolean; predictOnly?: boolean; explain?: boolean; json?: boolean; junit?: string; timeout: number;
+  /** Seconds: the wait of every check that has none of its own. */
+  wait?: number;
   ping?: string[]; tcp?: string[]; http?: string[]; dns?: string[]; expect?: 'reach' | 'fail';
 }
 
@@ -27,7 +29,7 @@ export async function check(io: Io, arg: string, opts: CheckOptions): Promise<vo
     }
   }
   const as = opts.predictOnly ? null : readState(lab.name)?.as ?? null;
-  const checks = localChecks(lab, opts.matrix ? matrixChecks(lab, opts.timeout) : adHoc.length > 0 ? adHoc : lab.checks, as, io);
+  const checks = withWait(localChecks(lab, opts.matrix ? matrixChecks(lab, opts.timeout) : adHoc.length > 0 ? adHoc : lab.checks, as, io), opts.wait);
   if (opts.matrix && !opts.predictOnly) {
     // Every pair needs a neighbour entry, and the kernel's ARP table is one for all namespaces.
     // Only the initial namespace has the (machine-wide) thresholds: run in another one
@@ -43,6 +45,14 @@ export async function check(io: Io, arg: string, opts: CheckOptions): Promise<vo
   else if (opts.matrix) io.out(formatMatrix(r, lab.nodes.map((n) => n.name)) + (opts.explain ? formatTable(r, { explain: true }) : ''));
   else io.out(formatTable(r, { explain: opts.explain }));
   if (r.failed > 0) throw new UserError('', 1);
+}
+
+/** `--wait SECONDS`: the wait of the checks that have none of their own (a check's `wait` in the
+ *  file wins). */
+export function withWait(checks: LabCheck[], seconds: number | undefined): LabCheck[] {
+  if (seconds === undefined) return checks;
+  const waitMs = Math.max(1, Math.round(seconds * 1000));
+  return checks.map((c) => ((c.waitMs ?? null) === null ? { ...c, waitMs } : c));
 }
 
 /** With `up --as`, only checks from the nodes on this machine can run here; the others run on

@@ -49,6 +49,32 @@ describe('check: odd flag values', () => {
     }
     expect((await run(['check', 'labs/bridge.yml', '--predict-only', '--matrix', '--timeout', '250'])).code).toBe(0);
   });
+
+  it('--wait must be a number of seconds above 0 and at most 600', async () => {
+    for (const bad of ['0', '-1', '601', '600.5', 'abc', '10s', '', '1e3']) {
+      const r = await run(['check', 'labs/bridge.yml', '--predict-only', `--wait=${bad}`]);
+      expect(r.code, bad).toBe(2);
+      expect(oneLine(r.err), bad).toEqual([`netlab: --wait ${bad}: expected a number of seconds greater than 0 and at most 600, e.g. 10`]);
+    }
+    for (const good of ['600', '0.5', '10']) expect((await run(['check', 'labs/bridge.yml', '--predict-only', '--wait', good])).code, good).toBe(0);
+  });
+
+  it('--wait gives the ad hoc checks, the matrix and the lab\'s checks without a wait of their own that wait; a check\'s own wait wins', async () => {
+    const waits = async (args: string[]) => {
+      const r = await run(['check', ...args, '--predict-only', '--json']);
+      expect(r.code, r.err).toBe(0);
+      return (JSON.parse(r.out) as { outcomes: { label: string; waitMs: number | null; attempts: number }[] }).outcomes;
+    };
+    expect((await waits(['labs/bridge.yml', '--wait', '2.5'])).map((x) => x.waitMs)).toEqual([2500, 2500, 2500, 2500, 2500, 2500]);
+    expect((await waits(['labs/bridge.yml'])).map((x) => x.waitMs)).toEqual([null, null, null, null, null, null]);
+    expect((await waits(['labs/bridge.yml', '--ping', 'client1:web', '--wait', '3'])).map((x) => [x.label, x.waitMs])).toEqual([['ping client1 -> web', 3000]]);
+    const m = await waits(['labs/bridge.yml', '--matrix', '--wait', '1']);
+    expect(m).toHaveLength(12);
+    expect(m.every((x) => x.waitMs === 1000 && x.attempts === 0)).toBe(true);
+    const file = path.join(tmp, 'own-wait.yml');
+    fs.writeFileSync(file, 'name: ownwait\nnetworks: { lan: {} }\nnodes:\n  a: { networks: [lan] }\n  b: { networks: [lan] }\nchecks:\n  - ping: { from: a, to: b, wait: 7 }\n  - ping: { from: b, to: a }\n');
+    expect((await waits([file, '--wait', '2'])).map((x) => x.waitMs)).toEqual([7000, 2000]);
+  });
 });
 
 describe('web: listen failures are one line, exit 1', () => {

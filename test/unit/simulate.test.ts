@@ -31,7 +31,7 @@ const nodesOf = (p: Prediction, which: 'path' | 'reply' = 'path') => p[which].ma
 /** A check as resolve makes it, for predictCheck on hand-made cases. */
 function check(over: Partial<LabCheck> & Pick<LabCheck, 'kind' | 'from' | 'target'>): LabCheck {
   return {
-    index: 0, port: null, count: 1, timeoutMs: 2000, expect: null, httpStatus: null, httpContains: null,
+    index: 0, port: null, count: 1, timeoutMs: 2000, waitMs: null, expect: null, httpStatus: null, httpContains: null,
     dnsAddress: null, label: `${over.kind} ${over.from} -> ${over.target}`, ...over,
   };
 }
