@@ -16,6 +16,7 @@ import type { ExecOptions } from './commands/exec.js';
 import type { GraphFormat, PlanCommandOptions, ValidateOptions } from './commands/model.js';
 import type { UpOptions } from './commands/lifecycle.js';
 import type { WebOptions } from './commands/web.js';
+import type { RoutesOptions } from './commands/routes.js';
 
 export function buildProgram(io: Io): Command {
   const program = new Command();
@@ -113,6 +114,19 @@ export function buildProgram(io: Io): Command {
     .argument('<endpoint>', 'NODE:IFACE, or @HOST for a simulated host\'s underlay cable')
     .addArgument(new Argument('<state>', 'up or down').choices(['up', 'down']))
     .action(async (arg: string, endpoint: string, state: 'up' | 'down') => (await import('./commands/link.js')).link(io, arg, endpoint, state));
+
+  program
+    .command('routes')
+    .description('each node\'s routing table as predicted next to the kernel\'s; exit 1 where they differ (needs root)')
+    .argument('<lab>', 'lab name or topology file')
+    .argument('[nodes...]', 'only these nodes (default: every node)')
+    .option('--wait <seconds>', `re-read until every route agrees (routing protocols converging), for at most this many seconds (at most ${MAX_WAIT_SECONDS})`, (v) => {
+      if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || !(Number(v) > 0) || Number(v) > MAX_WAIT_SECONDS) throw new UserError(`--wait ${v}: expected a number of seconds greater than 0 and at most ${MAX_WAIT_SECONDS}, e.g. 10`, 2);
+      return Number(v);
+    })
+    .option('--all', 'also list the connected routes that agree')
+    .option('--json', 'print the tables as JSON')
+    .action(async (arg: string, nodes: string[], opts: RoutesOptions) => (await import('./commands/routes.js')).routes(io, arg, nodes, opts));
 
   program
     .command('exec')

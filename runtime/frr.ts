@@ -10,7 +10,7 @@
 //    not given: FRR's own default depends on the interface's bandwidth, which a veth has not).
 //  - eBGP: keepalive 1 s / hold 3 s, connect retry 1 s, no advertisement delay; no policy needed
 //    (FRR 8 refuses to exchange eBGP routes without one); connected networks announced with
-//    `network`; one best path (maximum-paths 1) chosen by AS path length, then the lowest router
+//    `network` (only while up: FRR's import check); one best path (maximum-paths 1) chosen by AS path length, then the lowest router
 //    ID (compare-routerid: the default "oldest path" would depend on timing).
 import type { LabNode } from '../topology/types.js';
 
@@ -51,7 +51,7 @@ function frrConf(node: LabNode): string {
     out.push('router ospf', ` ospf router-id ${r.routerId}`, ' timers throttle spf 0 50 500', ' timers throttle lsa all 0', ' timers lsa min-arrival 0', 'exit', '!');
   }
   if (r.bgp) {
-    out.push(`router bgp ${r.bgp.asn}`, ` bgp router-id ${r.routerId}`, ' no bgp ebgp-requires-policy', ' no bgp network import-check', ' bgp bestpath compare-routerid', ' timers bgp 1 3');
+    out.push(`router bgp ${r.bgp.asn}`, ` bgp router-id ${r.routerId}`, ' no bgp ebgp-requires-policy', ' bgp bestpath compare-routerid', ' timers bgp 1 3');
     for (const n of r.bgp.neighbors) {
       out.push(` neighbor ${n.address} remote-as ${n.asn}`, ` neighbor ${n.address} description ${n.node}`, ` neighbor ${n.address} timers connect 1`, ` neighbor ${n.address} advertisement-interval 0`);
     }

@@ -12,11 +12,17 @@
 //    weak host model (any local address is accepted on any interface, ARP answered likewise),
 //    forwarding only with `forwarding: true`, TTL 64 with loop detection;
 //  - the echo reply is simulated too, from the destination back to the source address Linux
-//    picked (the address of the outgoing interface).
+//    picked (the address of the outgoing interface);
+//  - route choice: longest prefix, then connected, then the static route of lowest metric (a
+//    floating one takes over when the better one cannot exist), then the routes FRR installs
+//    (protocols.ts: eBGP over OSPF), computed from the cables that are up; a route with several
+//    next hops (ECMP: static nexthops, equal-cost OSPF paths) is walked along every one, and
+//    reaches only when every path does (the kernel's hash picks one per flow).
 // Pure: no kernel, no I/O.
 import type { Lab, LabCheck, LabNode, LabRoute } from './types.js';
-import { cidrContains, isIpv4, parseCidr, type Cidr } from './ipam.js';
+import { cidrContains, ipToInt, isIpv4, parseCidr, type Cidr } from './ipam.js';
 import { hostsAddress } from './hosts.js';
+import { protocolRoutes, type ProtocolRoute, type Router } from './protocols.js';
 
 export { hostsAddress };
 
@@ -81,6 +87,8 @@ interface Part {
   forwarding: boolean;
   ports: Port[];
   routes: LabRoute[];
+  /** Routes FRR installs here (computed for the world's cables). */
+  proto: ProtocolRoute[];
 }
 
 interface World {
@@ -96,6 +104,11 @@ interface Entry {
   via: string | null;
   port: Port;
   text: string;
+  proto: 'connected' | 'static' | 'ospf' | 'bgp';
+  /** Kernel priority (static routes; FRR installs its routes with 20). */
+  metric: number;
+  /** OSPF: path cost; BGP: AS path. For explanations. */
+  note: string | null;
 }
 
 function cidrOf(address: string, prefixLen: number): Cidr {
@@ -128,7 +141,7 @@ function buildWorld(lab: Lab): World {
     if (!segments.has(p.segment)) segments.set(p.segment, []);
     segments.get(p.segment)!.push(p);
   };
-  const machine: Part = { id: MACHINE, node: null, machine: true, none: false, forwarding: true, ports: [], routes: [] };
+  const machine: Part = { id: MACHINE, node: null, machine: true, none: false, forwarding: true, ports: [], routes: [], proto: [] };
   parts.set(MACHINE, machine);
   for (const n of lab.networks) {
     segNames.set(`net:${n.name}`, n.name);
@@ -146,7 +159,7 @@ function buildWorld(lab: Lab): World {
     if (node.networkMode === 'host') continue;
     const part: Part = {
       id: node.name, node, machine: false, none: node.networkMode === 'none',
-      forwarding: node.forwarding, ports: [], routes: node.networkMode === 'none' ? [] : node.routes,
+      forwarding: node.forwarding, ports: [], routes: node.networkMode === 'none' ? [] : node.routes, proto: [],
     };
     parts.set(node.name, part);
     if (part.none) continue;
@@ -175,6 +188,22 @@ function buildWorld(lab: Lab): World {
       }
     }
   }
+  // The routing protocols converge over the cables that are up.
+  const routers: Router[] = [];
+  for (const part of parts.values()) {
+    const r = part.node?.routing;
+    if (!r || part.none) continue;
+    routers.push({
+      id: part.id, routerId: r.routerId,
+      ifaces: part.ports.filter((p) => p.address).map((p) => ({
+        name: p.name, address: p.address!, prefixLen: p.prefixLen, segment: p.segment, usable: p.adminUp && p.carrier,
+        ospfCost: r.ospf?.interfaces.find((i) => i.name === p.name)?.cost ?? null,
+      })),
+      ospf: r.ospf !== null,
+      bgp: r.bgp ? { asn: r.bgp.asn, neighbors: r.bgp.neighbors.map((n) => n.address), networks: r.bgp.networks } : null,
+    });
+  }
+  if (routers.length > 0) for (const [id, routes] of protocolRoutes(routers)) parts.get(id)!.proto = routes;
   return { lab, parts, machine, segments, segNames };
 }
 
@@ -197,48 +226,87 @@ function routingTable(part: Part): Table {
     if (!p.address) continue;
     const c = cidrOf(p.address, p.prefixLen);
     const text = `connected ${fmt(c)} dev ${p.name}`;
-    if (p.adminUp) entries.push({ cidr: c, via: null, port: p, text });
+    if (p.adminUp) entries.push({ cidr: c, via: null, port: p, text, proto: 'connected', metric: 0, note: null });
     else rejected.push({ dst: c, text, why: `${p.name} is down` });
   }
   for (const r of part.routes) {
     const dst = parseCidr(r.dst);
     if (!dst) continue;
-    const text = `route ${fmt(dst)}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`;
-    const dev = r.dev === null ? null : part.ports.find((p) => p.name === r.dev) ?? null;
-    if (r.dev !== null && !dev) { rejected.push({ dst, text, why: `there is no interface ${r.dev}` }); continue; }
-    if (dev && !dev.adminUp) { rejected.push({ dst, text, why: `${dev.name} is down` }); continue; }
+    const metric = r.metric ?? 0;
+    const m = metric ? ` metric ${metric}` : '';
+    if (r.nexthops) {
+      // ECMP: the next hops that can exist are used; none left and the route is gone.
+      const text = `route ${fmt(dst)}${m}`;
+      const why: string[] = [];
+      const before = entries.length;
+      for (const h of r.nexthops) {
+        const got = nexthopPort(part, h.via, h.dev);
+        if (typeof got === 'string') { why.push(got); continue; }
+        entries.push({ cidr: dst, via: h.via, port: got, text: `${text} nexthop via ${h.via} dev ${got.name}`, proto: 'static', metric, note: null });
+      }
+      if (entries.length === before) rejected.push({ dst, text, why: why.join('; ') });
+      continue;
+    }
+    const text = `route ${fmt(dst)}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${m}`;
     if (r.via === null) {
+      const dev = r.dev === null ? null : part.ports.find((p) => p.name === r.dev) ?? null;
+      if (r.dev !== null && !dev) { rejected.push({ dst, text, why: `there is no interface ${r.dev}` }); continue; }
+      if (dev && !dev.adminUp) { rejected.push({ dst, text, why: `${dev.name} is down` }); continue; }
       if (!dev) continue;
-      entries.push({ cidr: dst, via: null, port: dev, text });
+      entries.push({ cidr: dst, via: null, port: dev, text, proto: 'static', metric, note: null });
       continue;
     }
-    const via = r.via;
-    const on = (p: Port) => p.address !== null && p.address !== via && cidrContains(cidrOf(p.address, p.prefixLen), via);
-    const port = part.ports.find((p) => p.adminUp && on(p) && (!dev || p === dev));
-    if (!port) {
-      const down = part.ports.find((p) => !p.adminUp && on(p));
-      rejected.push({
-        dst, text,
-        why: down ? `next hop ${via} is behind ${down.name}, which is down` : `next hop ${via} is not on a connected subnet${dev ? ` of ${dev.name}` : ''}`,
-      });
-      continue;
+    const got = nexthopPort(part, r.via, r.dev);
+    if (typeof got === 'string') { rejected.push({ dst, text, why: got }); continue; }
+    entries.push({ cidr: dst, via: r.via, port: got, text: r.dev ? text : `route ${fmt(dst)} via ${r.via} dev ${got.name}${m}`, proto: 'static', metric, note: null });
+  }
+  for (const r of part.proto) {
+    const dst = parseCidr(r.dst)!;
+    const note = r.proto === 'ospf' ? `OSPF cost ${r.cost}` : `BGP AS path ${r.asPath!.join(' ')}`;
+    for (const h of r.nexthops) {
+      const port = part.ports.find((p) => p.name === h.dev);
+      if (!port) continue;
+      entries.push({ cidr: dst, via: h.via, port, text: `${r.proto} ${fmt(dst)} via ${h.via} dev ${h.dev} (${note})`, proto: r.proto, metric: 20, note });
     }
-    entries.push({ cidr: dst, via, port, text: r.dev ? text : `${text} dev ${port.name}` });
   }
   const t = { entries, rejected };
   tables.set(part, t);
   return t;
 }
 
-/** Longest-prefix match; on a tie the first entry (connected routes come first). */
-function lookup(part: Part, dst: string): { entry: Entry | null; rejected: { dst: Cidr; text: string; why: string }[] } {
+/** The port a next hop `via` (optionally on `dev`) leaves by, or why it cannot exist. */
+function nexthopPort(part: Part, via: string, devName: string | null): Port | string {
+  const dev = devName === null ? null : part.ports.find((p) => p.name === devName) ?? null;
+  if (devName !== null && !dev) return `there is no interface ${devName}`;
+  if (dev && !dev.adminUp) return `${dev.name} is down`;
+  const on = (p: Port) => p.address !== null && p.address !== via && cidrContains(cidrOf(p.address, p.prefixLen), via);
+  const port = part.ports.find((p) => p.adminUp && on(p) && (!dev || p === dev));
+  if (port) return port;
+  const down = part.ports.find((p) => !p.adminUp && on(p));
+  return down ? `next hop ${via} is behind ${down.name}, which is down` : `next hop ${via} is not on a connected subnet${dev ? ` of ${dev.name}` : ''}`;
+}
+
+const PROTO_ORDER = { connected: 0, static: 1, bgp: 2, ospf: 3 } as const;
+
+/** Of the routes to one prefix, the ones the kernel forwards by (see lookup). */
+function winners(all: Entry[]): Entry[] {
+  if (all.length === 0) return [];
+  const rank = Math.min(...all.map((e) => PROTO_ORDER[e.proto]));
+  let chosen = all.filter((e) => PROTO_ORDER[e.proto] === rank);
+  if (rank === 0) chosen = chosen.slice(0, 1);
+  const metric = Math.min(...chosen.map((e) => e.metric));
+  return chosen.filter((e) => e.metric === metric);
+}
+
+/** Longest-prefix match; among routes of that prefix a connected one, else the static route(s)
+ *  of lowest metric, else eBGP's, else OSPF's. Several entries: one route's ECMP next hops. */
+function lookup(part: Part, dst: string): { entries: Entry[]; rejected: { dst: Cidr; text: string; why: string }[] } {
   const t = routingTable(part);
-  let best: Entry | null = null;
-  for (const e of t.entries) {
-    if (cidrContains(e.cidr, dst) && (!best || e.cidr.prefixLen > best.cidr.prefixLen)) best = e;
-  }
-  const rejected = t.rejected.filter((r) => cidrContains(r.dst, dst) && (!best || r.dst.prefixLen > best.cidr.prefixLen));
-  return { entry: best, rejected };
+  let bestLen = -1;
+  for (const e of t.entries) if (cidrContains(e.cidr, dst) && e.cidr.prefixLen > bestLen) bestLen = e.cidr.prefixLen;
+  const chosen = bestLen >= 0 ? winners(t.entries.filter((e) => e.cidr.prefixLen === bestLen && cidrContains(e.cidr, dst))) : [];
+  const rejected = t.rejected.filter((r) => cidrContains(r.dst, dst) && r.dst.prefixLen > bestLen);
+  return { entries: chosen, rejected };
 }
 
 // ---------------------------------------------------------------- walking a packet
@@ -256,6 +324,10 @@ interface WalkResult {
   source: string | null;
   msg: string;
   trace: string[];
+  /** At each ECMP decision on the way, how many next hops there were (choices[i] picked one). */
+  branches: number[];
+  /** The route each participant used, in order. */
+  used: Entry[];
 }
 
 class Walker {
@@ -287,13 +359,16 @@ class Walker {
     return `${who} has no route to ${dst}${extra}`;
   }
 
-  walk(origin: Part, dst: string, fixedSource: string | null): WalkResult {
+  /** One path of a packet; `choices` picks the next hop at each ECMP route met (0 when absent). */
+  walk(origin: Part, dst: string, fixedSource: string | null, choices: number[] = []): WalkResult {
     const hops: Hop[] = [];
     const parts: Part[] = [];
     const segs: string[] = [];
     const trace: string[] = [];
+    const branches: number[] = [];
+    const used: Entry[] = [];
     let source = fixedSource;
-    const res = (ok: boolean, at: Part, msg: string): WalkResult => ({ ok, at, hops, parts, segs, source, msg, trace });
+    const res = (ok: boolean, at: Part, msg: string): WalkResult => ({ ok, at, hops, parts, segs, source, msg, trace, branches, used });
 
     if (isLocal(origin, dst)) {
       const port = origin.ports.find((p) => p.adminUp && p.address === dst);
@@ -317,12 +392,20 @@ class Walker {
       visited.push(cur);
       const who = this.label(cur);
       const here = cur === origin ? who : this.hopText(hops[hops.length - 1], cur);
-      const { entry, rejected } = lookup(cur, dst);
-      if (!entry) {
+      const { entries, rejected } = lookup(cur, dst);
+      if (entries.length === 0) {
         const msg = this.noRoute(cur, dst, rejected);
         trace.push(`${here}: ${msg}`);
         return res(false, cur, msg);
       }
+      let entry = entries[0];
+      if (entries.length > 1) {
+        const k = choices[branches.length] ?? 0;
+        branches.push(entries.length);
+        entry = entries[k];
+        trace.push(`${here}: ECMP, ${entries.length} next hops (${entries.map((e) => e.via ?? e.port.name).join(', ')}); this path takes ${entry.via ?? entry.port.name}`);
+      }
+      used.push(entry);
       if (cur === origin) {
         if (source === null) {
           source = entry.port.address ?? cur.ports.find((p) => p.adminUp && p.address)?.address ?? null;
@@ -405,38 +488,86 @@ function fail(from: string, to: string, address: string | null, reason: string, 
   return { from, to, address, reach: false, path: [], reply: [], reason, trace: trace.length ? trace : [reason] };
 }
 
+/** At most this many ECMP path combinations are walked per prediction (request and reply). */
+const MAX_PATHS = 64;
+
+/** Every combination of ECMP choices `run` meets (depth first), up to MAX_PATHS runs: `run`
+ *  walks with the choices given and returns how many options each decision on its way had. */
+function forEachChoice(run: (choices: number[]) => number[]): void {
+  let c: number[] = [];
+  for (let n = 0; n < MAX_PATHS; n++) {
+    const b = run(c);
+    const next = c.slice(0, b.length);
+    while (next.length < b.length) next.push(0);
+    let i = next.length - 1;
+    while (i >= 0 && next[i] + 1 >= b[i]) i--;
+    if (i < 0) return;
+    c = next.slice(0, i + 1);
+    c[i]++;
+  }
+}
+
 function predictIn(w: World, fromNode: LabNode, to: string, address: string, toNode: LabNode | null): Prediction {
+  const paths: Prediction[] = [];
+  forEachChoice((fc) => {
+    let fb: number[] = [];
+    forEachChoice((bc) => {
+      const r = predictPath(w, fromNode, to, address, toNode, fc, bc);
+      fb = r.fwdBranches;
+      paths.push(r.p);
+      return r.backBranches;
+    });
+    return fb;
+  });
+  if (paths.length === 1) return paths[0];
+  const bad = paths.find((p) => !p.reach);
+  if (!bad) return { ...paths[0], reason: `${paths[0].reason} (ECMP: all ${paths.length} paths reach)` };
+  const good = paths.find((p) => p.reach);
+  const note = good ? `not every ECMP path reaches (the kernel hashes each flow onto one of them; ${good.path.map((h) => h.node).join(' -> ')} reaches)` : 'no ECMP path reaches';
+  return { ...bad, reason: `${note}: ${bad.reason}`, trace: [...bad.trace, `(${paths.length} ECMP path combinations walked)`] };
+}
+
+/** A protocol route's note ("OSPF cost 40 from r1"), the first one the request used. */
+function protoNote(r: WalkResult, label: (p: Part) => string): string {
+  const i = r.used.findIndex((e) => e.note !== null);
+  return i < 0 ? '' : `, via ${r.used[i].note} from ${label(r.parts[i])}`;
+}
+
+function predictPath(
+  w: World, fromNode: LabNode, to: string, address: string, toNode: LabNode | null, fc: number[], bc: number[],
+): { p: Prediction; fwdBranches: number[]; backBranches: number[] } {
   const from = fromNode.name;
-  if (!isIpv4(address)) return fail(from, to, address, `"${address}" is not an IPv4 address`);
+  if (!isIpv4(address)) return { p: fail(from, to, address, `"${address}" is not an IPv4 address`), fwdBranches: [], backBranches: [] };
   const machineLabel = fromNode.networkMode === 'host' ? from : toNode?.networkMode === 'host' ? toNode.name : DEFAULT_MACHINE_LABEL;
   const wk = new Walker(w, machineLabel);
   const origin = partOf(w, fromNode);
-  const fwd = wk.walk(origin, address, null);
+  const fwd = wk.walk(origin, address, null, fc);
+  const done = (p: Prediction, back: number[] = []) => ({ p, fwdBranches: fwd.branches, backBranches: back });
   const trace = [`request ${fwd.source ?? from} -> ${address}:`, ...fwd.trace.map((t) => `  ${t}`)];
   const base = { from, to, address, path: fwd.hops, trace };
-  if (!fwd.ok) return { ...base, reach: false, reply: [], reason: fwd.msg };
+  if (!fwd.ok) return done({ ...base, reach: false, reply: [], reason: fwd.msg });
   const render = (r: WalkResult) => r.hops.map((h, i) => wk.hopText(h, r.parts[i])).join(' -> ');
   if (fwd.at === origin) {
-    return { ...base, reach: true, reply: [], reason: `${render(fwd)}: ${fwd.msg}` };
+    return done({ ...base, reach: true, reply: [], reason: `${render(fwd)}: ${fwd.msg}` });
   }
-  const back = wk.walk(fwd.at, fwd.source!, address);
+  const back = wk.walk(fwd.at, fwd.source!, address, bc);
   trace.push(`reply ${address} -> ${fwd.source}:`, ...back.trace.map((t) => `  ${t}`));
   if (!back.ok) {
-    return { ...base, reach: false, reply: back.hops, reason: `reply from ${wk.label(fwd.at)} to ${fwd.source}: ${back.msg}` };
+    return done({ ...base, reach: false, reply: back.hops, reason: `reply from ${wk.label(fwd.at)} to ${fwd.source}: ${back.msg}` }, back.branches);
   }
   if (back.at !== origin) {
-    return { ...base, reach: false, reply: back.hops, reason: `reply from ${wk.label(fwd.at)} to ${fwd.source} is delivered to ${wk.label(back.at)}, not ${wk.label(origin)}` };
+    return done({ ...base, reach: false, reply: back.hops, reason: `reply from ${wk.label(fwd.at)} to ${fwd.source} is delivered to ${wk.label(back.at)}, not ${wk.label(origin)}` }, back.branches);
   }
   let why: string;
   if (fwd.parts.length === 2) {
     const seg = fwd.segs[0];
     why = seg.startsWith('net:') ? `same network ${w.segNames.get(seg)}` : w.segNames.get(seg) ?? seg;
   } else {
-    why = `routed by ${fwd.parts.slice(1, -1).map((p) => wk.label(p)).join(', ')}`;
+    why = `routed by ${fwd.parts.slice(1, -1).map((p) => wk.label(p)).join(', ')}${protoNote(fwd, (p) => wk.label(p))}`;
   }
   const sameWay = back.parts.length === fwd.parts.length && back.parts.every((p, i) => p === fwd.parts[fwd.parts.length - 1 - i]);
   const replyNote = sameWay ? '' : `; reply ${render(back)}`;
-  return { ...base, reach: true, reply: back.hops, reason: `${render(fwd)} (${why})${replyNote}` };
+  return done({ ...base, reach: true, reply: back.hops, reason: `${render(fwd)} (${why})${replyNote}` }, back.branches);
 }
 
 /** Ping from node `from` to `address`: does the echo get there and the reply come back? */
@@ -600,4 +731,38 @@ export function explain(p: Prediction): string {
   for (const t of p.trace) lines.push(`  ${t}`);
   lines.push(`  ${p.reach ? 'result' : 'stops'}: ${p.reason}`);
   return lines.join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------- routing tables
+
+/** One destination of a node's table as the kernel should forward to it: the route that wins
+ *  (connected, the lowest-metric static route, else FRR's), with every next hop it has. */
+export interface PredictedRoute {
+  dst: string;
+  proto: 'connected' | 'static' | 'ospf' | 'bgp';
+  metric: number;
+  nexthops: { via: string | null; dev: string }[];
+  note: string | null;
+}
+
+/** The winning route to each destination in node `name`'s table, sorted by destination (empty
+ *  for a node without its own network namespace). */
+export function predictedTable(lab: Lab, name: string): PredictedRoute[] {
+  const w = buildWorld(lab);
+  const part = w.parts.get(name);
+  if (!part || part.machine || part.none) return [];
+  const t = routingTable(part);
+  const out: PredictedRoute[] = [];
+  for (const dst of [...new Set(t.entries.map((e) => fmtCidr(e.cidr)))]) {
+    const chosen = winners(t.entries.filter((e) => fmtCidr(e.cidr) === dst));
+    out.push({
+      dst, proto: chosen[0].proto, metric: chosen[0].metric, note: chosen[0].note,
+      nexthops: chosen.map((e) => ({ via: e.via, dev: e.port.name })).sort((a, b) => `${a.via} ${a.dev}`.localeCompare(`${b.via} ${b.dev}`)),
+    });
+  }
+  return out.sort((a, b) => (ipToInt(parseCidr(a.dst)!.network) - ipToInt(parseCidr(b.dst)!.network)) || parseCidr(a.dst)!.prefixLen - parseCidr(b.dst)!.prefixLen);
+}
+
+function fmtCidr(c: Cidr): string {
+  return `${c.network}/${c.prefixLen}`;
 }

@@ -44,7 +44,19 @@ export async function check(io: Io, arg: string, opts: CheckOptions): Promise<vo
   if (opts.json) io.out(JSON.stringify(r, null, 2) + '\n');
   else if (opts.matrix) io.out(formatMatrix(r, lab.nodes.map((n) => n.name)) + (opts.explain ? formatTable(r, { explain: true }) : ''));
   else io.out(formatTable(r, { explain: opts.explain }));
+  if (r.disagreements > 0 && !opts.json) await explainDisagreements(io, lab, as);
   if (r.failed > 0) throw new UserError('', 1);
+}
+
+/** Where the kernel and the model disagree: the routers whose kernel routes differ from the
+ *  predicted ones (read back over netlink), the first few, one line each. */
+async function explainDisagreements(io: Io, lab: Lab, as: string | null): Promise<void> {
+  const { readRoutes } = await import('../../controller/routes.js');
+  const { compareLab, differenceText } = await import('../../checks/routes.js');
+  const differ = compareLab(lab, await readRoutes(lab, undefined, as)).filter((x) => !x.same);
+  if (differ.length === 0) { io.err('netlab: every node\'s kernel routes are the predicted ones: the disagreement lies elsewhere (a firewall, a listener, a cable set down behind netlab\'s back)\n'); return; }
+  for (const d of differ.slice(0, 5)) io.err(`netlab: route differs from the prediction: ${differenceText(d)}\n`);
+  if (differ.length > 5) io.err(`netlab: ... and ${differ.length - 5} more (netlab routes ${lab.name})\n`);
 }
 
 /** `--wait SECONDS`: the wait of the checks that have none of their own (a check's `wait` in the
