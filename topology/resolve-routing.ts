@@ -12,8 +12,10 @@ import type { PathSeg } from './source.js';
 import type { LinkDraft, ResolveContext } from './resolve-context.js';
 
 /** The command a routing node runs when the file gives none: FRR's own init script starts
- *  watchfrr and the daemons of /etc/frr/daemons, then PID 1 idles (as FRR's docker image does). */
-export const FRR_COMMAND = ['/bin/sh', '-c', '/usr/lib/frr/frrinit.sh start >/dev/null || exit 1; exec sleep infinity'];
+ *  watchfrr and the daemons of /etc/frr/daemons, then PID 1 idles (as FRR's docker image does):
+ *  netlab-pause where the image has it (images netlab builds: it reaps orphans and exits 0 on
+ *  SIGTERM), else sleep. */
+export const FRR_COMMAND = ['/bin/sh', '-c', '/usr/lib/frr/frrinit.sh start >/dev/null || exit 1; [ -x /usr/local/sbin/netlab-pause ] && exec /usr/local/sbin/netlab-pause; exec sleep infinity'];
 
 /** Capabilities FRR's daemons ask for at start (zebra: net_admin, net_raw, sys_admin). */
 export const FRR_CAPS = ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN'];

@@ -56,7 +56,7 @@ describe('routing: in the topology', () => {
   it('gives a routing node FRR as its command, the capabilities zebra needs, forwarding, costs and a router ID', () => {
     const l = lab(square('', { r1r2: 100 }));
     const r1 = l.nodes.find((n) => n.name === 'r1')!;
-    expect(r1.command).toEqual(['/bin/sh', '-c', '/usr/lib/frr/frrinit.sh start >/dev/null || exit 1; exec sleep infinity']);
+    expect(r1.command).toEqual(['/bin/sh', '-c', '/usr/lib/frr/frrinit.sh start >/dev/null || exit 1; [ -x /usr/local/sbin/netlab-pause ] && exec /usr/local/sbin/netlab-pause; exec sleep infinity']);
     expect(r1.capAdd).toEqual(expect.arrayContaining(['NET_ADMIN', 'SYS_ADMIN']));
     expect(r1.forwarding).toBe(true);
     expect(r1.routing!.routerId).toBe('10.8.1.1');
