@@ -17,6 +17,7 @@ import type { GraphFormat, PlanCommandOptions, ValidateOptions } from './command
 import type { UpOptions } from './commands/lifecycle.js';
 import type { WebOptions } from './commands/web.js';
 import type { RoutesOptions } from './commands/routes.js';
+import type { ImpairOptions } from './commands/impair.js';
 
 export function buildProgram(io: Io): Command {
   const program = new Command();
@@ -114,6 +115,22 @@ export function buildProgram(io: Io): Command {
     .argument('<endpoint>', 'NODE:IFACE, or @HOST for a simulated host\'s underlay cable')
     .addArgument(new Argument('<state>', 'up or down').choices(['up', 'down']))
     .action(async (arg: string, endpoint: string, state: 'up' | 'down') => (await import('./commands/link.js')).link(io, arg, endpoint, state));
+
+  program
+    .command('impair')
+    .description('set a cable\'s impairments (both directions), replacing what it had, or --clear them (needs root)')
+    .argument('<lab>', 'lab name or topology file')
+    .argument('<endpoint>', 'NODE:IFACE of the cable (a link: both ends; a network attachment: that interface)')
+    .option('--rate <rate>', 'rate limit, e.g. 10mbit, 512kbit, 100kbps (bytes/s)')
+    .option('--delay <time>', 'added delay, e.g. 20ms (needs the sch_netem kernel module)')
+    .option('--jitter <time>', 'delay variation (with --delay; needs sch_netem)')
+    .option('--loss <percent>', 'random loss, e.g. 1% (nftables when the kernel has no netem)')
+    .option('--duplicate <percent>', 'random duplication (needs sch_netem)')
+    .option('--corrupt <percent>', 'random corruption (needs sch_netem)')
+    .option('--reorder <percent>', 'packets sent ahead of the delayed ones (with --delay; needs sch_netem)')
+    .option('--limit <packets>', 'queue length in packets')
+    .option('--clear', 'take away every impairment of the cable')
+    .action(async (arg: string, endpoint: string, opts: ImpairOptions) => (await import('./commands/impair.js')).impair(io, arg, endpoint, opts));
 
   program
     .command('routes')

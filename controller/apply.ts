@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import { NetlabError } from '../topology/errors.js';
 import type { Plan, PlanStep } from './plan.js';
 import { kernelRoute } from './routes.js';
+import type { QdiscSpec } from './kernel/tc.js';
 
 /** What apply needs from one namespace's handle (a subset of kernel/kernel.ts's NetnsHandle). */
 export interface NsApi {
@@ -20,12 +21,16 @@ export interface NsApi {
   neighAdd(dev: string, ip: string, mac: string): Promise<void>;
   fdbAppend(dev: string, mac: string, dstIp: string): Promise<void>;
   sysctlSet(key: string, value: string): void;
+  qdiscReplace(dev: string, q: QdiscSpec): Promise<void>;
+  qdiscDelete(dev: string): Promise<void>;
 }
 
 export interface KernelApi {
   netnsAdd(name: string): unknown;
   ns(name: string | null): NsApi;
   nftApply(ruleset: string): void;
+  /** `nft -f -` in a named network namespace. */
+  nftApplyIn(netns: string, ruleset: string): void;
   /** Accept rules for the lab's interfaces where the host's iptables filter would drop them. */
   iptablesAccept(lab: string): void;
 }
@@ -103,6 +108,13 @@ async function runStep(k: KernelApi, s: PlanStep, hooks: ApplyHooks): Promise<vo
       return k.ns(s.netns).neighAdd(s.dev, s.ip, s.mac);
     case 'nft.apply':
       k.nftApply(s.ruleset);
+      return;
+    case 'qdisc.set':
+      return k.ns(s.netns).qdiscReplace(s.dev, s.qdisc);
+    case 'qdisc.clear':
+      return k.ns(s.netns).qdiscDelete(s.dev);
+    case 'nft.netns':
+      k.nftApplyIn(s.netns, s.ruleset);
       return;
     case 'iptables.accept':
       k.iptablesAccept(s.lab);

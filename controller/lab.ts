@@ -9,7 +9,7 @@ import { labGroup, nftTable, nodeNetns, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '.
 import { buildPlan, nodesBuilt, type Plan } from './plan.js';
 import { AbortedError, ApplyError, applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, startContainers, stopContainers } from '../runtime/container.js';
-import { ensureTmpfs, hostSysctlGet, hostSysctlSet, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, nftApply, nftDeleteTable, nftListTables } from './kernel/index.js';
+import { ensureTmpfs, hostSysctlGet, hostSysctlSet, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, netemAvailable, nftApply, nftApplyIn, nftDeleteTable, nftListTables } from './kernel/index.js';
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
 import { acceptLab, removeLabRules } from './hostfw.js';
 import { claimLab } from './conflicts.js';
@@ -19,10 +19,11 @@ import { isNetlabLink, knownLabs, LabError, labNetns, requireRoot } from './labs
 export { isNetlabLink, knownLabs, LabError, requireRoot } from './labs.js';
 export * from './status.js';
 export { setHostLink, setLink } from './link.js';
+export { setImpairment, type ImpairResult } from './impair.js';
 
 /** `accepted` records the iptables chain the lab's accept rules went into (null: none needed). */
 function kernelApi(k: Kernel, accepted: { chain?: string | null }): KernelApi {
-  return { netnsAdd: (n) => k.netnsAdd(n), ns: (n) => k.ns(n), nftApply, iptablesAccept: (lab) => { accepted.chain = acceptLab(lab); } };
+  return { netnsAdd: (n) => k.netnsAdd(n), ns: (n) => k.ns(n), nftApply, nftApplyIn, iptablesAccept: (lab) => { accepted.chain = acceptLab(lab); } };
 }
 
 // ---------------------------------------------------------------- host sysctl we change
@@ -113,7 +114,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     }
     const containers = opts.containers ?? true;
     if (containers) checkRuntime(lab); // images and helper are there before any kernel object
-    const plan = buildPlan(lab, { containers, ...(as !== null ? { as } : {}) });
+    const plan = buildPlan(lab, { containers, netem: netemAvailable(), ...(as !== null ? { as } : {}) });
     const now = new Date().toISOString();
     const state: LabState = {
       version: 1, lab: lab.name, file: lab.file, status: 'creating', pid: process.pid, createdAt: now, updatedAt: now,

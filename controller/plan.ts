@@ -8,6 +8,9 @@ import { nftTable } from '../topology/names.js';
 import { iptComment, labIfPrefix, labRuleset, needsFirewall, NFT_FAMILY } from './firewall.js';
 import { NetlabError } from '../topology/errors.js';
 import { routeText } from './routes.js';
+import * as os from 'node:os';
+import { impairmentText, isEmptyImpairment, netemFeatures } from '../topology/impair.js';
+import { tbfFor, type QdiscSpec } from './kernel/tc.js';
 
 /** null netns = the host's own (root) namespace. */
 export type Ns = string | null;
@@ -32,6 +35,12 @@ export type PlanStepBody =
   | { op: 'fdb.append'; netns: Ns; dev: string; mac: string; dst: string; reason: string }
   | { op: 'neigh.add'; netns: Ns; dev: string; ip: string; mac: string; reason: string }
   | { op: 'nft.apply'; family: string; table: string; ruleset: string; reason: string }
+  /** The root qdisc netlab gives an interface for its impairment (tbf, or netem). */
+  | { op: 'qdisc.set'; netns: Ns; dev: string; qdisc: QdiscSpec; reason: string }
+  /** Back to the kernel's default qdisc (`netlab impair --clear`; never in an `up` plan). */
+  | { op: 'qdisc.clear'; netns: Ns; dev: string; reason: string }
+  /** A node's random-loss rules in its own namespace (kernels without netem). */
+  | { op: 'nft.netns'; netns: string; table: string; ruleset: string; reason: string }
   /** Accept rules for `-i/-o <interfaces>` in DOCKER-USER, or in FORWARD when its policy is
    *  DROP; nothing when neither is there (decided when applied: it is the host's state). */
   | { op: 'iptables.accept'; netns: null; lab: string; interfaces: string; comment: string; reason: string }
@@ -82,6 +91,74 @@ export interface PlanOptions {
    *  forwarding entries point at the other hosts' addresses. Running it on every host forms
    *  the lab. */
   as?: string;
+  /** The kernel can make netem qdiscs (controller/kernel's netemAvailable()): delay, jitter,
+   *  duplicate, corrupt and reorder need it; loss then goes in netem too, else in nftables.
+   *  Default: false. */
+  netem?: boolean;
+}
+
+/** The nft table holding a node's loss rules, in its own namespace. */
+export const IMPAIR_TABLE = 'netlab_impair';
+
+/** The steps that give NODE's interfaces their impairments: a qdisc per impaired device (a
+ *  network attachment's bridge side too: both directions), and on a kernel without netem one
+ *  nft table of loss rules in the node's namespace. `clearing`: also the steps that take away
+ *  what interfaces without one have (`netlab impair` on a running lab). Throws, before anything
+ *  is built, when an impairment needs netem and the kernel has none. */
+export function impairSteps(lab: Lab, node: LabNode, netem: boolean, as: string | null, clearing: boolean): PlanStepBody[] {
+  const out: PlanStepBody[] = [];
+  if (node.netns === null) return out;
+  const rules: { dev: string; dir: 'out' | 'in'; pct: number }[] = [];
+  for (const f of node.interfaces) {
+    const i = f.impair;
+    const sides: { netns: Ns; dev: string }[] = [{ netns: node.netns, dev: f.name }];
+    if (f.kind === 'network' && f.hostSide) sides.push({ netns: bridgeNs(lab, node.host, as), dev: f.hostSide });
+    const what = `${node.name}:${f.name}`;
+    if (!i || isEmptyImpairment(i)) {
+      if (clearing) for (const sd of sides) out.push({ op: 'qdisc.clear', netns: sd.netns, dev: sd.dev, reason: `no impairment on ${what}` });
+      continue;
+    }
+    const needs = netemFeatures(i);
+    if (needs.length > 0 && !netem) {
+      throw new NetlabError(`${what}: ${needs.join(', ')} needs the sch_netem kernel module, which this kernel (${os.release()}) does not have (rate and loss work without it); nothing was built or changed`);
+    }
+    let q: QdiscSpec | null = null;
+    if (netem && (needs.length > 0 || i.lossPct)) {
+      q = {
+        kind: 'netem', delayUs: i.delayUs ?? 0, jitterUs: i.jitterUs ?? 0, lossPct: i.lossPct ?? 0, duplicatePct: i.duplicatePct ?? 0,
+        corruptPct: i.corruptPct ?? 0, reorderPct: i.reorderPct ?? 0, rateBps: i.rateBps ?? 0, limit: i.limit ?? 1000,
+      };
+    } else if (i.rateBps !== null) {
+      q = tbfFor(i.rateBps, i.limit);
+    }
+    const text = impairmentText(i);
+    const directions = f.kind === 'network' ? 'both directions' : `traffic leaving ${node.name}`;
+    for (const [k, sd] of sides.entries()) {
+      if (q) out.push({ op: 'qdisc.set', netns: sd.netns, dev: sd.dev, qdisc: q, reason: `${what} ${text} (${k === 0 ? directions : `into ${node.name}`})` });
+      else if (clearing) out.push({ op: 'qdisc.clear', netns: sd.netns, dev: sd.dev, reason: `${what}: no qdisc needed` });
+    }
+    if (!netem && i.lossPct) {
+      rules.push({ dev: f.name, dir: 'out', pct: i.lossPct });
+      if (f.kind === 'network') rules.push({ dev: f.name, dir: 'in', pct: i.lossPct });
+    }
+  }
+  if (rules.length > 0 || clearing) {
+    out.push({ op: 'nft.netns', netns: node.netns, table: IMPAIR_TABLE, ruleset: lossRuleset(rules), reason: rules.length ? `random loss on ${node.name} (nftables numgen: the kernel has no netem)` : `no loss rules on ${node.name}` });
+  }
+  return out;
+}
+
+/** The node's loss table, replacing any earlier one in one transaction (an empty list: gone). */
+export function lossRuleset(rules: { dev: string; dir: 'out' | 'in'; pct: number }[]): string {
+  const lines = [`table inet ${IMPAIR_TABLE}`, `delete table inet ${IMPAIR_TABLE}`];
+  if (rules.length === 0) return lines.join('\n') + '\n';
+  // One in a million resolution: 0.0001%.
+  const rule = (r: { dev: string; dir: 'out' | 'in'; pct: number }) => `    ${r.dir === 'out' ? 'oifname' : 'iifname'} "${r.dev}" numgen random mod 1000000 < ${Math.round(r.pct * 10000)} drop comment "loss ${r.pct}%"`;
+  lines.push(`table inet ${IMPAIR_TABLE} {`);
+  lines.push('  chain egress {', '    type filter hook postrouting priority 0; policy accept;', ...rules.filter((r) => r.dir === 'out').map(rule), '  }');
+  lines.push('  chain ingress {', '    type filter hook prerouting priority 0; policy accept;', ...rules.filter((r) => r.dir === 'in').map(rule), '  }');
+  lines.push('}');
+  return lines.join('\n') + '\n';
 }
 
 /** The nodes a plan builds: all of them, or with `as` only those placed on that host. */
@@ -236,6 +313,9 @@ export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
     }
   }
 
+  // Impairments, on every interface up (qdiscs are per device; nft loss rules per node).
+  for (const node of nodes) for (const s of impairSteps(lab, node, opts.netem ?? false, as, false)) add(s);
+
   // 5. Routes (after every address exists, so next hops are reachable).
   phase = 'routes';
   for (const node of nodes) {
@@ -296,6 +376,9 @@ export function formatPlan(plan: Plan): string {
       case 'fdb.append': what = `${s.mac} dev ${s.dev} dst ${s.dst}`; break;
       case 'neigh.add': what = `${s.ip} lladdr ${s.mac} dev ${s.dev}`; break;
       case 'nft.apply': what = `table ${s.family} ${s.table}`; break;
+      case 'qdisc.set': what = `${s.dev} root ${qdiscText(s.qdisc)}`; break;
+      case 'qdisc.clear': what = `${s.dev} root (the default)`; break;
+      case 'nft.netns': what = `table inet ${s.table}`; break;
       case 'iptables.accept': what = `-i/-o ${s.interfaces} in DOCKER-USER or a DROP FORWARD, if present`; break;
       case 'container.start': what = `${s.node} (${s.image}${s.command ? `: ${s.command.join(' ')}` : ''})`; break;
     }
@@ -304,3 +387,18 @@ export function formatPlan(plan: Plan): string {
   return out.join('\n');
 }
 
+
+/** `tbf rate 20mbit burst 10000b limit 125000b` / `netem delay 20ms ...`, as tc writes them. */
+export function qdiscText(q: QdiscSpec): string {
+  const rate = (bps: number) => (bps % 1e6 === 0 ? `${bps / 1e6}mbit` : bps % 1e3 === 0 ? `${bps / 1e3}kbit` : `${bps}bit`);
+  if (q.kind === 'tbf') return `tbf rate ${rate(q.rateBps)} burst ${q.burstBytes}b limit ${q.limitBytes}b`;
+  const parts = ['netem'];
+  if (q.delayUs) parts.push(`delay ${q.delayUs / 1000}ms${q.jitterUs ? ` ${q.jitterUs / 1000}ms` : ''}`);
+  if (q.lossPct) parts.push(`loss ${q.lossPct}%`);
+  if (q.duplicatePct) parts.push(`duplicate ${q.duplicatePct}%`);
+  if (q.corruptPct) parts.push(`corrupt ${q.corruptPct}%`);
+  if (q.reorderPct) parts.push(`reorder ${q.reorderPct}%`);
+  if (q.rateBps) parts.push(`rate ${rate(q.rateBps)}`);
+  parts.push(`limit ${q.limit}`);
+  return parts.join(' ');
+}

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { labDir, STATE_ROOT, STATE_ROOT_IS_DEFAULT } from '../runtime/paths.js';
-import type { Lab } from '../topology/types.js';
+import type { Impairment, Lab } from '../topology/types.js';
 import { NetlabError } from '../topology/errors.js';
 
 
@@ -36,6 +36,9 @@ export interface LabState {
   /** Cables set down or up at run time (`netlab link`), by "NODE:IFACE" (both ends of a link):
    *  the model stays as the file resolved it; modelOf() gives the lab as it runs. */
   cables?: Record<string, boolean>;
+  /** Impairments set at run time (`netlab impair`), by "NODE:IFACE": null when cleared. Like
+   *  cables, applied by modelOf() over the model. */
+  impairments?: Record<string, Impairment | null>;
   /** Set by a complete `up`: the iptables chain its accept rules went into (DOCKER-USER or
    *  FORWARD), null when it needed none; absent when unknown (down then looks). */
   iptables?: string | null;
@@ -297,8 +300,14 @@ export { labDir, STATE_ROOT, STATE_ROOT_IS_DEFAULT };
  *  up). A copy: the state's model itself is never changed after `up`. */
 export function modelOf(st: LabState): Lab {
   const cables = st.cables ?? {};
-  if (Object.keys(cables).length === 0) return st.model;
+  const imps = st.impairments ?? {};
+  if (Object.keys(cables).length === 0 && Object.keys(imps).length === 0) return st.model;
   const m = structuredClone(st.model);
+  for (const n of m.nodes) for (const f of n.interfaces) {
+    const v = imps[`${n.name}:${f.name}`];
+    if (v === null) delete f.impair;
+    else if (v !== undefined) f.impair = v;
+  }
   for (const n of m.nodes) for (const f of n.interfaces) {
     const v = cables[`${n.name}:${f.name}`];
     if (v !== undefined) f.up = v;

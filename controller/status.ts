@@ -1,12 +1,14 @@
 // `netlab status`: each lab as the kernel has it (nodes' interfaces, addresses, routes, container
 // state; simulated hosts and their tunnels), read one node at a time so that one broken node or
 // lab never fails the whole report.
-import type { Lab } from '../topology/types.js';
+import type { Impairment, Lab, LabNode } from '../topology/types.js';
+import { NO_IMPAIRMENT, impairmentText } from '../topology/impair.js';
+import { NETLAB_QDISC_HANDLE } from './kernel/tc.js';
 import { labOfNetns, NETNS_PREFIX } from '../topology/names.js';
 import { nodesBuilt } from './plan.js';
 import { containerImage, containerState, type ContainerImageInfo, type ContainerState } from '../runtime/container.js';
-import { Kernel, KernelError, type LinkInfo } from './kernel/index.js';
-import { lockHolder, readStateChecked } from './state.js';
+import { Kernel, KernelError, type LinkInfo, type QdiscInfo } from './kernel/index.js';
+import { lockHolder, modelOf, readStateChecked } from './state.js';
 import { knownLabs, LabError, requireRoot } from './labs.js';
 
 export interface InterfaceStatus {
@@ -16,6 +18,10 @@ export interface InterfaceStatus {
   mtu: number;
   mac: string | null;
   addresses: string[];
+  /** Its impairment as the kernel has it (netlab's root qdisc read back: `rate 10mbit`,
+   *  `delay 20ms loss 1%`), plus the nftables loss rule netlab wrote where the kernel has no
+   *  netem; null when none. */
+  impairment: string | null;
 }
 
 export interface NodeStatus {
@@ -128,19 +134,35 @@ function readError(e: unknown, netns: string | null): string {
   return (e as Error).message ?? String(e);
 }
 
-async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | null, existing: Set<string>): Promise<NodeStatus> {
+/** tc's words for a qdisc netlab made (its handle 1:), plus the loss the model puts in nftables. */
+function impairmentOf(q: QdiscInfo | undefined, modelled: Impairment | undefined): string | null {
+  const parts: string[] = [];
+  const spec = q && q.handle === NETLAB_QDISC_HANDLE ? q.spec : null;
+  if (spec?.kind === 'tbf') parts.push(impairmentText({ ...NO_IMPAIRMENT, rateBps: spec.rateBps }));
+  if (spec?.kind === 'netem') {
+    parts.push(impairmentText({
+      ...NO_IMPAIRMENT, rateBps: spec.rateBps || null, delayUs: spec.delayUs || null, jitterUs: spec.jitterUs || null, lossPct: spec.lossPct || null,
+      duplicatePct: spec.duplicatePct || null, corruptPct: spec.corruptPct || null, reorderPct: spec.reorderPct || null,
+    }));
+  }
+  if (spec?.kind !== 'netem' && modelled?.lossPct) parts.push(`loss ${modelled.lossPct}% (nftables)`);
+  return parts.filter(Boolean).join(' ') || null;
+}
+
+async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | null, existing: Set<string>, model?: LabNode): Promise<NodeStatus> {
   const container = containerState(lab, name); // files only, every read guarded: does not throw
   const base = { name, netns, interfaces: [], routes: [], image: containerImage(lab, name) };
   if (netns === null) return { ...base, present: true, container, error: null };
   if (!existing.has(netns)) return { ...base, present: false, container, error: null };
   try {
     const h = k.ns(netns);
-    const [links, addrs, routes] = await Promise.all([h.linkList(), h.addrList(), h.routeList()]);
+    const [links, addrs, routes, qdiscs] = await Promise.all([h.linkList(), h.addrList(), h.routeList(), h.qdiscList()]);
     return {
       name, netns, present: true,
       interfaces: links.map((l) => ({
         name: l.name, up: l.up, operUp: l.operUp, mtu: l.mtu, mac: l.mac,
         addresses: addrs.filter((a) => a.index === l.index).map((a) => `${a.address}/${a.prefixLen}`),
+        impairment: impairmentOf(qdiscs.find((q) => q.dev === l.name), model?.interfaces.find((f) => f.name === l.name)?.impair),
       })),
       routes: routes.map((r) => ({ dst: r.dst, via: r.via, dev: r.dev })),
       container,
@@ -157,12 +179,13 @@ async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | 
 async function labStatus(kernel: Kernel, lab: string, existing: Set<string>): Promise<LabStatusReport | null> {
   const { state: st, error } = readStateChecked(lab);
   const as = st?.as ?? null;
-  const names = st ? nodesBuilt(st.model, as).map((n) => ({ name: n.name, netns: n.netns }))
+  const running = st ? modelOf(st) : null;
+  const names: { name: string; netns: string | null; model?: LabNode }[] = running ? nodesBuilt(running, as).map((n) => ({ name: n.name, netns: n.netns, model: n }))
     : [...existing].filter((n) => labOfNetns(n) === lab && n.startsWith(`${NETNS_PREFIX}${lab}.`)).map((n) => ({ name: n.slice(`${NETNS_PREFIX}${lab}.`.length), netns: n }));
   const holder = lockHolder(lab);
   if (!st && !error && names.length === 0 && !holder) return null;
   const nodes: NodeStatus[] = [];
-  for (const n of names) nodes.push(await nodeStatus(kernel, lab, n.name, n.netns, existing));
+  for (const n of names) nodes.push(await nodeStatus(kernel, lab, n.name, n.netns, existing, n.model));
   let hosts: HostStatus[] = [];
   let hostsError: string | null = null;
   try {

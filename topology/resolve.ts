@@ -4,7 +4,7 @@
 // is deterministic: the same file gives the same Lab, byte for byte. This file only runs the
 // stages in order over one context (resolve-context.ts): resolve-networks.ts (pool, networks,
 // links, hosts, placement, IPAM, addresses), resolve-nodes.ts (attachments, nodes, security),
-// resolve-routing.ts (OSPF/BGP of routing nodes),
+// resolve-routing.ts (OSPF/BGP of routing nodes), impair.ts (link impairments),
 // resolve-checks.ts (checks), fields.ts (ports, volumes, sizes, users, MACs). The order is part
 // of the result: automatic subnets go around the ones claimed before, kernel names that hash
 // alike are told apart in the order they are taken, and diagnostics come out in this order.
@@ -15,6 +15,7 @@ import type { Locator } from './source.js';
 import { hostsAddress } from './hosts.js';
 import { resolveChecks } from './resolve-checks.js';
 import { resolveRouting } from './resolve-routing.js';
+import { resolveImpairments } from './impair.js';
 import { BUILT_REGISTRY, isBuiltRef, resolveImages } from './resolve-images.js';
 import { buildNodes, checkHostPorts, checkNodeNameCase, nodeAttachments } from './resolve-nodes.js';
 import {
@@ -56,6 +57,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string, en
     else if (isBuiltRef(n.image)) ctx.err(['nodes', n.name, 'image'], `${BUILT_REGISTRY} names images netlab builds from \`images:\`; declare the image there and write image: NAME`);
   }
   resolveRouting(ctx, nodes, images, links);
+  resolveImpairments(ctx, nodes, links);
   checkLinkAddresses(ctx, nodes, links);
   const { checks, dnsFromHosts } = resolveChecks(raw.checks ?? [], ctx.nodeNames, ctx.err);
 

@@ -77,6 +77,10 @@ interface Port {
   carrier: boolean;
   /** Why there is no carrier, when there is none. */
   downWhy: string | null;
+  /** `impair: { loss: 100% }`: every packet it sends is dropped (a network attachment's: also
+   *  every packet the bridge sends it). */
+  dropsOut: boolean;
+  dropsIn: boolean;
 }
 
 interface Part {
@@ -149,7 +153,7 @@ function buildWorld(lab: Lab): World {
     if (!n.gateway || !n.subnet || n.driver !== 'bridge' || n.hosts.length > 0) continue;
     const port: Port = {
       owner: machine, name: n.bridgeName ?? n.name, network: n.name, link: null, segment: `net:${n.name}`,
-      address: n.gateway, prefixLen: parseCidr(n.subnet)!.prefixLen, adminUp: true, carrier: true, downWhy: null,
+      address: n.gateway, prefixLen: parseCidr(n.subnet)!.prefixLen, adminUp: true, carrier: true, downWhy: null, dropsOut: false, dropsIn: false,
     };
     machine.ports.push(port);
     addToSeg(port);
@@ -171,6 +175,7 @@ function buildWorld(lab: Lab): World {
         owner: part, name: f.name, network: f.network, link: f.link, segment,
         address: f.ipv4?.address ?? null, prefixLen: f.ipv4?.prefixLen ?? 32,
         adminUp, carrier: adminUp, downWhy: adminUp ? null : `${node.name} ${f.name} is down`,
+        dropsOut: f.impair?.lossPct === 100, dropsIn: f.kind === 'network' && f.impair?.lossPct === 100,
       };
       part.ports.push(port);
       addToSeg(port);
@@ -188,7 +193,13 @@ function buildWorld(lab: Lab): World {
       }
     }
   }
-  // The routing protocols converge over the cables that are up.
+  // The routing protocols converge over the cables that are up. A link that drops every
+  // packet one way (loss 100%) carries no adjacency either way: hellos must go both ways.
+  const silenced = (p: Port): boolean => {
+    if (p.dropsOut || p.dropsIn) return true;
+    if (p.link === null) return false;
+    return (segments.get(p.segment) ?? []).some((q) => q !== p && q.dropsOut);
+  };
   const routers: Router[] = [];
   for (const part of parts.values()) {
     const r = part.node?.routing;
@@ -196,7 +207,7 @@ function buildWorld(lab: Lab): World {
     routers.push({
       id: part.id, routerId: r.routerId,
       ifaces: part.ports.filter((p) => p.address).map((p) => ({
-        name: p.name, address: p.address!, prefixLen: p.prefixLen, segment: p.segment, usable: p.adminUp && p.carrier,
+        name: p.name, address: p.address!, prefixLen: p.prefixLen, segment: p.segment, usable: p.adminUp && p.carrier && !silenced(p),
         ospfCost: r.ospf?.interfaces.find((i) => i.name === p.name)?.cost ?? null,
       })),
       ospf: r.ospf !== null,
@@ -444,6 +455,11 @@ class Walker {
         trace.push(`${here}: ${msg}`);
         return res(false, cur, msg);
       }
+      if (out.dropsOut) {
+        const msg = `${who} ${out.name} drops every packet it sends (impair loss 100%)`;
+        trace.push(`${here}: ${msg}`);
+        return res(false, cur, msg);
+      }
       const nextHop = entry.via ?? dst;
       const seg = this.w.segments.get(out.segment) ?? [];
       const segName = this.w.segNames.get(out.segment) ?? out.segment;
@@ -456,6 +472,11 @@ class Walker {
         const msg = exact
           ? `${this.label(exact.owner)} ${exact.name} (${nextHop}) is down: nothing is delivered to it on ${segName}`
           : `no host ${nextHop} on segment ${segName}${role ? ` (${role})` : ''}`;
+        trace.push(`${here}: ${msg}`);
+        return res(false, cur, msg);
+      }
+      if (recv.dropsIn) {
+        const msg = `${this.label(recv.owner)} ${recv.name} drops every packet it receives (impair loss 100%)`;
         trace.push(`${here}: ${msg}`);
         return res(false, cur, msg);
       }

@@ -34,11 +34,24 @@ export interface RawOspfInterface {
   cost?: number;
 }
 
+/** Impairment values as written (`impair:`): tc's units, or numbers. */
+export interface RawImpair {
+  rate?: string | number;
+  delay?: string | number;
+  jitter?: string | number;
+  loss?: string | number;
+  duplicate?: string | number;
+  corrupt?: string | number;
+  reorder?: string | number;
+  limit?: number;
+}
+
 export interface RawNetworkAttachment {
   ipv4?: string;
   interface?: string;
   mac?: string;
   ospf?: RawOspfInterface;
+  impair?: RawImpair;
 }
 
 export interface RawRoute {
@@ -93,6 +106,7 @@ export interface RawLink {
   mtu?: number;
   state?: 'up' | 'down';
   ospf?: RawOspfInterface;
+  impair?: RawImpair & { a?: RawImpair; b?: RawImpair };
 }
 
 /** An image built from Debian packages (`images.<name>`). */
@@ -174,6 +188,24 @@ interface LabInterfaceBase {
   up: boolean;
   /** OSPF cost written for this interface (`ospf: { cost }`); absent: the default, 10. */
   ospfCost?: number;
+  /** Impairment of the traffic this interface sends (a link end: that direction; a network
+   *  attachment: both directions, the bridge side's egress too). Absent: none. */
+  impair?: Impairment;
+}
+
+/** One direction's impairment, in the kernel's units. Null: not set. */
+export interface Impairment {
+  /** Bits per second. */
+  rateBps: number | null;
+  delayUs: number | null;
+  jitterUs: number | null;
+  /** Percent, 0-100 (fractions allowed). */
+  lossPct: number | null;
+  duplicatePct: number | null;
+  corruptPct: number | null;
+  reorderPct: number | null;
+  /** Queue length in packets. */
+  limit: number | null;
 }
 
 /** An interface on a network: a veth whose other end is a port of the network's bridge. */

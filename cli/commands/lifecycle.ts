@@ -101,7 +101,7 @@ export async function status(io: Io, arg: string | undefined, opts: { json?: boo
       if (n.error) { io.out(`  ${n.name.padEnd(16)} ${ctr}; ${n.error}\n`); continue; }
       if (!n.present) { io.out(`  ${n.name.padEnd(16)} ${ctr}; namespace ${n.netns} missing\n`); continue; }
       if (n.netns === null) { io.out(`  ${n.name.padEnd(16)} ${ctr}; host network\n`); continue; }
-      const ifs = n.interfaces.filter((f) => f.name !== 'lo').map((f) => `${f.name}${f.up ? (f.operUp ? '' : ' (no carrier)') : ' DOWN'}${f.addresses.length ? ' ' + f.addresses.join(' ') : ''}`);
+      const ifs = n.interfaces.filter((f) => f.name !== 'lo').map((f) => `${f.name}${f.up ? (f.operUp ? '' : ' (no carrier)') : ' DOWN'}${f.addresses.length ? ' ' + f.addresses.join(' ') : ''}${f.impairment ? ` [${f.impairment}]` : ''}`);
       io.out(`  ${n.name.padEnd(16)} ${ctr}; ${ifs.join(', ') || 'loopback only'}\n`);
     }
     io.out(formatHosts(l));

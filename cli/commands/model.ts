@@ -1,6 +1,7 @@
 // validate, plan and graph: commands that read a topology file and print what it means,
 // without root and without touching the kernel. graph's renderers load only for graph: validate
 // is the command run most often.
+import { netemAvailable } from '../../controller/kernel/tc.js';
 import { loadTopologyFile } from '../../topology/load.js';
 import { formatDiagnostic } from '../../topology/source.js';
 import { buildPlan, formatPlan } from '../../controller/plan.js';
@@ -30,7 +31,7 @@ export function validate(io: Io, files: string[], opts: ValidateOptions): void {
 
 /** An unknown `--as` host is a usage error (PlanError, exit 2). */
 export function plan(io: Io, file: string, opts: PlanCommandOptions): void {
-  const p = buildPlan(loadLab(file), opts.as !== undefined ? { as: opts.as } : {});
+  const p = buildPlan(loadLab(file), { netem: netemAvailable(), ...(opts.as !== undefined ? { as: opts.as } : {}) });
   io.out(opts.json ? JSON.stringify(p, null, 2) + '\n' : formatPlan(p) + '\n');
 }
 

@@ -5,9 +5,10 @@ export { Kernel, NetnsHandle } from './kernel.js';
 export { KernelError } from './errors.js';
 export type { LinkEvent, LinkMonitor } from './monitor.js';
 export type {
-  AddrInfo, BridgeOptions, FdbEntry, LinkInfo, LinkSetOptions, RouteInfo, RouteSpec, VethOptions, VxlanInfo, VxlanOptions,
+  AddrInfo, BridgeOptions, FdbEntry, LinkInfo, LinkSetOptions, QdiscInfo, RouteInfo, RouteSpec, VethOptions, VxlanInfo, VxlanOptions,
 } from './types.js';
-export { nftApply, nftDeleteTable, nftListTables } from './nft.js';
+export { nftApply, nftApplyIn, nftDeleteTable, nftListTables } from './nft.js';
+export { netemAvailable, tbfFor, type QdiscSpec, type NetemSpec, type TbfSpec } from './tc.js';
 export { iptablesRestore, iptablesSave } from './iptables.js';
 export { hostSysctlGet, hostSysctlSet } from './sysctl.js';
 export { ensureTmpfs, netnsMountsPrivate, releaseTmpfs } from './mounts.js';

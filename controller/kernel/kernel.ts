@@ -31,8 +31,9 @@ import { startLinkMonitor, type LinkEvent, type LinkMonitor } from './monitor.js
 import { NETNS_RUN_DIR, checkNetnsName, ensureNetnsDir } from './mounts.js';
 import { nftApply } from './nft.js';
 import { sysctlPath, validSysctlKey } from './sysctl.js';
+import { NETLAB_QDISC_HANDLE, TC_H_ROOT, decodeQdisc, encodeNetem, encodeTbf, type QdiscSpec } from './tc.js';
 import type {
-  AddrInfo, BridgeOptions, FdbEntry, LinkInfo, LinkSetOptions, RouteInfo, RouteSpec, VethOptions, VxlanOptions,
+  AddrInfo, BridgeOptions, FdbEntry, LinkInfo, LinkSetOptions, QdiscInfo, RouteInfo, RouteSpec, VethOptions, VxlanOptions,
 } from './types.js';
 
 const HANDLE_TOKEN = Symbol('NetnsHandle');
@@ -485,6 +486,41 @@ export class NetnsHandle {
         table,
         protocol: typeof proto === 'string' ? proto.toLowerCase() : String(proto),
       });
+    }
+    return out;
+  }
+
+  /** Equivalent to: `tc qdisc replace dev DEV root handle 1: tbf|netem ...` (netlab's one root
+   *  qdisc of the device: created, or replaced in one message) */
+  async qdiscReplace(dev: string, q: QdiscSpec): Promise<void> {
+    const options = q.kind === 'tbf' ? encodeTbf(q) : encodeNetem(q);
+    await this.withIndexes('qdiscReplace', `${dev} ${q.kind}`, [dev], ([ifindex]) =>
+      this.sock.newQdisc({ family: 0, ifindex, handle: NETLAB_QDISC_HANDLE, parent: TC_H_ROOT }, { kind: q.kind, options }, { flags: FlagsNew.CREATE | FlagsNew.REPLACE }));
+  }
+
+  /** Equivalent to: `tc qdisc del dev DEV root` (nothing to delete is fine: the device keeps
+   *  its default qdisc) */
+  async qdiscDelete(dev: string): Promise<void> {
+    try {
+      await this.withIndexes('qdiscDelete', dev, [dev], ([ifindex]) => this.sock.delQdisc({ family: 0, ifindex, parent: TC_H_ROOT }));
+    } catch (e) {
+      // The kernel answers ENOENT (or EINVAL for a noqueue device) when only the default is there.
+      if (!(e instanceof KernelError && (e.errno === 'ENOENT' || e.errno === 'EINVAL'))) throw e;
+    }
+  }
+
+  /** Equivalent to: `tc -j qdisc show` (root qdiscs only; tbf and netem options decoded) */
+  async qdiscList(): Promise<QdiscInfo[]> {
+    const [msgs, names] = await Promise.all([
+      this.dump('qdiscList', 'qdiscs', (s) => s.getQdiscs({ family: 0 })),
+      this.namesByIndex('qdiscList'),
+    ]);
+    const out: QdiscInfo[] = [];
+    for (const m of msgs) {
+      if ((m.data.parent ?? 0) !== TC_H_ROOT) continue;
+      const kind = m.attrs.kind ?? '';
+      const ix = m.data.ifindex ?? 0;
+      out.push({ dev: names.get(ix) ?? String(ix), kind, handle: m.data.handle ?? 0, spec: decodeQdisc(kind, m.attrs.options) });
     }
     return out;
   }

@@ -7,12 +7,14 @@ import { errnoOf, KernelError } from './errors.js';
 
 const NFT_FAMILIES = new Set(['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']);
 
-/** Runs nft in the namespace netlab runs in. NETLAB_NFT overrides the binary (tests use it to
- *  check the message shown when nftables is missing). */
-function runNft(op: string, object: string, args: string[], input?: string): string {
+/** Runs nft in the namespace netlab runs in, or (netns) in a named network namespace through
+ *  nsenter. NETLAB_NFT overrides the binary (tests use it to check the message shown when
+ *  nftables is missing). */
+function runNft(op: string, object: string, args: string[], input?: string, netns?: string): string {
   const bin = process.env.NETLAB_NFT || 'nft';
   const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
-  const res = spawnSync(bin, args, { input, encoding: 'utf8', env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const [cmd, argv] = netns ? ['nsenter', [`--net=/run/netns/${netns}`, '--', bin, ...args]] : [bin, args];
+  const res = spawnSync(cmd, argv, { input, encoding: 'utf8', env, stdio: ['pipe', 'pipe', 'pipe'] });
   if (res.error) {
     const errno = errnoOf(res.error);
     if (errno === 'ENOENT') {
@@ -34,6 +36,13 @@ function runNft(op: string, object: string, args: string[], input?: string): str
 export function nftApply(ruleset: string): void {
   const m = /\btable\s+(\w+)\s+([\w.-]+)/.exec(ruleset);
   runNft('nftApply', m ? `table ${m[1]} ${m[2]}` : 'ruleset', ['-f', '-'], ruleset);
+}
+
+/** Equivalent to: `ip netns exec NETNS nft -f -` (one transaction in that namespace) */
+export function nftApplyIn(netns: string, ruleset: string): void {
+  if (!/^[A-Za-z0-9_.+-]+$/.test(netns)) throw new KernelError('nftApplyIn', netns, netns, 'EINVAL', 'bad namespace name');
+  const m = /\btable\s+(\w+)\s+([\w.-]+)/.exec(ruleset);
+  runNft('nftApplyIn', m ? `table ${m[1]} ${m[2]} in ${netns}` : `ruleset in ${netns}`, ['-f', '-'], ruleset, netns);
 }
 
 /** Equivalent to: `nft delete table FAMILY NAME` (no error when it does not exist) */

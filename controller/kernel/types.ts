@@ -127,3 +127,11 @@ export interface LinkSetOptions {
   alias?: string;
   group?: number;
 }
+
+export interface QdiscInfo {
+  dev: string;
+  kind: string;
+  handle: number;
+  /** tbf and netem options, decoded (null for other kinds). */
+  spec: import('./tc.js').QdiscSpec | null;
+}
