@@ -185,10 +185,10 @@ describe.skipIf(!isRoot)('controller/kernel/ on the real kernel', () => {
       .toEqual(['192.0.2.0/24', '203.0.113.0/24', 'default']);
     const ours = await a.routeList();
     expect(ours).toEqual(expect.arrayContaining([
-      { dst: '203.0.113.0/24', via: '198.18.3.254', dev: 'eth0', table: 254, protocol: 'boot' },
-      { dst: '192.0.2.0/24', via: null, dev: 'eth0', table: 254, protocol: 'boot' },
-      { dst: '0.0.0.0/0', via: '198.18.3.254', dev: 'eth0', table: 254, protocol: 'boot' },
-      { dst: '198.18.3.0/24', via: null, dev: 'eth0', table: 254, protocol: 'kernel' },
+      { dst: '203.0.113.0/24', via: '198.18.3.254', dev: 'eth0', metric: 0, nexthops: null, table: 254, protocol: 'boot' },
+      { dst: '192.0.2.0/24', via: null, dev: 'eth0', metric: 0, nexthops: null, table: 254, protocol: 'boot' },
+      { dst: '0.0.0.0/0', via: '198.18.3.254', dev: 'eth0', metric: 0, nexthops: null, table: 254, protocol: 'boot' },
+      { dst: '198.18.3.0/24', via: null, dev: 'eth0', metric: 0, nexthops: null, table: 254, protocol: 'kernel' },
     ]));
     expect(ours).toHaveLength(seen.length);
     await expectKernelError(a.routeAdd({ dst: '203.0.113.0/24', via: '198.18.3.254' }), 'EEXIST');
@@ -200,6 +200,51 @@ describe.skipIf(!isRoot)('controller/kernel/ on the real kernel', () => {
     expect(after).not.toContain('default');
     expect(after).toContain('192.0.2.0/24');
     await expectKernelError(a.routeDel({ dst: '203.0.113.0/24' }), 'ESRCH');
+  });
+
+  it('adds metric and multipath routes that iproute2 reads back', async () => {
+    const a = netns('a');
+    netns('b');
+    await a.linkAddVeth('e1', 'e1', nsn('b'), { up: true, peerUp: true });
+    await a.linkAddVeth('e2', 'e2', nsn('b'), { up: true, peerUp: true });
+    await a.addrAdd('e1', '198.18.4.1/24');
+    await a.addrAdd('e2', '198.18.5.1/24');
+    await a.routeAdd({ dst: '203.0.113.0/24', via: '198.18.4.2', metric: 10 });
+    await a.routeAdd({ dst: '203.0.113.0/24', via: '198.18.5.2', metric: 20 });
+    await a.routeAdd({ dst: '192.0.2.0/24', nexthops: [{ via: '198.18.4.2' }, { via: '198.18.5.2', dev: 'e2' }] });
+    const seen = ipj<IpRoute & { metric?: number; nexthops?: { gateway: string; dev: string }[] }>(['route', 'show', 'table', 'main'], nsn('a'));
+    expect(seen.filter((r) => r.dst === '203.0.113.0/24').map((r) => [r.gateway, r.metric])).toEqual([['198.18.4.2', 10], ['198.18.5.2', 20]]);
+    expect(seen.find((r) => r.dst === '192.0.2.0/24')!.nexthops!.map((h) => [h.gateway, h.dev])).toEqual([['198.18.4.2', 'e1'], ['198.18.5.2', 'e2']]);
+    const ours = await a.routeList();
+    expect(ours.find((r) => r.dst === '192.0.2.0/24')).toMatchObject({ via: null, nexthops: [{ via: '198.18.4.2', dev: 'e1', dead: false }, { via: '198.18.5.2', dev: 'e2', dead: false }] });
+    expect(ours.filter((r) => r.dst === '203.0.113.0/24').map((r) => r.metric)).toEqual([10, 20]);
+    // e1 down: its single-path route goes, the multipath keeps e2's next hop alive.
+    await a.linkSet('e1', { up: false });
+    const after = await a.routeList();
+    expect(after.filter((r) => r.dst === '203.0.113.0/24').map((r) => r.metric)).toEqual([20]);
+    expect(after.find((r) => r.dst === '192.0.2.0/24')!.nexthops!.map((h) => [h.dev, h.dead])).toEqual([['e1', true], ['e2', false]]);
+    await a.routeDel({ dst: '203.0.113.0/24', metric: 20 });
+    expect((await a.routeList()).some((r) => r.dst === '203.0.113.0/24')).toBe(false);
+  });
+
+  it('sets tbf qdiscs that tc reads back, lists and deletes them', async () => {
+    const a = netns('a');
+    netns('b');
+    await a.linkAddVeth('q0', 'q0', nsn('b'), { up: true, peerUp: true });
+    await a.qdiscReplace('q0', { kind: 'tbf', rateBps: 20e6, burstBytes: 10000, limitBytes: 125000 });
+    const tc = (dev: string) => JSON.parse(execFileSync('tc', ['-n', nsn('a'), '-j', 'qdisc', 'show', 'dev', dev], { encoding: 'utf8' })) as { kind: string; handle: string; options?: { rate: number; burst: number; lat: number } }[];
+    expect(tc('q0')).toEqual([expect.objectContaining({ kind: 'tbf', handle: '1:', options: { rate: 2_500_000, burst: 10000, lat: 46000 } })]);
+    // Replace in place: one root qdisc, the new rate.
+    await a.qdiscReplace('q0', { kind: 'tbf', rateBps: 8e9, burstBytes: 4e6, limitBytes: 8e6 });
+    expect(tc('q0')).toEqual([expect.objectContaining({ kind: 'tbf', handle: '1:', options: expect.objectContaining({ rate: 1e9 }) })]);
+    expect((await a.qdiscList()).find((q) => q.dev === 'q0')).toEqual({ dev: 'q0', kind: 'tbf', handle: 0x10000, spec: { kind: 'tbf', rateBps: 8e9, burstBytes: 4e6, limitBytes: 8e6 } });
+    await a.qdiscDelete('q0');
+    await a.qdiscDelete('q0'); // nothing left to delete is fine
+    expect(tc('q0').map((q) => q.kind)).toEqual(['noqueue']);
+    // netem: this kernel has none, and says so in the error.
+    if (!fs.existsSync('/sys/module/sch_netem')) {
+      await expect(a.qdiscReplace('q0', { kind: 'netem', delayUs: 1000, jitterUs: 0, lossPct: 0, duplicatePct: 0, corruptPct: 0, reorderPct: 0, rateBps: 0, limit: 1000 })).rejects.toThrow(/ENOENT|EINVAL|EOPNOTSUPP/);
+    }
   });
 
   it('sets MTU, alias, group and MAC, and reads them back', async () => {
