@@ -6,7 +6,7 @@
 import type { Impairment } from '../topology/types.js';
 import { Kernel, netemAvailable, nftApply, nftApplyIn } from './kernel/index.js';
 import { applyPlan, type KernelApi } from './apply.js';
-import { impairSteps, type PlanStep } from './plan.js';
+import { hostLossSteps, impairSteps, nodesBuilt, type PlanStep } from './plan.js';
 import { lockLab, modelOf, readState, writeState } from './state.js';
 import { LabError, requireRoot } from './labs.js';
 
@@ -45,6 +45,7 @@ export async function setImpairment(labName: string, node: string, iface: string
     const netem = netemAvailable();
     const steps: PlanStep[] = [];
     for (const e of ends) for (const s of impairSteps(lab, e.node, netem, st.as ?? null, true)) steps.push({ phase: 'interfaces', ...s });
+    if (f.kind === 'network') for (const s of hostLossSteps(lab, nodesBuilt(lab, st.as), netem, st.as ?? null, true)) steps.push({ phase: 'interfaces', ...s });
     const kernel = await Kernel.open();
     try {
       const api: KernelApi = { netnsAdd: () => { throw new Error('impair makes no namespace'); }, ns: (n) => kernel.ns(n), nftApply, nftApplyIn, iptablesAccept: () => {} };

@@ -13,7 +13,7 @@ import { ensureTmpfs, hostSysctlGet, hostSysctlSet, releaseTmpfs, Kernel, Kernel
 import { needsFirewall, NFT_FAMILY } from './firewall.js';
 import { acceptLab, removeLabRules } from './hostfw.js';
 import { claimLab } from './conflicts.js';
-import { listStateLabs, lockLab, releaseStateRoot, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
+import { listStateLabs, lockLab, modelOf, releaseStateRoot, readState, removeState, writeState, STATE_ROOT, type LabState } from './state.js';
 import { isNetlabLink, knownLabs, LabError, labNetns, requireRoot } from './labs.js';
 
 export { isNetlabLink, knownLabs, LabError, requireRoot } from './labs.js';
@@ -231,6 +231,10 @@ async function teardown(k: Kernel, lab: string, o: { starting?: boolean; as?: st
   // ask nft. nftDeleteTable is tolerant of a table that is already gone.
   const hadTable = st ? as === null && needsFirewall(st.model) : nftListTables().some((t) => t.family === NFT_FAMILY && t.name === table);
   if (hadTable) nftDeleteTable(NFT_FAMILY, table);
+  // The bridge ports' loss table (plan.ts hostLossSteps: lossy network attachments on a kernel
+  // without netem), when the lab as it ran had one.
+  const lossy = st ? modelOf(st).nodes.some((n) => n.interfaces.some((f) => f.kind === 'network' && f.impair?.lossPct)) : nftListTables().some((t) => t.family === 'netdev' && t.name === table);
+  if (lossy && as === null) nftDeleteTable('netdev', table);
   // A complete up recorded whether it added iptables rules (most machines: none, and then down
   // spends no iptables-save); otherwise look for them by their comment.
   const iptablesRules = st?.iptables === null && before === 'up' ? 0 : removeLabRules(lab);

@@ -108,7 +108,12 @@ export const IMPAIR_TABLE = 'netlab_impair';
 export function impairSteps(lab: Lab, node: LabNode, netem: boolean, as: string | null, clearing: boolean): PlanStepBody[] {
   const out: PlanStepBody[] = [];
   if (node.netns === null) return out;
-  const rules: { dev: string; dir: 'out' | 'in'; pct: number }[] = [];
+  // Without netem, loss is an nftables drop where the packets arrive: a drop on the sender's own
+  // way out would fail its sendto() with EPERM, which a lossy cable never does. So this node's
+  // table drops what arrives here: over a link whose other end has loss, and over its own
+  // lossy network attachments; what such an attachment sends is dropped by the bridge side's
+  // ingress (hostLossSteps).
+  const rules: { dev: string; pct: number }[] = [];
   for (const f of node.interfaces) {
     const i = f.impair;
     const sides: { netns: Ns; dev: string }[] = [{ netns: node.netns, dev: f.name }];
@@ -137,28 +142,65 @@ export function impairSteps(lab: Lab, node: LabNode, netem: boolean, as: string 
       if (q) out.push({ op: 'qdisc.set', netns: sd.netns, dev: sd.dev, qdisc: q, reason: `${what} ${text} (${k === 0 ? directions : `into ${node.name}`})` });
       else if (clearing) out.push({ op: 'qdisc.clear', netns: sd.netns, dev: sd.dev, reason: `${what}: no qdisc needed` });
     }
-    if (!netem && i.lossPct) {
-      rules.push({ dev: f.name, dir: 'out', pct: i.lossPct });
-      if (f.kind === 'network') rules.push({ dev: f.name, dir: 'in', pct: i.lossPct });
+    if (!netem && i.lossPct && f.kind === 'network') rules.push({ dev: f.name, pct: i.lossPct });
+  }
+  if (!netem) {
+    for (const f of node.interfaces) {
+      if (f.kind !== 'link' || !f.peer) continue;
+      const peer = lab.nodes.find((n) => n.name === f.peer!.node)?.interfaces.find((x) => x.name === f.peer!.iface);
+      if (peer?.impair?.lossPct) rules.push({ dev: f.name, pct: peer.impair.lossPct });
     }
   }
-  if (rules.length > 0 || clearing) {
+  if (rules.length > 0 || (clearing && !netem)) {
     out.push({ op: 'nft.netns', netns: node.netns, table: IMPAIR_TABLE, ruleset: lossRuleset(rules), reason: rules.length ? `random loss on ${node.name} (nftables numgen: the kernel has no netem)` : `no loss rules on ${node.name}` });
   }
   return out;
 }
 
 /** The node's loss table, replacing any earlier one in one transaction (an empty list: gone). */
-export function lossRuleset(rules: { dev: string; dir: 'out' | 'in'; pct: number }[]): string {
+/** One in a million resolution (0.0001%); 100% drops everything. */
+const lossMatch = (pct: number) => (pct >= 100 ? '' : `numgen random mod 1000000 < ${Math.round(pct * 10000)} `);
+
+/** A node's loss table (what arrives on DEV is dropped at random), replacing any earlier one in
+ *  one transaction; an empty list: gone. */
+export function lossRuleset(rules: { dev: string; pct: number }[]): string {
   const lines = [`table inet ${IMPAIR_TABLE}`, `delete table inet ${IMPAIR_TABLE}`];
   if (rules.length === 0) return lines.join('\n') + '\n';
-  // One in a million resolution: 0.0001%.
-  const rule = (r: { dev: string; dir: 'out' | 'in'; pct: number }) => `    ${r.dir === 'out' ? 'oifname' : 'iifname'} "${r.dev}" numgen random mod 1000000 < ${Math.round(r.pct * 10000)} drop comment "loss ${r.pct}%"`;
-  lines.push(`table inet ${IMPAIR_TABLE} {`);
-  lines.push('  chain egress {', '    type filter hook postrouting priority 0; policy accept;', ...rules.filter((r) => r.dir === 'out').map(rule), '  }');
-  lines.push('  chain ingress {', '    type filter hook prerouting priority 0; policy accept;', ...rules.filter((r) => r.dir === 'in').map(rule), '  }');
-  lines.push('}');
+  lines.push(`table inet ${IMPAIR_TABLE} {`, '  chain ingress {', '    type filter hook prerouting priority 0; policy accept;');
+  for (const r of rules) lines.push(`    iifname "${r.dev}" ${lossMatch(r.pct)}drop comment "loss ${r.pct}%"`);
+  lines.push('  }', '}');
   return lines.join('\n') + '\n';
+}
+
+/** Without netem: what lossy network attachments send is dropped as it enters the bridge, at the
+ *  bridge side's ingress (a netdev table per namespace holding bridges: the machine's, or a
+ *  simulated host's), named like the lab's own table. `clearing`: also where none is left. */
+export function hostLossSteps(lab: Lab, nodes: LabNode[], netem: boolean, as: string | null, clearing: boolean): PlanStepBody[] {
+  if (netem) return [];
+  const byNs = new Map<Ns, { dev: string; pct: number; what: string }[]>();
+  for (const n of nodes) {
+    for (const f of n.interfaces) {
+      if (f.kind !== 'network' || !f.hostSide || !f.impair?.lossPct) continue;
+      const ns = bridgeNs(lab, n.host, as);
+      if (!byNs.has(ns)) byNs.set(ns, []);
+      byNs.get(ns)!.push({ dev: f.hostSide, pct: f.impair.lossPct, what: `${n.name}:${f.name}` });
+    }
+  }
+  if (clearing) for (const n of nodes) if (!byNs.has(bridgeNs(lab, n.host, as))) byNs.set(bridgeNs(lab, n.host, as), []);
+  const table = nftTable(lab.name);
+  const out: PlanStepBody[] = [];
+  for (const [ns, rules] of byNs) {
+    const lines = [`table netdev ${table}`, `delete table netdev ${table}`];
+    if (rules.length > 0) {
+      lines.push(`table netdev ${table} {`);
+      rules.forEach((r, i) => lines.push(`  chain loss${i} {`, `    type filter hook ingress device "${r.dev}" priority 0; policy accept;`, `    ${lossMatch(r.pct)}drop comment "loss ${r.pct}% from ${r.what}"`, '  }'));
+      lines.push('}');
+    }
+    const ruleset = lines.join('\n') + '\n';
+    const reason = rules.length ? `random loss of what ${rules.map((r) => r.what).join(', ')} send${rules.length === 1 ? 's' : ''} (nftables numgen: the kernel has no netem)` : 'no loss rules on bridge ports';
+    out.push(ns === null ? { op: 'nft.apply', family: 'netdev', table, ruleset, reason } : { op: 'nft.netns', netns: ns, table, ruleset, reason });
+  }
+  return out;
 }
 
 /** The nodes a plan builds: all of them, or with `as` only those placed on that host. */
@@ -315,6 +357,7 @@ export function buildPlan(lab: Lab, opts: PlanOptions = {}): Plan {
 
   // Impairments, on every interface up (qdiscs are per device; nft loss rules per node).
   for (const node of nodes) for (const s of impairSteps(lab, node, opts.netem ?? false, as, false)) add(s);
+  for (const s of hostLossSteps(lab, nodes, opts.netem ?? false, as, false)) add(s);
 
   // 5. Routes (after every address exists, so next hops are reachable).
   phase = 'routes';

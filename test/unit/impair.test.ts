@@ -81,17 +81,21 @@ describe('impair: values and refusals', () => {
 describe('impair: the plan', () => {
   it('without netem: tbf for rates (both sides of an attachment), nftables for loss, in the node\'s namespace', () => {
     const l = lab(TWO('{ rate: 20mbit, b: { loss: 20% } }', '{ rate: 5mbit, loss: 10% }'));
-    const steps = buildPlan(l, { containers: false, netem: false }).steps.filter((s) => s.op === 'qdisc.set' || s.op === 'nft.netns');
-    expect(steps.map((s) => `${s.op} ${s.netns ?? 'host'} ${'dev' in s ? s.dev : s.table}`)).toEqual([
-      'qdisc.set netlab.im.a eth0', `qdisc.set host ${l.nodes[0].interfaces[0].hostSide}`, 'qdisc.set netlab.im.a eth1',
-      'nft.netns netlab.im.a netlab_impair', 'qdisc.set netlab.im.c eth1', 'nft.netns netlab.im.c netlab_impair',
+    const steps = buildPlan(l, { containers: false, netem: false }).steps.filter((s) => s.op === 'qdisc.set' || s.op === 'nft.netns' || (s.op === 'nft.apply' && s.family === 'netdev'));
+    const hostSide = l.nodes[0].interfaces[0].hostSide!;
+    expect(steps.map((s) => `${s.op} ${'netns' in s ? s.netns ?? 'host' : 'host'} ${'dev' in s ? s.dev : s.table}`)).toEqual([
+      'qdisc.set netlab.im.a eth0', `qdisc.set host ${hostSide}`, 'qdisc.set netlab.im.a eth1',
+      'nft.netns netlab.im.a netlab_impair', 'qdisc.set netlab.im.c eth1', `nft.apply host netlab_${l.id}`,
     ]);
+    const rules = (i: number) => ('ruleset' in steps[i] ? steps[i].ruleset : '');
     expect(steps[0]).toMatchObject({ qdisc: { kind: 'tbf', rateBps: 5e6 } });
-    const a = steps.find((s) => s.op === 'nft.netns' && s.netns === 'netlab.im.a')!;
-    expect('ruleset' in a && a.ruleset).toContain('oifname "eth0" numgen random mod 1000000 < 100000 drop comment "loss 10%"');
-    expect('ruleset' in a && a.ruleset).toContain('iifname "eth0" numgen random mod 1000000 < 100000 drop');
-    const c = steps.find((s) => s.op === 'nft.netns' && s.netns === 'netlab.im.c')!;
-    expect('ruleset' in c && c.ruleset).toContain('oifname "eth1" numgen random mod 1000000 < 200000 drop');
+    // Dropped where the packets arrive (a drop on the way out would fail the sender's sendto):
+    // a's table takes 10% of what reaches it over lan and 20% of what c sends it over the link.
+    expect(rules(3)).toContain('iifname "eth0" numgen random mod 1000000 < 100000 drop comment "loss 10%"');
+    expect(rules(3)).toContain('iifname "eth1" numgen random mod 1000000 < 200000 drop comment "loss 20%"');
+    // What a sends into lan: at its bridge port's ingress, in the machine's namespace.
+    expect(rules(5)).toContain(`type filter hook ingress device "${hostSide}" priority 0; policy accept;`);
+    expect(rules(5)).toContain('numgen random mod 1000000 < 100000 drop comment "loss 10% from a:eth0"');
   });
 
   it('with netem: one netem qdisc carries delay, loss and the rate', () => {
@@ -111,6 +115,7 @@ describe('impair: the plan', () => {
     const steps = impairSteps(l, l.nodes[0], false, null, true);
     expect(steps.map((s) => s.op)).toEqual(['qdisc.clear', 'qdisc.clear', 'qdisc.clear', 'nft.netns']);
     expect(lossRuleset([])).toBe('table inet netlab_impair\ndelete table inet netlab_impair\n');
+    expect(lossRuleset([{ dev: 'eth1', pct: 100 }])).toContain('iifname "eth1" drop comment "loss 100%"');
   });
 });
 
