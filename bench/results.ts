@@ -207,3 +207,130 @@ export interface Options {
   doc: string;
   docGiven: boolean;
 }
+
+// ---------------------------------------------------------------- routing (bench/routing.ts)
+
+/** How long until something held, in ms from the moment timing started (`up` returning, or the
+ *  cable pulled); null when it did not within its bound. */
+export interface Held {
+  /** The end of the read that agreed, or of the ping try that got its reply. */
+  ms: number | null;
+  /** The start of that read or try (a ping try starts the probe helper, then sends). */
+  startMs: number | null;
+  /** The end of the last read that still differed, or of the last ping try that failed: it held
+   *  between this and `ms`. null when the first read or try held. */
+  beforeMs: number | null;
+  /** Reads of every node's table, or rounds of ping tries. */
+  attempts: number;
+  /** Routes: rows that still differed at the bound (first 5, as `netlab routes` prints them);
+   *  pings: what the last try of each direction saw. */
+  detail: string[];
+}
+
+/** One router's memory, read after convergence. KiB. */
+export interface RouterMemory {
+  node: string;
+  /** The cgroup's charge: memory.usage_in_bytes (v1) or memory.current (v2). */
+  cgroupKiB: number;
+  /** Of that, anonymous memory (v1 memory.stat rss, v2 anon) and page cache (v1 cache, v2 file). */
+  anonKiB: number;
+  fileKiB: number;
+  /** Sum of VmRSS, and of Pss (smaps_rollup), over the FRR daemons in the cgroup, and VmRSS over
+   *  every process in it (FRR + the container's PID 1). */
+  frrRssKiB: number;
+  frrPssKiB: number;
+  allRssKiB: number;
+  processes: { comm: string; rssKiB: number; pssKiB: number }[];
+}
+
+export interface RoutingRun {
+  run: number;
+  /** CPU busy fraction of the window before the run (waitQuiet). */
+  busyBefore: number;
+  /** The image phase of `up` (the recipes' lookup in the store, as `netlab up` does it first). */
+  imagePhaseMs: number;
+  upMs: number;
+  /** Predicted routes compared on each read (every node's table, hosts included). */
+  routesCompared: number;
+  /** Predicting every node's table once (simulator), and one read of every table compared with
+   *  it (median over the reads of the convergence). */
+  predictMs: number;
+  readMs: number;
+  converge: { routes: Held; pingAB: Held; pingBA: Held; pingBoth: number | null };
+  /** The cable pulled (NODE:IFACE, on the predicted path from host A to host B) and how long
+   *  setLink took; times below are from its return. */
+  pulled: string;
+  linkDownMs: number;
+  reconverge: { routes: Held; pingAB: Held; pingBA: Held; pingBoth: number | null };
+  /** Routes still agree after the pings of the first convergence (nothing was still moving). */
+  stableAfterConverge: boolean;
+  memory: RouterMemory[];
+  downMs: number;
+}
+
+export interface RoutingRing {
+  n: number;
+  lab: string;
+  hosts: [string, string];
+  /** Median (min–max) over the runs. */
+  up: Stats;
+  imagePhase: Stats;
+  convergeRoutes: Stats;
+  convergePing: Stats;
+  reconvergeRoutes: Stats;
+  reconvergePing: Stats;
+  /** Over every router of every run. */
+  memCgroupKiB: Stats;
+  memAnonKiB: Stats;
+  memFileKiB: Stats;
+  frrRssKiB: Stats;
+  frrPssKiB: Stats;
+  /** Median VmRSS by daemon (comm), over every router of every run. */
+  daemonRssKiB: Record<string, Stats>;
+  failures: number;
+  runs: RoutingRun[];
+}
+
+export interface RoutingImageBuild {
+  recipe: { debian: string; packages: string[] };
+  ref: string;
+  /** `netlab image build FILE` with a fresh NETLAB_IMAGE_STORE: wall time of the command, and
+   *  the time netlab itself reports for the build. */
+  cold: { ms: number; reportedMs: number | null; storeMiB: number } | null;
+  /** The same command again in that store (present: nothing built). */
+  cachedFresh: Stats | null;
+  /** The same command with the shared store (/var/lib/netlab/images or NETLAB_IMAGE_STORE). */
+  cachedShared: Stats | null;
+  /** In-process: the image phase of `up` (needsBuild of the recipes) and buildImage finding the
+   *  image present, against the shared store. */
+  upPhaseShared: Stats;
+  buildPresentInProcess: Stats;
+  /** For scale: `node bin/netlab.js --version` (Node start-up and the CLI's own loading). */
+  cliVersion: Stats;
+  /** One more cached CLI build under `node --cpu-prof`: self time by category (bench/profile.ts). */
+  cachedProfile: { totalMs: number; categories: Record<string, number>; top: { fn: string; where: string; ms: number }[] } | null;
+  error: string | null;
+}
+
+export interface RoutingResult {
+  bench: 'routing';
+  what: string;
+  date: string;
+  runId: string;
+  machine: Machine;
+  code: { commit: string; dirty: string[] };
+  options: { sizes: number[]; runs: number; pollMs: number; pingTimeoutMs: number; routesBoundMs: number; pingBoundMs: number; links: string; lans: string };
+  cgroupVersion: number;
+  frrVersion: string | null;
+  rings: RoutingRing[];
+  image: RoutingImageBuild | null;
+  leaks: LeakReport;
+  /** `ip netns list` lines still naming one of the run's labs after the end (must be none). */
+  netnsLeft: string[];
+  /** Load average (1, 5, 15 min) at the start and at the end. */
+  load: { start: number[]; end: number[] };
+  /** Namespaces, root links and processes that appeared during the run and are not ours
+   *  (other users' labs and tests). */
+  foreignObjects: number;
+  error: string | null;
+}
