@@ -17,7 +17,7 @@ export function stats(samples: number[]): Stats {
   const s = [...samples].sort((a, b) => a - b);
   const n = s.length;
   const median = n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  return { median: round(median), min: round(s[0] ?? NaN), max: round(s[n - 1] ?? NaN), n, samples: samples.map(round) };
+  return { median: round(median), min: round(s[0] ?? NaN), max: round(s[n - 1] ?? NaN), n, samples: samples.map((x) => round(x)) };
 }
 
 export function round(x: number, digits = 1): number {

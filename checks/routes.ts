@@ -5,7 +5,7 @@
 // (ospf)"). `netlab routes` prints them; a check that disagrees with its prediction names the
 // routers on its path whose routes differ.
 import type { Lab } from '../topology/types.js';
-import { predictedTable, type PredictedRoute } from '../topology/simulate.js';
+import { predictedTables, type PredictedRoute } from '../topology/simulate.js';
 
 /** A kernel route as controller/kernel's routeList returns it. */
 export interface KernelRoute {
@@ -77,13 +77,14 @@ export function differenceText(r: RouteRow): string {
   return `${r.node}: ${r.dst} predicted ${p}, kernel ${o}`;
 }
 
-/** Rows for every node of the lab with its own namespace, given each node's kernel routes. */
-export function compareLab(lab: Lab, kernel: Map<string, KernelRoute[]>): RouteRow[] {
+/** Rows for every node of the lab with its own namespace, given each node's kernel routes
+ *  (and, when the caller compares again and again, the predicted tables computed once). */
+export function compareLab(lab: Lab, kernel: Map<string, KernelRoute[]>, predicted: Map<string, PredictedRoute[]> = predictedTables(lab)): RouteRow[] {
   const rows: RouteRow[] = [];
   for (const n of lab.nodes) {
     const k = kernel.get(n.name);
     if (!k) continue;
-    rows.push(...compareTables(n.name, predictedTable(lab, n.name), observedTable(k)));
+    rows.push(...compareTables(n.name, predicted.get(n.name) ?? [], observedTable(k)));
   }
   return rows;
 }

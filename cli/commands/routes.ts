@@ -5,6 +5,7 @@ import { LabError, requireRoot } from '../../controller/lab.js';
 import { modelOf, readState } from '../../controller/state.js';
 import { readRoutes } from '../../controller/routes.js';
 import { compareLab, differenceText, type RouteRow } from '../../checks/routes.js';
+import { predictedTables } from '../../topology/simulate.js';
 import { UserError } from '../errors.js';
 import type { Io } from '../io.js';
 import { labNameOf } from '../target.js';
@@ -25,10 +26,11 @@ export async function routes(io: Io, arg: string, nodes: string[], opts: RoutesO
   const deadline = started + (opts.wait ?? 0) * 1000;
   let rows: RouteRow[];
   let attempts = 0;
-  // Bounded: one read every 250 ms until the deadline.
+  // Bounded: one read every 250 ms until the deadline; the prediction is the same every time.
+  const predicted = predictedTables(lab);
   for (;;) {
     attempts++;
-    rows = compareLab(lab, await readRoutes(lab, only, st.as ?? null));
+    rows = compareLab(lab, await readRoutes(lab, only, st.as ?? null), predicted);
     if (rows.every((r) => r.same) || Date.now() + 250 > deadline) break;
     await new Promise((r) => setTimeout(r, 250));
   }
