@@ -42,6 +42,20 @@ export function summary(r: CheckReport): string {
 
 /** The matrix as a grid: rows are sources, columns destinations. Cell: R reach / . fail as
  *  observed (or predicted); '!' marks a disagreement between the two. */
+/** `--matrix --summary`: counts and the pairs that disagree or fail, no grid (unreadable above
+ *  ~40 nodes). */
+export function formatMatrixSummary(r: CheckReport): string {
+  const lines: string[] = [];
+  const reach = r.outcomes.filter((x) => (x.observed ?? x.predicted) === 'reach').length;
+  lines.push(`${r.outcomes.length} pairs: ${reach} reach, ${r.outcomes.length - reach} do not${r.observed ? ' (observed)' : ' (predicted)'}`);
+  for (const x of r.outcomes.filter((o) => o.disagree || !o.pass)) {
+    const note = waitNote(x);
+    lines.push(`! ${x.label}: predicted ${x.predicted}, observed ${x.observed ?? '-'} (${x.detail}${note ? `; ${note}` : ''}); ${x.reason}`);
+  }
+  lines.push(summary(r));
+  return lines.join('\n') + '\n';
+}
+
 export function formatMatrix(r: CheckReport, nodes: string[]): string {
   const cell = new Map(r.outcomes.map((x) => [`${x.from}\u0000${x.target}`, x]));
   const w = Math.max(...nodes.map((n) => n.length), 4);

@@ -70,6 +70,7 @@ export function buildProgram(io: Io): Command {
     .description('run connectivity checks (the lab\'s, ad hoc ones, or --matrix) and compare with the prediction')
     .argument('<lab>', 'lab name or topology file')
     .option('--matrix', 'ping between every ordered pair of nodes')
+    .option('--summary', 'with --matrix: counts and the pairs that disagree or fail only, no grid')
     .option('--predict-only', 'only predict from the model (no root; the lab need not be up)')
     .option('--explain', 'show the path (or where it stops) behind each prediction')
     .option('--json', 'print the results as JSON')

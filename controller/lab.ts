@@ -6,7 +6,7 @@ import { hostsFile } from '../topology/hosts.js';
 import * as fs from 'node:fs';
 import type { Lab } from '../topology/types.js';
 import { labGroup, nftTable, nodeNetns, ALIAS_PREFIX, NFT_TABLE_PREFIX } from '../topology/names.js';
-import { buildPlan, nodesBuilt, type Plan } from './plan.js';
+import { buildPlan, neighbourEntries, nodesBuilt, type Plan } from './plan.js';
 import { AbortedError, ApplyError, applyPlan, type KernelApi } from './apply.js';
 import { checkRuntime, startContainers, stopContainers } from '../runtime/container.js';
 import { ensureTmpfs, hostSysctlGet, hostSysctlSet, releaseTmpfs, Kernel, KernelError, netnsMountsPrivate, netemAvailable, nftApply, nftApplyIn, nftDeleteTable, nftListTables } from './kernel/index.js';
@@ -46,6 +46,46 @@ function restoreIpForward(): void {
     hostSysctlSet(IP_FORWARD, fs.readFileSync(IP_FORWARD_SAVED, 'utf8').trim());
   } finally {
     fs.rmSync(IP_FORWARD_SAVED, { force: true });
+  }
+}
+
+// The machine's neighbour (ARP) table is one for every namespace, and its thresholds live in
+// the initial one: above gc_thresh2 entries are collected within 5 s, above gc_thresh3 new
+// ones fail. A lab that needs more raises them (for every lab up, this one included), and the
+// last `down` puts them back, as for ip_forward.
+const NEIGH_KEYS = ['net.ipv4.neigh.default.gc_thresh1', 'net.ipv4.neigh.default.gc_thresh2', 'net.ipv4.neigh.default.gc_thresh3'];
+const NEIGH_SAVED = `${STATE_ROOT}/gc_thresh.before`;
+
+/** Raises gc_thresh1..3 when the labs up and `lab` need more neighbour entries than gc_thresh2
+ *  allows; returns the new values, or null when they were enough. */
+function raiseNeighbourThresholds(lab: Lab): number[] | null {
+  let needed = neighbourEntries(lab);
+  for (const other of listStateLabs()) {
+    const st = other === lab.name ? null : readState(other);
+    if (st) needed += neighbourEntries(st.model);
+  }
+  let cur: number[];
+  try { cur = NEIGH_KEYS.map((k) => Number(hostSysctlGet(k))); } catch { return null; } // not the initial namespace
+  if (needed <= cur[1]) return null;
+  const third = 2 ** Math.ceil(Math.log2(needed * 2));
+  const next = [Math.max(cur[0], third / 8), Math.max(cur[1], third / 2), Math.max(cur[2], third)];
+  if (!fs.existsSync(NEIGH_SAVED)) {
+    fs.mkdirSync(STATE_ROOT, { recursive: true });
+    fs.writeFileSync(NEIGH_SAVED, cur.join(' '));
+  }
+  // thresh3 first: the kernel wants thresh1 <= thresh2 <= thresh3 at every step.
+  for (const i of [2, 1, 0]) hostSysctlSet(NEIGH_KEYS[i], String(next[i]));
+  return next;
+}
+
+/** Puts the neighbour thresholds back once no lab is left. */
+function restoreNeighbourThresholds(): void {
+  if (!fs.existsSync(NEIGH_SAVED) || listStateLabs().length > 0) return;
+  try {
+    const saved = fs.readFileSync(NEIGH_SAVED, 'utf8').trim().split(/\s+/);
+    for (const i of [0, 1, 2]) if (saved[i]) hostSysctlSet(NEIGH_KEYS[i], saved[i]);
+  } finally {
+    fs.rmSync(NEIGH_SAVED, { force: true });
   }
 }
 
@@ -127,6 +167,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<{ plan: Plan; 
     const accepted: { chain?: string | null } = {};
     try {
       saveIpForward(plan);
+      if (as === null) raiseNeighbourThresholds(lab);
       await applyPlan(plan, kernelApi(kernel, accepted), {
         startContainers: async (steps) => {
           const byName = new Map(lab.nodes.map((n) => [n.name, n]));
@@ -240,6 +281,7 @@ async function teardown(k: Kernel, lab: string, o: { starting?: boolean; as?: st
   const iptablesRules = st?.iptables === null && before === 'up' ? 0 : removeLabRules(lab);
   removeState(lab);
   restoreIpForward();
+  restoreNeighbourThresholds();
   return { lab, as, netns, rootLinks, nftTable: hadTable ? table : null, iptablesRules, exits: stopped.exits, cgroupsLeft: stopped.cgroupsLeft };
 }
 
@@ -297,6 +339,7 @@ export async function cleanup(): Promise<CleanupReport> {
     }
     removeLabRules(null); // iptables rules of labs already gone
     restoreIpForward();
+  restoreNeighbourThresholds();
     return { labs, strayLinks, strayTables };
   } finally {
     kernel.close();

@@ -445,3 +445,14 @@ export function qdiscText(q: QdiscSpec): string {
   parts.push(`limit ${q.limit}`);
   return parts.join(' ');
 }
+
+/** How many neighbour (ARP) entries the lab can need at once: every address on a network may
+ *  learn every other one there (the gateway's too), every link end its peer. */
+export function neighbourEntries(lab: Lab): number {
+  let n = 0;
+  for (const net of lab.networks) {
+    const k = lab.nodes.reduce((c, nd) => c + nd.interfaces.filter((f) => f.kind === 'network' && f.network === net.name && f.ipv4).length, 0);
+    n += k * (k + 1);
+  }
+  return n + 2 * lab.links.length;
+}

@@ -8,13 +8,13 @@ import { modelOf, readState } from '../../controller/state.js';
 import { hostSysctlGet } from '../../controller/kernel/sysctl.js';
 import { KernelError } from '../../controller/kernel/errors.js';
 import { adHocCheck, matrixChecks, runChecks } from '../../checks/run.js';
-import { formatMatrix, formatTable, toJUnit } from '../../checks/format.js';
+import { formatMatrix, formatMatrixSummary, formatTable, toJUnit } from '../../checks/format.js';
 import { UserError } from '../errors.js';
 import type { Io } from '../io.js';
 import { loadLab, targetOf } from '../target.js';
 
 export interface CheckOptions {
-  matrix?: boolean; predictOnly?: boolean; explain?: boolean; json?: boolean; junit?: string; timeout: number;
+  matrix?: boolean; summary?: boolean; predictOnly?: boolean; explain?: boolean; json?: boolean; junit?: string; timeout: number;
   /** Seconds: the wait of every check that has none of its own. */
   wait?: number;
   ping?: string[]; tcp?: string[]; http?: string[]; dns?: string[]; expect?: 'reach' | 'fail';
@@ -42,6 +42,7 @@ export async function check(io: Io, arg: string, opts: CheckOptions): Promise<vo
   const r = await runChecks(lab, checks, opts.matrix ? 'matrix' : 'checks', { predictOnly: opts.predictOnly });
   if (opts.junit) fs.writeFileSync(opts.junit, toJUnit(r));
   if (opts.json) io.out(JSON.stringify(r, null, 2) + '\n');
+  else if (opts.matrix && opts.summary) io.out(formatMatrixSummary(r));
   else if (opts.matrix) io.out(formatMatrix(r, lab.nodes.map((n) => n.name)) + (opts.explain ? formatTable(r, { explain: true }) : ''));
   else io.out(formatTable(r, { explain: opts.explain }));
   if (r.disagreements > 0 && !opts.json) await explainDisagreements(io, lab, as);
