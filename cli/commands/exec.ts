@@ -4,6 +4,8 @@ import { execInContainer, streamLogs } from '../../runtime/container.js';
 import { ExitCode, UserError } from '../errors.js';
 import type { Io } from '../io.js';
 import { labNameOf } from '../target.js';
+import { listStateLabs, readState } from '../../controller/state.js';
+import { didYouMean } from '../../topology/source.js';
 
 export interface ExecOptions { interactive?: boolean; tty?: boolean }
 
@@ -12,7 +14,21 @@ export async function exec(_io: Io, arg: string, node: string, command: string[]
   const { given, interactive, tty } = execArgs(command, opts);
   const argv = given.length > 0 ? given : interactive ? ['sh'] : [];
   if (argv.length === 0) throw new UserError('no command given; e.g. netlab exec LAB NODE -- ip addr, or -it for a shell', 2);
-  throw new ExitCode(await execInContainer(labNameOf(arg), node, argv, { tty, stdin: interactive }));
+  const lab = labNameOf(arg);
+  requireNode(lab, node);
+  throw new ExitCode(await execInContainer(lab, node, argv, { tty, stdin: interactive }));
+}
+
+/** A lab that is not on this machine, or a node it does not have: one line, with the name it
+ *  probably meant (the state files are the labs netlab knows). */
+export function requireNode(lab: string, node: string): void {
+  const st = readState(lab);
+  if (!st) {
+    const labs = listStateLabs();
+    throw new UserError(`no such lab ${lab}${didYouMean(lab, labs)}${labs.length ? ` (labs: ${labs.join(', ')})` : ' (no lab is up)'}`);
+  }
+  const names = st.model.nodes.map((n) => n.name);
+  if (!names.includes(node)) throw new UserError(`lab ${lab} has no node ${node}${didYouMean(node, names)} (nodes: ${names.join(', ')})`);
 }
 
 /** The documented form is `exec LAB NODE -i -- CMD`: with passThroughOptions, commander hands
@@ -39,6 +55,7 @@ export async function logs(io: Io, arg: string, node: string, opts: { follow?: b
   const onInt = () => { interrupted = true; };
   process.on('SIGINT', onInt);
   try {
+    requireNode(labNameOf(arg), node);
     await streamLogs(labNameOf(arg), node, (b) => io.out(b.toString()), { follow: opts.follow, stop: () => interrupted });
   } finally {
     process.off('SIGINT', onInt);

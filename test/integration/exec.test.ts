@@ -80,4 +80,14 @@ describe.skipIf(!isRoot)('netlab exec option forms', () => {
     expect(r.status).toBe(2);
     expect(r.stderr.toString()).toBe('netlab: exec: unknown option -x; expected -i, -t or -it before -- COMMAND\n');
   });
+
+  it('an unknown node or lab: one line naming it, with the name it probably meant, exit 1', () => {
+    const node = spawnSync(process.execPath, [CLI, 'exec', lab, 'm', '--', 'true'], { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
+    expect(node.status).toBe(1);
+    expect(node.stderr).toBe(`netlab: lab ${lab} has no node m; did you mean "n"? (nodes: n)\n`);
+    const typo = `${lab.slice(0, -1)}9`;
+    const other = spawnSync(process.execPath, [CLI, 'logs', typo, 'n'], { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(new RegExp(`^netlab: no such lab ${typo}; did you mean "${lab}"\\? \\(labs: .*${lab}.*\\)\n$`));
+  });
 });
