@@ -478,13 +478,17 @@ export async function stopContainers(lab: string, opts: { graceMs?: number; star
     const pid = readNum(path.join(dir, n, 'pid'));
     if (pid !== null && isContainerPid(pid, lab, n)) running.set(n, pid);
   }
+  // How each one was stopped, for the report: its stop signal, or SIGKILL and why.
+  const how = new Map<string, string>();
   for (const [n, pid] of running) {
     const sig = stopSignalOf(lab, n);
-    kill(pid, catches(pid, sig) ? sig : 'SIGKILL');
+    if (catches(pid, sig)) { kill(pid, sig); how.set(n, `stopped by ${sig}`); }
+    else { kill(pid, 'SIGKILL'); how.set(n, `SIGKILL: its PID 1 ignores ${sig}`); }
   }
   const alive = () => [...running].filter(([n, p]) => isContainerPid(p, lab, n));
-  if (!(await waitUntil(() => alive().length === 0, opts.graceMs ?? STOP_GRACE_MS))) {
-    for (const [, p] of alive()) kill(p, 'SIGKILL');
+  const grace = opts.graceMs ?? STOP_GRACE_MS;
+  if (!(await waitUntil(() => alive().length === 0, grace))) {
+    for (const [n, p] of alive()) { kill(p, 'SIGKILL'); how.set(n, `SIGKILL after ${grace / 1000} s: ${stopSignalOf(lab, n)} did not stop it`); }
   }
   // Anything else left in a container's groups (a crash between clone and the pid file).
   const metas = nodes.map((n) => readMeta(lab, n)).filter((m): m is ContainerMeta => m !== null);
@@ -495,7 +499,7 @@ export async function stopContainers(lab: string, opts: { graceMs?: number; star
   const exits: Record<string, string> = {};
   for (const n of nodes) {
     const s = containerState(lab, n);
-    if (s.state === 'exited') exits[n] = describeState(s);
+    if (s.state === 'exited') exits[n] = how.has(n) && !s.oomKilled ? `exited, code ${s.exitCode ?? '?'} (${how.get(n)})` : describeState(s);
   }
   const cgroupsLeft: string[] = [];
   for (const m of metas) cgroupsLeft.push(...(await removeGroups(m.cgroups)));

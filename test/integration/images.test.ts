@@ -158,7 +158,7 @@ describe.skipIf(!isRoot || !haveTools)('OCI images', () => {
     const down = ok(['down', lab]);
     // The user image's StopSignal is SIGUSR1: the trap ran and PID 1 exited 0 (SIGTERM is
     // ignored by a PID 1 without a handler and would have ended in SIGKILL).
-    expect(down.stdout).toMatch(/app +exited, code 0\n/);
+    expect(down.stdout).toMatch(/app +exited, code 0 \(stopped by SIGUSR1\)\n/);
     labs.pop();
   }, 240_000);
 

@@ -651,8 +651,8 @@ nodes:
     expect(container(lab, 'polite').state).toBe('running');
     expect(container(lab, 'deaf').state).toBe('running');
     const r = netlabOk(['down', lab]);
-    expect(r.stdout).toMatch(/^ {2}polite\s+exited, code 0$/m);
-    expect(r.stdout).toMatch(/^ {2}deaf\s+exited, code 137 \(SIGKILL\)$/m);
+    expect(r.stdout).toMatch(/^ {2}polite\s+exited, code 0 \(stopped by SIGTERM\)$/m);
+    expect(r.stdout).toMatch(/^ {2}deaf\s+exited, code 137 \(SIGKILL: its PID 1 ignores SIGTERM\)$/m);
     expect(r.ms, 'no grace period was waited for').toBeLessThan(STOP_GRACE_MS - 500);
   });
 
@@ -666,7 +666,7 @@ nodes:
 `)]);
     expect(container(lab, 'stubborn').state).toBe('running');
     const r = netlabOk(['down', lab]);
-    expect(r.stdout).toMatch(/^ {2}stubborn\s+exited, code 137 \(SIGKILL\)$/m);
+    expect(r.stdout).toMatch(/^ {2}stubborn\s+exited, code 137 \(SIGKILL after 3 s: SIGTERM did not stop it\)$/m);
     expect(r.ms).toBeGreaterThan(STOP_GRACE_MS - 100);
     expect(r.ms).toBeLessThan(STOP_GRACE_MS + 4000);
   });
