@@ -414,7 +414,7 @@ export async function runInVm(command: string[], opts: VmOptions): Promise<VmRes
     // must start on a 4-byte boundary (zeros in between are skipped).
     const gz = fs.readFileSync(base);
     fs.writeFileSync(initrd, Buffer.concat([gz, Buffer.alloc((4 - (gz.length % 4)) % 4), job]));
-    return await boot(kernel, initrd, nonce, opts);
+    return await boot(kernel, initrd, nonce, opts, () => fs.rmSync(tmp, { recursive: true, force: true }));
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -445,7 +445,9 @@ export function guestSeesHostPath(p: string): boolean {
 const live = new Set<ChildProcess>();
 let exitHook = false;
 
-function boot(kernel: GuestKernel, initrd: string, nonce: string, opts: VmOptions): Promise<VmResult> {
+/** ONLOADED runs once QEMU has read the initrd (at the guest's first console output), so the
+ *  temporary file is gone even if this process is then killed outright. */
+function boot(kernel: GuestKernel, initrd: string, nonce: string, opts: VmOptions, onLoaded: () => void): Promise<VmResult> {
   const args = [
     '-accel', 'tcg', '-cpu', 'max', '-m', String(opts.memoryMb ?? 1024), '-smp', String(opts.cpus ?? 1),
     '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-serial', 'stdio',
@@ -472,7 +474,9 @@ function boot(kernel: GuestKernel, initrd: string, nonce: string, opts: VmOption
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; qemu.kill('SIGKILL'); }, opts.timeoutMs);
     qemu.stdout.setEncoding('utf8');
+    let loaded = false;
     qemu.stdout.on('data', (chunk: string) => {
+      if (!loaded) { loaded = true; onLoaded(); }
       consoleText += chunk;
       opts.onConsole?.(chunk);
       if (bootMs < 0 && beginRe.test(consoleText)) bootMs = performance.now() - t0;
