@@ -12,11 +12,21 @@ cd "$(dirname "$0")"
 # images (umoci, skopeo), zstd for a compressed test layer; netlab itself never runs them, it
 # speaks the registry API on its own. mmdebstrap builds the images a topology declares from
 # Debian packages (`images:`).
-packages=(iproute2 iputils-ping busybox-static nftables util-linux procps curl gcc libc6-dev chromium docker-registry skopeo umoci zstd mmdebstrap)
+# test/vm/ boots Debian's own kernel (linux-image-amd64: it has sch_netem, which some kernels,
+# this project's CI machine's among them, lack) in QEMU. The machine keeps booting its own kernel:
+# the package only puts one under /boot and its modules under /usr/lib/modules (no boot loader is
+# installed, so nothing runs update-grub). xz unpacks that kernel for a faster boot.
+packages=(iproute2 iputils-ping busybox-static nftables util-linux procps curl gcc libc6-dev chromium docker-registry skopeo umoci zstd mmdebstrap qemu-system-x86 linux-image-amd64 xz-utils)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
+# The kernel package needs an initramfs generator. apt's first choice, initramfs-tools, brings udev
+# and with it a new systemd; tiny-initramfs needs neither (test/vm/ builds its own initramfs).
+if [[ " ${missing[*]} " == *" linux-image-amd64 "* ]] && ! installed initramfs-tools && ! installed dracut && ! installed tiny-initramfs; then
+  missing+=(tiny-initramfs)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup.sh: missing Debian packages (${missing[*]}); run as root to install them" >&2

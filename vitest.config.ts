@@ -1,5 +1,6 @@
 // Two test layers: `unit` (no root, fast, parallel) and `integration` (root, real kernel,
-// one file at a time because labs share the host's root namespace and nftables).
+// one file at a time because labs share the host's root namespace and nftables). test/vm/ runs
+// with the integration files: its tests boot a QEMU VM with a second kernel (one busy core each).
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -17,7 +18,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
+          include: ['test/integration/**/*.test.ts', 'test/vm/**/*.test.ts'],
           fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 120_000,
