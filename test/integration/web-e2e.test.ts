@@ -2,7 +2,8 @@
 // driven by playwright-core: no browser is downloaded): a copy of labs/bridge.yml is brought up,
 // `netlab web LAB` serves it, the page draws it (counted in the DOM), the "Run checks" button
 // runs the checks and colours the result, `netlab link LAB web:eth0 down` in a shell turns the
-// cable red within a second without a reload, and a screenshot is kept under test-artifacts/.
+// cable red within a second without a reload, a cable's panel impairs it (the label appears, tc
+// agrees, a refusal is shown, Clear takes it away), and screenshots are kept under test-artifacts/.
 // Then the lab is taken down, the browser closed, the server stopped, and nothing may be left.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +25,14 @@ else if (!hasChromium) console.warn(`test/integration/web-e2e.test.ts skipped: $
 const RUN = randomBytes(3).toString('hex');
 const rand = prng(Number(process.env.NETLAB_TEST_SEED ?? 0x65326531));
 const RED = 'rgb(220, 38, 38)'; // --link-down in web/client/style.css
+const hasNetem = fs.existsSync('/sys/module/sch_netem');
+
+/** The root qdisc of DEV in namespace NS, as `tc -j` reports it. */
+function rootQdisc(ns: string, dev: string): { kind: string; options?: { rate?: number } } {
+  const r = spawnSync('tc', ['-n', ns, '-j', 'qdisc', 'show', 'dev', dev], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tc -n ${ns} qdisc show dev ${dev}: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { kind: string; root?: boolean; options?: { rate?: number } }[]).find((q) => q.root)!;
+}
 
 describe.skipIf(!isRoot || !hasChromium)('netlab web in Chromium: draw, run checks, see a cable go down live', () => {
   const lab = `e${RUN}-web`;
@@ -158,5 +167,61 @@ describe.skipIf(!isRoot || !hasChromium)('netlab web in Chromium: draw, run chec
     await page.waitForFunction(() => document.body.dataset.graphState === 'settled', null, { timeout: 15_000 });
     expect(await where()).toBe(before);
     expect(await page.locator('#graph g.node[data-id="node:solo"]').getAttribute('class')).toContain('pinned');
+  });
+
+  it('a cable\'s panel impairs it: the label and the dashed stroke appear, tc agrees; a refusal is shown; Clear takes it away', async () => {
+    const id = 'if:client1/eth0';
+    const ns = `netlab.${lab}.client1`;
+    const cable = page.locator(`#graph g.link[data-id="${id}"]`);
+    const label = page.locator(`#graph text.clabel[data-link="${id}"]`);
+    const panel = page.locator('#tab-node');
+    // A click on the cable (dispatched on its hit line: a line's box can be too thin for a
+    // pointer click to be located) opens its panel in the details tab.
+    await cable.locator('line.hit').dispatchEvent('click');
+    await expect.poll(() => panel.getAttribute('data-cable')).toBe(id);
+    expect(await panel.isVisible()).toBe(true);
+    expect(await panel.locator('h2').textContent()).toBe('client1 eth0 — lan');
+    expect(await panel.locator('[data-impair]').allTextContents()).toEqual(['none', 'none']);
+    expect(await label.count()).toBe(0);
+    const dash = () => cable.locator('line.vis').evaluate((el) => getComputedStyle(el).strokeDasharray);
+    expect(await dash()).toBe('none');
+
+    await panel.locator('input[name=rate]').fill('5mbit');
+    await panel.locator('input[name=loss]').fill('10%');
+    await panel.locator('button[data-action=apply]').click();
+    await page.waitForFunction((i) => document.querySelector(`#graph text.clabel[data-link="${i}"]`)?.textContent === '5mbit 10%', id, { timeout: 5000 });
+    expect(await cable.getAttribute('data-impaired')).toBe('true');
+    expect(await dash()).not.toBe('none');
+    expect(rootQdisc(ns, 'eth0')).toMatchObject({ kind: 'tbf', options: { rate: 625_000 } });
+    await expect.poll(() => panel.locator('[data-impair]').allTextContents()).toEqual(['rate 5mbit loss 10%', 'rate 5mbit loss 10%']);
+    expect(await page.locator('#message').textContent()).toBe('client1:eth0: rate 5mbit loss 10%');
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-e2e-impair.png') });
+
+    // A value tc would not take: the server's one line under the form, nothing changed.
+    await panel.locator('input[name=rate]').fill('fast');
+    await panel.locator('button[data-action=apply]').click();
+    await expect.poll(() => panel.locator('.form-error').textContent()).toMatch(/^rate "fast" is not a rate/);
+    expect(await panel.locator('.form-error').isVisible()).toBe(true);
+    expect(await page.locator('#message').getAttribute('class')).toContain('error');
+    if (!hasNetem) {
+      // This kernel has no netem: delay is refused, naming the module.
+      await panel.locator('input[name=rate]').fill('5mbit');
+      await panel.locator('input[name=delay]').fill('10ms');
+      await panel.locator('button[data-action=apply]').click();
+      await expect.poll(() => panel.locator('.form-error').textContent()).toMatch(/^client1:eth0: delay needs the sch_netem kernel module/);
+    }
+    expect(await label.textContent()).toBe('5mbit 10%');
+    expect(rootQdisc(ns, 'eth0')).toMatchObject({ kind: 'tbf', options: { rate: 625_000 } });
+
+    // Clear: the label goes, tc is back to noqueue, the form is empty and the error gone.
+    await panel.locator('button[data-action=clear]').click();
+    await page.waitForFunction((i) => document.querySelector(`#graph text.clabel[data-link="${i}"]`) === null, id, { timeout: 5000 });
+    expect(await cable.getAttribute('data-impaired')).toBeNull();
+    expect(rootQdisc(ns, 'eth0').kind).toBe('noqueue');
+    expect(await panel.locator('input[name=rate]').inputValue()).toBe('');
+    expect(await panel.locator('input[name=delay]').inputValue()).toBe('');
+    expect(await panel.locator('.form-error').isVisible()).toBe(false);
+    await expect.poll(() => panel.locator('[data-impair]').allTextContents()).toEqual(['none', 'none']);
   });
 });

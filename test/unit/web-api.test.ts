@@ -1,20 +1,23 @@
 // The web view's server without root: the express app (web/server/app.ts) over an injected
 // fake data source, through supertest. Every endpoint, the security rules (token, Origin, Host,
 // loopback vs other addresses), server-sent events, the page files; the view model that merges
-// the model with the kernel's status (web/server/view.ts); and the standalone page.
+// the model with the kernel's status (web/server/view.ts), cables' impairments per direction
+// and POST impair's validation; and the standalone page.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadTopologyFile } from '../../topology/load.js';
-import type { Lab } from '../../topology/types.js';
+import { loadTopologyFile, loadTopologyText } from '../../topology/load.js';
+import type { Impairment, Lab } from '../../topology/types.js';
+import { NO_IMPAIRMENT } from '../../topology/impair.js';
+import { modelOf, type LabState } from '../../controller/state.js';
 import type { LabStatusReport, NodeStatus } from '../../controller/lab.js';
 import { runChecks, type CheckReport } from '../../checks/run.js';
 import { createWebApp, type WebApp } from '../../web/server/app.js';
 import { SourceError, type LabSource, type SourceEvent } from '../../web/server/source.js';
-import { labView } from '../../web/server/view.js';
+import { impairmentLabel, labView } from '../../web/server/view.js';
 import { predictedMatrixReport } from '../../web/server/predict.js';
 import { standaloneHtml } from '../../web/server/html.js';
 import type { EmbeddedData, LabSummary, ServerEvent, WebGraph } from '../../web/server/types.js';
@@ -47,6 +50,7 @@ function healthyStatus(lab: Lab): LabStatusReport {
 class FakeSource implements LabSource {
   labsList = new Map<string, { lab: Lab; status: LabStatusReport | null }>();
   setLinkCalls: [string, string, string, boolean][] = [];
+  setImpairCalls: [string, string, string, Impairment | null][] = [];
   interest: string[][] = [];
   listeners = new Set<(e: SourceEvent) => void>();
   checkDelayMs = 0;
@@ -92,6 +96,20 @@ class FakeSource implements LabSource {
     if (f) { f.up = up; f.operUp = up; }
     this.emit({ type: 'lab', lab });
   }
+  /** As the controller: both ends of a link, the model changed. It reports no change event, so
+   *  a page sees the new view only if the server pushes it by itself. */
+  async setImpairment(lab: string, node: string, iface: string, impair: Impairment | null): Promise<string[]> {
+    this.setImpairCalls.push([lab, node, iface, impair]);
+    const l = this.labsList.get(lab)!.lab;
+    const f = l.nodes.find((n) => n.name === node)!.interfaces.find((x) => x.name === iface)!;
+    const ends = [{ node, f }];
+    if (f.peer) ends.push({ node: f.peer.node, f: l.nodes.find((n) => n.name === f.peer!.node)!.interfaces.find((x) => x.name === f.peer!.iface)! });
+    for (const e of ends) {
+      if (impair) e.f.impair = impair;
+      else delete e.f.impair;
+    }
+    return ends.map((e) => `${e.node}:${e.f.name}`);
+  }
   setInterest(labs: Iterable<string>): void {
     this.interest.push([...labs].sort());
   }
@@ -118,10 +136,34 @@ afterEach(() => fs.rmSync(staticDir, { recursive: true, force: true }));
 const apps: WebApp[] = [];
 afterAll(() => { for (const a of apps) a.close(); });
 
+/** Two containers on a network and a chain of two links, impaired in the file: the link a-c per
+ *  direction (a: both values, c's b: side its own), b-c alike both ways, a's attachment. */
+const IMPAIRED = `name: im
+networks:
+  lan: { subnet: 10.5.1.0/24, gateway: false }
+nodes:
+  a: { networks: { lan: { ipv4: 10.5.1.10, impair: { rate: 5mbit } } } }
+  b: { networks: [lan] }
+  c:
+links:
+  - endpoints: ["a:eth1", "c:eth1"]
+    ipv4: [10.5.2.1/30, 10.5.2.2/30]
+    impair: { rate: 20mbit, delay: 10ms, b: { loss: 20%, rate: 10mbit } }
+  - endpoints: ["b:eth1", "c:eth2"]
+    ipv4: [10.5.3.1/30, 10.5.3.2/30]
+    impair: { delay: 20ms, jitter: 5ms, loss: 1% }
+`;
+function impairedLab(): Lab {
+  const r = loadTopologyText(IMPAIRED, '');
+  if (!r.lab) throw new Error(JSON.stringify(r.diagnostics));
+  return r.lab;
+}
+
 function setup(o: { host?: string; live?: boolean } = {}) {
   const source = new FakeSource();
   source.add(load('labs/bridge.yml'), o.live ?? true);
   source.add(load('labs/routed.yml'), false);
+  source.add(impairedLab(), true);
   const web = createWebApp(source, { token: TOKEN, host: o.host ?? '127.0.0.1', defaultLab: 'bridge', staticDir, debounceMs: 5 });
   apps.push(web);
   return { source, web, app: web.app };
@@ -138,7 +180,7 @@ describe('web API: reading', () => {
     const { app } = setup();
     const r = await request(app).get('/api/labs').expect(200).expect('Content-Type', /json/);
     expect(r.body.defaultLab).toBe('bridge');
-    expect(r.body.labs.map((l: LabSummary) => [l.name, l.live])).toEqual([['bridge', true], ['routed', false]]);
+    expect(r.body.labs.map((l: LabSummary) => [l.name, l.live])).toEqual([['bridge', true], ['routed', false], ['im', true]]);
   });
 
   it('GET /api/labs/:lab is the graph: kinds, processes, interfaces, addresses, routes, cable ends and state', async () => {
@@ -279,14 +321,120 @@ describe('web API: checks and links', () => {
   });
 });
 
+describe('web API: impairments', () => {
+  const cable = (g: WebGraph, id: string) => g.links.find((l) => l.id === id)!;
+
+  it('POST impair sets a cable\'s impairment through the source, values read as tc writes them; the view shows it both ways; null clears', async () => {
+    const { app, source } = setup();
+    const r = (await post(app, '/api/labs/bridge/impair', { endpoint: 'web:eth0', impair: { rate: '5mbit', loss: '10%' } }).expect(200)).body;
+    expect(r).toEqual({ ok: true, lab: 'bridge', endpoint: 'web:eth0', interfaces: ['web:eth0'], impair: 'rate 5mbit loss 10%' });
+    expect(source.setImpairCalls).toEqual([['bridge', 'web', 'eth0', { ...NO_IMPAIRMENT, rateBps: 5_000_000, lossPct: 10 }]]);
+    const g = (await request(app).get('/api/labs/bridge').expect(200)).body as WebGraph;
+    expect(cable(g, 'if:web/eth0').impair.map((d) => [d.from, d.to, d.text])).toEqual([['web eth0', 'lan', 'rate 5mbit loss 10%'], ['lan', 'web eth0', 'rate 5mbit loss 10%']]);
+    expect(cable(g, 'if:web/eth0').impairLabel).toBe('5mbit 10%');
+    expect(cable(g, 'if:client1/eth0').impairLabel).toBe('');
+    // Every value, and limit as a number or a string of digits.
+    await post(app, '/api/labs/bridge/impair', { endpoint: 'web:eth0', impair: { rate: '100kbps', delay: '1.5ms', jitter: '500us', loss: '0.1%', duplicate: '1%', corrupt: '2%', reorder: '25%', limit: 100 } }).expect(200);
+    expect(source.setImpairCalls[1][3]).toEqual({ rateBps: 800_000, delayUs: 1500, jitterUs: 500, lossPct: 0.1, duplicatePct: 1, corruptPct: 2, reorderPct: 25, limit: 100 });
+    await post(app, '/api/labs/bridge/impair', { endpoint: 'web:eth0', impair: { rate: '1gbit', limit: '50' } }).expect(200);
+    expect(source.setImpairCalls[2][3]).toEqual({ ...NO_IMPAIRMENT, rateBps: 1e9, limit: 50 });
+    // null takes it away.
+    const c = (await post(app, '/api/labs/bridge/impair', { endpoint: 'web:eth0', impair: null }).expect(200)).body;
+    expect(c).toMatchObject({ interfaces: ['web:eth0'], impair: '' });
+    expect(source.setImpairCalls[3]).toEqual(['bridge', 'web', 'eth0', null]);
+    const g2 = (await request(app).get('/api/labs/bridge').expect(200)).body as WebGraph;
+    expect(cable(g2, 'if:web/eth0').impair.map((d) => d.text)).toEqual(['', '']);
+    expect(cable(g2, 'if:web/eth0').impairLabel).toBe('');
+  });
+
+  it('POST impair on a link end sets both directions (the source changes both ends)', async () => {
+    const { app } = setup();
+    const r = (await post(app, '/api/labs/im/impair', { endpoint: 'a:eth1', impair: { rate: '2mbit' } }).expect(200)).body;
+    expect(r.interfaces).toEqual(['a:eth1', 'c:eth1']);
+    const g = (await request(app).get('/api/labs/im').expect(200)).body as WebGraph;
+    expect(cable(g, 'link:0').impair.map((d) => [d.from, d.to, d.text])).toEqual([['a eth1', 'c eth1', 'rate 2mbit'], ['c eth1', 'a eth1', 'rate 2mbit']]);
+    expect(cable(g, 'link:0').impairLabel).toBe('2mbit');
+  });
+
+  it.each([
+    [undefined, /JSON body/],
+    [{ endpoint: 'web:eth0' }, /JSON body/],
+    [{ endpoint: 'web', impair: { rate: '1mbit' } }, /NODE:IFACE/],
+    [{ endpoint: 'web:eth0', impair: 'rate 1mbit' }, /"impair" must be an object of tc values .* or null to clear/],
+    [{ endpoint: 'web:eth0', impair: ['1mbit'] }, /"impair" must be an object/],
+    [{ endpoint: 'web:eth0', impair: {} }, /^nothing to set: give rate, delay/],
+    [{ endpoint: 'web:eth0', impair: { speed: '1mbit' } }, /^unknown impairment "speed": expected rate, delay, jitter, loss, duplicate, corrupt, reorder, limit$/],
+    [{ endpoint: 'web:eth0', impair: { rate: 'fast' } }, /^rate "fast" is not a rate; expected e\.g\. 10mbit/],
+    [{ endpoint: 'web:eth0', impair: { rate: 1000000 } }, /^"rate" must be a string in tc's units, e\.g\. "10mbit"$/],
+    [{ endpoint: 'web:eth0', impair: { loss: '' } }, /^"loss" must be a string in tc's units/],
+    [{ endpoint: 'web:eth0', impair: { delay: '10 parsecs' } }, /^delay "10 parsecs" is not a time; expected e\.g\. 20ms/],
+    [{ endpoint: 'web:eth0', impair: { delay: '2min' } }, /^delay "2min" is not a time/],
+    [{ endpoint: 'web:eth0', impair: { delay: '90s' } }, /^delay 90s is over a minute$/],
+    [{ endpoint: 'web:eth0', impair: { loss: '150%' } }, /^loss "150%" is not a percentage from 0% to 100%/],
+    [{ endpoint: 'web:eth0', impair: { loss: '5' } }, /^loss "5" is not a percentage/],
+    [{ endpoint: 'web:eth0', impair: { jitter: '5ms' } }, /^jitter varies a delay: give delay too$/],
+    [{ endpoint: 'web:eth0', impair: { delay: '5ms', jitter: '9ms' } }, /^jitter 9ms is larger than delay 5ms/],
+    [{ endpoint: 'web:eth0', impair: { reorder: '25%' } }, /^reorder sends some packets ahead of the delayed ones: give delay too$/],
+    [{ endpoint: 'web:eth0', impair: { rate: '1mbit', limit: 0 } }, /^limit 0: expected a number of packets, 1 or more$/],
+    [{ endpoint: 'web:eth0', impair: { rate: '1mbit', limit: '10p' } }, /^limit "10p": expected a number of packets/],
+  ])('POST impair %j is 400 with one line, and nothing is asked of the source', async (body, msg) => {
+    const { app, source } = setup();
+    const r = await post(app, '/api/labs/bridge/impair', body).expect(400).expect('Content-Type', /json/);
+    expect(r.body.error).toMatch(msg);
+    expect(r.body.error).not.toContain('\n');
+    expect(source.setImpairCalls).toEqual([]);
+  });
+
+  it('POST impair: unknown lab, node or interface is 404, a lab that is not up 409', async () => {
+    const { app, source } = setup();
+    const body = (endpoint: string) => ({ endpoint, impair: { rate: '1mbit' } });
+    expect((await post(app, '/api/labs/nope/impair', body('web:eth0')).expect(404)).body.error).toBe('no lab nope');
+    expect((await post(app, '/api/labs/bridge/impair', body('nobody:eth0')).expect(404)).body.error).toBe('lab bridge has no node nobody');
+    expect((await post(app, '/api/labs/bridge/impair', body('web:eth9')).expect(404)).body.error).toBe('node web has no interface eth9');
+    expect((await post(app, '/api/labs/routed/impair', body('r1:eth1')).expect(409)).body.error).toMatch(/^lab routed is not up: impairments can be set only in a running lab$/);
+    expect(source.setImpairCalls).toEqual([]);
+  });
+
+  it('a refusal from the controller (this kernel has no sch_netem) keeps its status and its one line', async () => {
+    const { app, source } = setup();
+    const netem = 'web:eth0: delay needs the sch_netem kernel module, which this kernel (5.10.0-test) does not have (rate and loss work without it); nothing was built or changed';
+    source.setImpairment = async () => { throw new SourceError(netem, 409); };
+    const r = await post(app, '/api/labs/bridge/impair', { endpoint: 'web:eth0', impair: { delay: '10ms' } }).expect(409);
+    expect(r.body).toEqual({ error: netem });
+  });
+
+  it('every open page gets the new graph after POST impair, though the source reports no change', async () => {
+    const { web } = setup();
+    const s = await openEvents(web, '?lab=bridge');
+    try {
+      const g0 = await s.next('graph');
+      expect(g0.type === 'graph' && cable(g0.graph, 'if:web/eth0').impairLabel).toBe('');
+      await post(web.app, '/api/labs/bridge/impair', { endpoint: 'web:eth0', impair: { rate: '5mbit', delay: '20ms', loss: '1%' } }).expect(200);
+      const g1 = await s.next('graph');
+      expect(g1.type === 'graph' && cable(g1.graph, 'if:web/eth0').impairLabel).toBe('5mbit 20ms 1%');
+      expect(g1.type === 'graph' && cable(g1.graph, 'if:web/eth0').impair[0].text).toBe('rate 5mbit delay 20ms loss 1%');
+      await post(web.app, '/api/labs/bridge/impair', { endpoint: 'web:eth0', impair: null }).expect(200);
+      const g2 = await s.next('graph');
+      expect(g2.type === 'graph' && cable(g2.graph, 'if:web/eth0').impairLabel).toBe('');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('web API: security', () => {
-  const changes: [string, unknown][] = [['/api/labs/bridge/checks', undefined], ['/api/labs/bridge/links', { endpoint: 'web:eth0', state: 'down' }]];
+  const changes: [string, unknown][] = [
+    ['/api/labs/bridge/checks', undefined],
+    ['/api/labs/bridge/links', { endpoint: 'web:eth0', state: 'down' }],
+    ['/api/labs/bridge/impair', { endpoint: 'web:eth0', impair: { rate: '1mbit' } }],
+  ];
 
   it.each(changes)('POST %s without the token is 401', async (url, body) => {
     const { app, source } = setup();
     const r = await request(app).post(url).set('Host', '127.0.0.1:8080').set('Origin', 'http://127.0.0.1:8080').send(body as object).expect(401).expect('Content-Type', /json/);
     expect(r.body.error).toMatch(/token required/);
     expect(source.setLinkCalls).toEqual([]);
+    expect(source.setImpairCalls).toEqual([]);
   });
 
   it.each(changes)('POST %s with a wrong token, or the token only in the query string, is 401', async (url, body) => {
@@ -304,6 +452,7 @@ describe('web API: security', () => {
     const none = await request(app).post(url).set('Host', '127.0.0.1:8080').set('X-Netlab-Token', TOKEN).send(body as object).expect(403);
     expect(none.body.error).toMatch(/Origin header required/);
     expect(source.setLinkCalls).toEqual([]);
+    expect(source.setImpairCalls).toEqual([]);
   });
 
   it('Authorization: Bearer works as the token header', async () => {
@@ -412,7 +561,7 @@ describe('web API: server-sent events', () => {
     const s = await openEvents(web, '?lab=bridge');
     try {
       const labs = await s.next('labs');
-      expect(labs.type === 'labs' && labs.labs.map((l) => l.name)).toEqual(['bridge', 'routed']);
+      expect(labs.type === 'labs' && labs.labs.map((l) => l.name)).toEqual(['bridge', 'routed', 'im']);
       const g0 = await s.next('graph');
       expect(g0.type === 'graph' && g0.graph.links.find((l) => l.id === 'if:web/eth0')!.state).toBe('up');
       expect(source.interest.at(-1)).toEqual(['bridge']);
@@ -428,7 +577,7 @@ describe('web API: server-sent events', () => {
       source.add(load('labs/none.yml'), true);
       source.emit({ type: 'labs' });
       const labs2 = await s.next('labs');
-      expect(labs2.type === 'labs' && labs2.labs.map((l) => l.name).sort()).toEqual(['bridge', 'none', 'routed']);
+      expect(labs2.type === 'labs' && labs2.labs.map((l) => l.name).sort()).toEqual(['bridge', 'im', 'none', 'routed']);
       source.labsList.delete('bridge');
       source.emit({ type: 'lab', lab: 'bridge' });
       expect(await s.next('gone')).toEqual({ type: 'gone', lab: 'bridge' });
@@ -477,6 +626,62 @@ describe('web view model', () => {
     expect(g.nodes.find((n) => n.name === 'web')!.ports).toEqual(['443/tcp', '80/tcp']);
     expect(g.nodes.find((n) => n.name === 'client1')!.ports).toEqual([]);
     expect(labView(lab, null, 'offline').nodes.every((n) => n.ports.length === 0)).toBe(true);
+  });
+
+  it('each cable carries its impairment per direction as tc\'s words, and a short label', () => {
+    const g = labView(impairedLab(), null, 'offline');
+    const c = (id: string) => g.links.find((l) => l.id === id)!;
+    // a-c: each end's egress is one direction (c's b: side has its own values).
+    expect(c('link:0').impair).toEqual([
+      { from: 'a eth1', to: 'c eth1', text: 'rate 20mbit delay 10ms', kernel: null },
+      { from: 'c eth1', to: 'a eth1', text: 'rate 10mbit delay 10ms loss 20%', kernel: null },
+    ]);
+    expect(c('link:0').impairLabel).toBe('a→ 20mbit 10ms · c→ 10mbit 10ms 20%');
+    // b-c: the same both ways, one label.
+    expect(c('link:1').impair.map((d) => d.text)).toEqual(['delay 20ms jitter 5ms loss 1%', 'delay 20ms jitter 5ms loss 1%']);
+    expect(c('link:1').impairLabel).toBe('20ms±5ms 1%');
+    // A network attachment's impairment holds both ways.
+    expect(c('if:a/eth0').impair).toEqual([
+      { from: 'a eth0', to: 'lan', text: 'rate 5mbit', kernel: null },
+      { from: 'lan', to: 'a eth0', text: 'rate 5mbit', kernel: null },
+    ]);
+    expect(c('if:a/eth0').impairLabel).toBe('5mbit');
+    expect(c('if:b/eth0').impair.map((d) => d.text)).toEqual(['', '']);
+    expect(c('if:b/eth0').impairLabel).toBe('');
+    // Cables that cannot be impaired have no directions.
+    const gw = labView(load('labs/bridge.yml'), null, 'offline').links.find((l) => l.id === 'gw:lan')!;
+    expect(gw).toMatchObject({ impair: [], impairLabel: '' });
+  });
+
+  it('a running lab\'s cable shows its run-time impairment (modelOf: netlab impair set and cleared) and the kernel\'s reading', () => {
+    const file = impairedLab();
+    const st = { model: file, impairments: { 'a:eth0': null, 'b:eth0': { ...NO_IMPAIRMENT, rateBps: 1e6, lossPct: 10 } } } as unknown as LabState;
+    const running = modelOf(st);
+    const status = healthyStatus(running);
+    const b = status.nodes.find((n) => n.name === 'b')!.interfaces.find((f) => f.name === 'eth0')! as { impairment?: string | null };
+    b.impairment = 'rate 1mbit loss 10% (nftables)';
+    const g = labView(running, status, 'up');
+    const c = (id: string) => g.links.find((l) => l.id === id)!;
+    expect(c('if:b/eth0').impair).toEqual([
+      { from: 'b eth0', to: 'lan', text: 'rate 1mbit loss 10%', kernel: 'rate 1mbit loss 10% (nftables)' },
+      // The bridge side's qdisc is on the machine: status does not read it.
+      { from: 'lan', to: 'b eth0', text: 'rate 1mbit loss 10%', kernel: null },
+    ]);
+    expect(c('if:b/eth0').impairLabel).toBe('1mbit 10%');
+    // Cleared at run time; the kernel read and found none.
+    expect(c('if:a/eth0').impair.map((d) => [d.text, d.kernel])).toEqual([['', ''], ['', null]]);
+    expect(c('if:a/eth0').impairLabel).toBe('');
+    // The file's model is left as it was.
+    expect(labView(file, null, 'offline').links.find((l) => l.id === 'if:a/eth0')!.impairLabel).toBe('5mbit');
+  });
+
+  it('the label is the values without tc\'s words: rate, delay±jitter, loss, then the rarer ones named', () => {
+    expect(impairmentLabel({ ...NO_IMPAIRMENT, rateBps: 10e6, delayUs: 20_000, lossPct: 1 })).toBe('10mbit 20ms 1%');
+    expect(impairmentLabel({ ...NO_IMPAIRMENT, delayUs: 20_000, jitterUs: 5000 })).toBe('20ms±5ms');
+    expect(impairmentLabel({ ...NO_IMPAIRMENT, rateBps: 512e3, delayUs: 1500 })).toBe('512kbit 1500us');
+    expect(impairmentLabel({ ...NO_IMPAIRMENT, duplicatePct: 2, corruptPct: 0.5, reorderPct: 25, delayUs: 1000, limit: 50 })).toBe('1ms dup 2% corrupt 0.5% reorder 25% limit 50');
+    expect(impairmentLabel(undefined)).toBe('');
+    expect(impairmentLabel(NO_IMPAIRMENT)).toBe('');
   });
 
   it('overlay labs draw simulated hosts and the VXLAN spans', () => {

@@ -27,8 +27,22 @@ export interface Api {
   explainPair(lab: string, from: string, to: string): Promise<PairExplanation | null>;
   runChecks(lab: string, matrix: boolean): Promise<ViewCheckReport>;
   setLink(lab: string, endpoint: string, state: 'up' | 'down'): Promise<void>;
+  /** Sets the impairment of the cable at endpoint (tc's values as strings), or clears it (null). */
+  setImpairment(lab: string, endpoint: string, impair: ImpairValues | null): Promise<ImpairAnswer>;
   /** Live updates for one lab (and the list of labs); returns the function that stops them. */
   events(lab: string | null, h: EventHandlers): () => void;
+}
+
+/** The body's `impair` of POST /api/labs/:lab/impair: tc's values, e.g. { rate: '10mbit', loss: '1%' }. */
+export type ImpairValues = Partial<Record<'rate' | 'delay' | 'jitter' | 'loss' | 'duplicate' | 'corrupt' | 'reorder' | 'limit', string>>;
+
+/** Its answer: the interfaces changed and the impairment in tc's words ('' when cleared). */
+export interface ImpairAnswer {
+  ok: true;
+  lab: string;
+  endpoint: string;
+  interfaces: string[];
+  impair: string;
 }
 
 export class ApiError extends Error {
@@ -78,6 +92,9 @@ export class HttpApi implements Api {
   runChecks(lab: string, matrix: boolean) { return this.call<ViewCheckReport>('POST', `/api/labs/${encodeURIComponent(lab)}/checks${matrix ? '?matrix=1' : ''}`); }
   async setLink(lab: string, endpoint: string, state: 'up' | 'down') {
     await this.call('POST', `/api/labs/${encodeURIComponent(lab)}/links`, { endpoint, state });
+  }
+  setImpairment(lab: string, endpoint: string, impair: ImpairValues | null) {
+    return this.call<ImpairAnswer>('POST', `/api/labs/${encodeURIComponent(lab)}/impair`, { endpoint, impair });
   }
 
   events(lab: string | null, h: EventHandlers): () => void {
@@ -135,6 +152,9 @@ export class StaticApi implements Api {
   }
   async setLink(): Promise<void> {
     throw new ApiError('this is a standalone page of the model: serve the lab with `netlab web` to set links down', 409);
+  }
+  async setImpairment(): Promise<ImpairAnswer> {
+    throw new ApiError('this is a standalone page of the model: serve the lab with `netlab web` to set impairments', 409);
   }
   events(): () => void { return () => undefined; }
 }

@@ -10,7 +10,9 @@
 //    neighbours, or when zoomed in; interface labels (name and address at each cable end) for
 //    every cable up to 30 nodes, above that only around the hovered or selected node;
 //  - drag pins a node (double-click releases it); pinned and settled positions are kept per
-//    lab in localStorage, so a reload draws the same picture at once.
+//    lab in localStorage, so a reload draws the same picture at once;
+//  - a click selects a node or a cable (the side panel shows it); an impaired cable carries a
+//    short label of its impairment mid-cable and a dashed stroke (data-impaired).
 import { drag, forceCollide, forceLink, forceManyBody, forceSimulation, forceX, forceY, select, symbol, symbolCircle, symbolSquare, zoom, zoomIdentity, type D3DragEvent, type Selection, type Simulation, type SimulationLinkDatum, type SimulationNodeDatum, type ZoomBehavior, type ZoomTransform } from 'd3';
 import type { ViewLink, ViewNode, WebGraph } from '../server/types.js';
 
@@ -31,7 +33,9 @@ export interface SimLink extends SimulationLinkDatum<SimNode> {
 
 export interface GraphCallbacks {
   onSelect(node: ViewNode | null): void;
-  onLinkClick(link: ViewLink): void;
+  /** A cable was selected (clicked: true), or its data changed while selected (false); null:
+   *  it went away. */
+  onSelectLink(link: ViewLink | null, clicked: boolean): void;
   /** First frame drawn, and layout settled (for the status line and timing). */
   onDrawn(): void;
   onSettled(): void;
@@ -91,17 +95,20 @@ export class GraphView {
   private readonly viewport: Selection<SVGGElement, unknown, null, undefined>;
   private readonly gLinks: Selection<SVGGElement, unknown, null, undefined>;
   private readonly gLabels: Selection<SVGGElement, unknown, null, undefined>;
+  private readonly gCableLabels: Selection<SVGGElement, unknown, null, undefined>;
   private readonly gNodes: Selection<SVGGElement, unknown, null, undefined>;
   private readonly zoomer: ZoomBehavior<SVGSVGElement, unknown>;
   private readonly sim: Simulation<SimNode, SimLink>;
   private nodeSel: Selection<SVGGElement, SimNode, SVGGElement, unknown> | null = null;
   private linkSel: Selection<SVGGElement, SimLink, SVGGElement, unknown> | null = null;
   private labelSel: Selection<SVGTextElement, { link: SimLink; end: 'a' | 'b' }, SVGGElement, unknown> | null = null;
+  private cableLabelSel: Selection<SVGTextElement, SimLink, SVGGElement, unknown> | null = null;
   private nodes = new Map<string, SimNode>();
   private links: SimLink[] = [];
   private lab: string | null = null;
   private layout: Layout = { pos: {}, pinned: {} };
   private selected: string | null = null;
+  private selectedLink: string | null = null;
   private hovered: string | null = null;
   private results = new Map<string, CheckMark>();
   private transform: ZoomTransform = zoomIdentity;
@@ -116,6 +123,7 @@ export class GraphView {
     this.gLinks = this.viewport.append('g').attr('class', 'links');
     this.gNodes = this.viewport.append('g').attr('class', 'nodes');
     this.gLabels = this.viewport.append('g').attr('class', 'ilabels');
+    this.gCableLabels = this.viewport.append('g').attr('class', 'clabels');
     this.zoomer = zoom<SVGSVGElement, unknown>()
       .scaleExtent([0.05, 8])
       .on('zoom', (e: { transform: ZoomTransform }) => {
@@ -222,6 +230,11 @@ export class GraphView {
     }
     this.restyle();
     if (this.selected) this.cb.onSelect(next.get(this.selected)?.data ?? null);
+    else if (this.selectedLink) {
+      const l = links.find((x) => x.id === this.selectedLink);
+      if (!l) this.selectedLink = null;
+      this.cb.onSelectLink(l?.data ?? null, false);
+    }
   }
 
   /** Clears the drawing (the lab went away). */
@@ -252,13 +265,31 @@ export class GraphView {
 
   select(id: string | null): void {
     this.selected = id;
+    this.selectedLink = null;
     this.nodeSel?.classed('selected', (d) => d.id === id);
+    this.linkSel?.classed('selected', false);
     this.updateFocus();
     this.cb.onSelect(id ? this.nodes.get(id)?.data ?? null : null);
   }
 
+  /** Selects a cable (its panel shows in the side panel). */
+  selectLink(id: string): void {
+    const l = this.links.find((x) => x.id === id);
+    if (!l) return;
+    this.selected = null;
+    this.selectedLink = id;
+    this.nodeSel?.classed('selected', false);
+    this.linkSel?.classed('selected', (d) => d.id === id);
+    this.updateFocus();
+    this.cb.onSelectLink(l.data, true);
+  }
+
   selectedId(): string | null {
     return this.selected;
+  }
+
+  selectedLinkId(): string | null {
+    return this.selectedLink;
   }
 
   fit(animate = true): void {
@@ -294,6 +325,7 @@ export class GraphView {
     this.nodes = new Map();
     this.links = [];
     this.selected = null;
+    this.selectedLink = null;
     this.hovered = null;
     this.results = new Map();
     this.drawn = false;
@@ -359,7 +391,7 @@ export class GraphView {
         g.on('mouseenter', (e: MouseEvent, d) => this.showTip(e, this.linkTip(d)))
           .on('mousemove', (e: MouseEvent) => this.moveTip(e))
           .on('mouseleave', () => this.hideTip())
-          .on('click', (e: MouseEvent, d) => { e.stopPropagation(); this.cb.onLinkClick(d.data); });
+          .on('click', (e: MouseEvent, d) => { e.stopPropagation(); this.selectLink(d.id); });
         return g;
       });
     this.linkSel.attr('data-id', (d) => d.id);
@@ -440,8 +472,20 @@ export class GraphView {
     this.linkSel
       ?.attr('data-state', (d) => d.data.state)
       .attr('data-kind', (d) => d.data.kind)
+      .attr('data-impaired', (d) => (d.data.impairLabel ? 'true' : null))
       .classed('toggle', (d) => d.data.endpoint !== null)
+      .classed('selected', (d) => d.id === this.selectedLink)
       .classed('pending', false);
+    // The impairment's label on each impaired cable (a restyle: `netlab impair` changes no
+    // structure).
+    this.cableLabelSel = this.gCableLabels.selectAll<SVGTextElement, SimLink>('text.clabel')
+      .data(this.links.filter((l) => l.data.impairLabel), (d) => d.id)
+      .join('text')
+      .attr('class', 'clabel')
+      .attr('text-anchor', 'middle')
+      .attr('data-link', (d) => d.id)
+      .text((d) => d.data.impairLabel);
+    this.placeCableLabels();
   }
 
   markPending(linkId: string): void {
@@ -501,6 +545,18 @@ export class GraphView {
     });
   }
 
+  /** Mid-cable, on the other side of the line than the interface labels. */
+  private placeCableLabels(): void {
+    this.cableLabelSel?.each(function (d) {
+      const [s, t] = endpointsOf(d);
+      if (s.x === undefined || t.x === undefined) return;
+      const dx = t.x! - s.x!, dy = t.y! - s.y!;
+      const len = Math.hypot(dx, dy) || 1;
+      this.setAttribute('x', ((s.x! + t.x!) / 2 + (dy / len) * 9).toFixed(1));
+      this.setAttribute('y', ((s.y! + t.y!) / 2 - (dx / len) * 9 + 3).toFixed(1));
+    });
+  }
+
   private tick(): void {
     this.nodeSel?.attr('transform', (d) => `translate(${(d.x ?? 0).toFixed(1)},${(d.y ?? 0).toFixed(1)})`);
     this.linkSel?.each(function (d) {
@@ -512,6 +568,7 @@ export class GraphView {
       }
     });
     this.placeLabels();
+    this.placeCableLabels();
   }
 
   // ------------------------------------------------------------------ tooltips
@@ -534,7 +591,8 @@ export class GraphView {
     const name = (id: string) => this.nodes.get(id)?.data.name ?? id;
     const end = (e: ViewLink['a']) => `${name(e.id)}${e.iface && e.iface !== 'gateway' ? ` ${e.iface}` : ''}${e.address ? ` ${e.address}` : ''}`;
     const lines = [`${end(l.a)}  —  ${end(l.b)}`, `${l.state}: ${l.why}`];
-    if (l.endpoint) lines.push(`click to set ${l.state === 'down' ? 'up' : 'down'} (${l.endpoint})`);
+    for (const d of l.impair) if (d.text) lines.push(`${d.from} → ${d.to}: ${d.text}`);
+    lines.push(l.endpoint ? 'click for its panel: set it down or up, impair it' : 'click for its panel');
     return lines.join('\n');
   }
 

@@ -1,11 +1,11 @@
 // The netlab web view: picks the lab, keeps its graph live (server-sent events), runs checks,
-// sets cables down and up, and shows details. Served by `netlab web`, or standalone with the
+// sets cables down and up and impairs them (from the cable's panel), and shows details. Served by `netlab web`, or standalone with the
 // lab's data inline (`netlab graph FILE --format html`).
 import type { LabSummary, ServerEvent, ViewCheckReport, ViewLink, ViewNode, WebGraph } from '../server/types.js';
-import { ApiError, HttpApi, StaticApi, embeddedData, takeToken, type Api } from './api.js';
+import { ApiError, HttpApi, StaticApi, embeddedData, takeToken, type Api, type ImpairValues } from './api.js';
 import { CheckView, checkMarks } from './checks.js';
 import { GraphView, legendShape } from './graph.js';
-import { esc, renderNodePanel } from './panel.js';
+import { cableLocked, esc, renderCablePanel, renderNodePanel, setCableBusy, settleCableForm, showCableError, type CableActions } from './panel.js';
 
 declare global {
   interface Window {
@@ -61,8 +61,11 @@ function setConnection(state: 'on' | 'off' | 'static'): void {
 // ---------------------------------------------------------------- graph and panels
 
 const view = new GraphView($('graph') as unknown as SVGSVGElement, $('tooltip'), {
-  onSelect: (n) => renderNode(n),
-  onLinkClick: (l) => void toggleLink(l),
+  onSelect: () => renderSide(),
+  onSelectLink: (_l, clicked) => {
+    if (clicked) showTab('node');
+    renderSide();
+  },
   onDrawn: () => { window.__netlab.drawnAt ??= performance.now(); },
   onSettled: () => { window.__netlab.settledAt ??= performance.now(); },
   reservedBottom: () => $('legend').offsetHeight + 10,
@@ -73,8 +76,22 @@ const checkView = new CheckView(checksTab, {
   highlight: (names) => view.highlightPath(names),
 });
 
-function renderNode(n: ViewNode | null): void {
-  renderNodePanel(nodeTab, graph, n, checkView.outcomes());
+const cableActions: CableActions = {
+  toggle: (l) => void toggleLink(l),
+  apply: (l, values) => void impair(l, values),
+  clear: (l) => void impair(l, null),
+};
+
+/** The details tab: the selected cable's panel, the selected node's, or the lab's overview. */
+function renderSide(): void {
+  const linkId = view.selectedLinkId();
+  const l = graph && linkId ? graph.links.find((x) => x.id === linkId) : undefined;
+  if (graph && l) {
+    renderCablePanel(nodeTab, graph, l, cableLocked(graph, l, api.standalone), cableActions);
+    return;
+  }
+  const id = view.selectedId();
+  renderNodePanel(nodeTab, graph, (id && graph?.nodes.find((n) => n.id === id)) || null, checkView.outcomes());
 }
 
 function showTab(tab: 'node' | 'checks'): void {
@@ -95,7 +112,8 @@ function applyGraph(g: WebGraph): void {
   else if (g.status === 'offline') setBadge('model (not up)', 'offline');
   else setBadge(`${g.status} (model only: the server cannot read the kernel)`, 'offline');
   view.update(g);
-  if (!view.selectedId()) renderNode(null);
+  // A selected node or cable was redrawn by update() (its callbacks).
+  if (!view.selectedId() && !view.selectedLinkId()) renderSide();
   if (structureChanged || stateChanged) {
     predictionsStale = true;
     if (!checksTab.hidden) void loadPredictions();
@@ -119,7 +137,7 @@ function markGone(name: string): void {
   if (name !== lab) return;
   graph = null;
   view.clear();
-  renderNode(null);
+  renderSide();
   checkView.reset();
   setBadge('not up', 'gone');
   showEmpty(`lab ${name} is not up (any more). It shows again when it comes up.`);
@@ -205,7 +223,7 @@ function showReport(r: ViewCheckReport): void {
   checkView.setReport(r);
   const names = graph?.nodes.filter((n) => n.kind === 'container').map((n) => n.name) ?? [];
   view.setResults(checkMarks(r, names));
-  renderNode(graph?.nodes.find((n) => n.id === view.selectedId()) ?? null);
+  renderSide();
   document.body.dataset.checks = r.observed ? 'observed' : 'predicted';
   window.__netlab.checksAt = performance.now();
 }
@@ -230,20 +248,51 @@ async function runChecks(): Promise<void> {
   }
 }
 
+/** The panel of cable `id` is on screen. */
+const panelShows = (id: string) => nodeTab.dataset.cable === id;
+
 async function toggleLink(l: ViewLink): Promise<void> {
   if (!lab || !graph) return;
-  if (api.standalone) { message('standalone page: serve the lab with netlab web to set cables down', true); return; }
-  if (!l.endpoint) { message(`${l.kind} cables cannot be set down from here`, true); return; }
-  if (!graph.live) { message(`lab ${lab} is not up: cables can be set down only in a running lab`, true); return; }
+  const locked = cableLocked(graph, l, api.standalone);
+  if (locked || !l.endpoint) { message(locked ?? 'this cable cannot be set down from here', true); return; }
   const state = l.state === 'down' ? 'up' : 'down';
   view.markPending(l.id);
   message(`setting ${l.endpoint} ${state}…`);
+  setCableBusy(nodeTab, true);
+  showCableError(nodeTab, null);
   try {
     await api.setLink(lab, l.endpoint, state);
     message(`${l.endpoint} set ${state}`);
   } catch (e) {
     message((e as Error).message, true);
+    if (panelShows(l.id)) showCableError(nodeTab, (e as Error).message);
     if (graph) view.update(graph);
+  } finally {
+    setCableBusy(nodeTab, false);
+    renderSide();
+  }
+}
+
+/** Sets the cable's impairment (values) or clears it (null), from its panel. */
+async function impair(l: ViewLink, values: ImpairValues | null): Promise<void> {
+  if (!lab || !graph) return;
+  const locked = cableLocked(graph, l, api.standalone);
+  if (locked || !l.endpoint) { message(locked ?? 'this cable cannot be impaired from here', true); return; }
+  if (values && Object.keys(values).length === 0) { showCableError(nodeTab, 'nothing to set: fill in a field (e.g. rate 10mbit), or Clear'); return; }
+  const endpoint = l.endpoint;
+  message(values ? `impairing ${endpoint}…` : `clearing the impairment of ${endpoint}…`);
+  setCableBusy(nodeTab, true);
+  showCableError(nodeTab, null);
+  try {
+    const r = await api.setImpairment(lab, endpoint, values);
+    message(`${r.interfaces.join(' ')}: ${r.impair || 'no impairment'}`);
+    if (panelShows(l.id)) settleCableForm(nodeTab, r.impair);
+  } catch (e) {
+    message((e as Error).message, true);
+    if (panelShows(l.id)) showCableError(nodeTab, (e as Error).message);
+  } finally {
+    setCableBusy(nodeTab, false);
+    renderSide();
   }
 }
 
@@ -251,7 +300,7 @@ async function toggleLink(l: ViewLink): Promise<void> {
 
 function legend(): void {
   const shape = (kind: ViewNode['kind'], attrs: string, extra = '') => `<svg width="18" height="16" viewBox="-9 -8 18 16"><g class="node" data-kind="${kind}" ${attrs}><path class="shape" d="${legendShape(kind)}"></path>${extra}</g></svg>`;
-  const line = (state: string) => `<svg width="26" height="10" viewBox="0 0 26 10"><g class="link" data-state="${state}"><line class="vis" x1="1" y1="5" x2="25" y2="5"></line></g></svg>`;
+  const line = (state: string, attrs = '') => `<svg width="26" height="10" viewBox="0 0 26 10"><g class="link" data-state="${state}" ${attrs}><line class="vis" x1="1" y1="5" x2="25" y2="5"></line></g></svg>`;
   const ring = (r: string) => `<svg width="18" height="18" viewBox="-9 -9 18 18"><g class="node" data-kind="container" data-result="${r}"><circle class="ring" r="7"></circle><path class="shape" d="${legendShape('container')}" transform="scale(.7)"></path></g></svg>`;
   const item = (icon: string, text: string) => `<div class="item">${icon}<span>${text}</span></div>`;
   $('legend').innerHTML = [
@@ -267,6 +316,7 @@ function legend(): void {
     item(line('up'), 'cable up'),
     item(line('down'), 'cable down'),
     item(line('unknown'), 'not live'),
+    item(line('up', 'data-impaired="true"'), 'impaired (rate, delay, loss…)'),
     item(ring('pass'), 'checks pass'),
     item(ring('fail'), 'a check fails'),
     item(ring('disagree'), 'kernel ≠ prediction'),

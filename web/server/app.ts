@@ -15,6 +15,8 @@ import * as path from 'node:path';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { predictPair, explain } from '../../topology/simulate.js';
+import { NO_IMPAIRMENT, impairmentText, isEmptyImpairment, parseImpair } from '../../topology/impair.js';
+import type { Impairment, RawImpair } from '../../topology/types.js';
 import { predictionsOf, toViewReport } from './predict.js';
 import { SourceError, type LabSource } from './source.js';
 import type { Predictions, ServerEvent, ViewCheckReport, WebGraph } from './types.js';
@@ -76,6 +78,39 @@ function tokenIn(req: Request, allowQuery: boolean): string | null {
 
 function refuse(res: Response, status: 400 | 401 | 403 | 404 | 409, error: string): void {
   res.status(status).json({ error });
+}
+
+const IMPAIR_KEYS = ['rate', 'delay', 'jitter', 'loss', 'duplicate', 'corrupt', 'reorder', 'limit'] as const;
+
+/** The `impair` of a POST impair body: null (clear), an impairment, or the one-line problem.
+ *  Values are strings in tc's units (a bare JSON number would be ambiguous: tc reads a number
+ *  as bits per second or microseconds), checked as the topology's `impair:` is; limit is a
+ *  number of packets. */
+export function impairmentFromBody(v: unknown): { impair: Impairment | null } | { error: string } {
+  const expected = `"impair" must be an object of tc values (${IMPAIR_KEYS.join(', ')}; e.g. {"rate": "10mbit", "loss": "1%"}), or null to clear`;
+  if (v === null) return { impair: null };
+  if (typeof v !== 'object' || Array.isArray(v)) return { error: expected };
+  const raw: RawImpair = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (!(IMPAIR_KEYS as readonly string[]).includes(k)) return { error: `unknown impairment "${k}": expected ${IMPAIR_KEYS.join(', ')}` };
+    if (k === 'limit') {
+      const n = typeof x === 'number' ? x : typeof x === 'string' && /^\s*\d+\s*$/.test(x) ? Number(x) : NaN;
+      if (!Number.isInteger(n) || n < 1) return { error: `limit ${JSON.stringify(x)}: expected a number of packets, 1 or more` };
+      raw.limit = n;
+      continue;
+    }
+    if (typeof x !== 'string' || !x.trim()) return { error: `"${k}" must be a string in tc's units, e.g. ${k === 'rate' ? '"10mbit"' : k === 'delay' || k === 'jitter' ? '"20ms"' : '"1%"'}` };
+    raw[k as Exclude<(typeof IMPAIR_KEYS)[number], 'limit'>] = x;
+  }
+  if (Object.keys(raw).length === 0) return { error: `nothing to set: give ${IMPAIR_KEYS.join(', ')}, or "impair": null to clear` };
+  const problems: string[] = [];
+  const imp = parseImpair(raw, [], (_p, m) => problems.push(m), NO_IMPAIRMENT);
+  // The combination rules the topology's `impair:` has (topology/impair.ts).
+  if (imp.jitterUs && !imp.delayUs) problems.push('jitter varies a delay: give delay too');
+  if (imp.jitterUs && imp.delayUs && imp.jitterUs > imp.delayUs) problems.push(`jitter ${raw.jitter} is larger than delay ${raw.delay}: packets would be sent before they arrive`);
+  if (imp.reorderPct && !imp.delayUs) problems.push('reorder sends some packets ahead of the delayed ones: give delay too');
+  if (problems.length) return { error: problems[0] };
+  return { impair: isEmptyImpairment(imp) ? null : imp };
 }
 
 interface Client {
@@ -210,6 +245,27 @@ export function createWebApp(source: LabSource, o: WebAppOptions): WebApp {
     await source.setLink(lab, m[1], m[2], state === 'up');
     schedule(lab);
     res.json({ ok: true, lab, endpoint, state });
+  });
+
+  app.post('/api/labs/:lab/impair', express.json({ limit: '16kb' }), async (req, res) => {
+    const lab = labParam(req, res);
+    if (!lab) return;
+    const body = req.body as { endpoint?: unknown; impair?: unknown } | undefined;
+    if (!body || typeof body !== 'object' || !('impair' in body)) { refuse(res, 400, 'expected a JSON body {"endpoint": "node:iface", "impair": {"rate": "10mbit", "delay": "20ms", "loss": "1%"} | null} (Content-Type: application/json)'); return; }
+    const m = typeof body.endpoint === 'string' ? /^([^:\s]+):([^:\s]+)$/.exec(body.endpoint) : null;
+    if (!m) { refuse(res, 400, `"endpoint" must be NODE:IFACE, e.g. web:eth0`); return; }
+    const parsed = impairmentFromBody(body.impair);
+    if ('error' in parsed) { refuse(res, 400, parsed.error); return; }
+    const model = await source.model(lab);
+    if (!model) { refuse(res, 404, `no lab ${lab}`); return; }
+    const node = model.lab.nodes.find((n) => n.name === m[1]);
+    if (!node) { refuse(res, 404, `lab ${lab} has no node ${m[1]}`); return; }
+    if (!node.interfaces.some((f) => f.name === m[2])) { refuse(res, 404, `node ${m[1]} has no interface ${m[2]}`); return; }
+    if (!model.live) { refuse(res, 409, `lab ${lab} is not up: impairments can be set only in a running lab`); return; }
+    const interfaces = await source.setImpairment(lab, m[1], m[2], parsed.impair);
+    // The state file's rewrite is watched too; this makes the update not wait for it.
+    schedule(lab);
+    res.json({ ok: true, lab, endpoint: body.endpoint, interfaces, impair: impairmentText(parsed.impair) });
   });
 
   app.get('/api/health', (_req, res) => {

@@ -3,11 +3,12 @@
 // status()), checks and link up/down through the controller. Change notifications come from
 // controller/watch.ts (netlink link monitors and inotify watches, never polling); only the
 // labs someone is looking at (setInterest) are monitored at the netlink and container level.
-import { LabError, setLink as controllerSetLink, status as controllerStatus } from '../../controller/lab.js';
+import { LabError, setImpairment as controllerSetImpairment, setLink as controllerSetLink, status as controllerStatus } from '../../controller/lab.js';
 import { LockBusyError, modelOf, readState } from '../../controller/state.js';
 import { matrixChecks, runChecks, type CheckReport } from '../../checks/run.js';
 import { LabWatcher } from '../../controller/watch.js';
-import type { Lab } from '../../topology/types.js';
+import type { Impairment, Lab } from '../../topology/types.js';
+import { NetlabError } from '../../topology/errors.js';
 import { SourceError, type LabSource, type SourceEvent } from './source.js';
 import { predictedMatrixReport } from './predict.js';
 import type { LabSummary, WebGraph } from './types.js';
@@ -98,6 +99,22 @@ export class LiveSource implements LabSource {
     }
   }
 
+  async setImpairment(lab: string, node: string, iface: string, impair: Impairment | null): Promise<string[]> {
+    try {
+      return (await controllerSetImpairment(lab, node, iface, impair)).interfaces;
+    } catch (e) {
+      if (e instanceof LockBusyError) throw new SourceError(firstLine(e.message), 409);
+      if (e instanceof LabError) {
+        const m = firstLine(e.message);
+        throw new SourceError(m, /needs root/.test(m) ? 403 : /has no (node|interface)/.test(m) ? 404 : 409);
+      }
+      // What this kernel cannot do (sch_netem missing: nothing was built or changed), or a
+      // kernel refusal while applying: the lab as it is cannot take it.
+      if (e instanceof NetlabError) throw new SourceError(firstLine(e.message), 409);
+      throw e;
+    }
+  }
+
   subscribe(listener: (e: SourceEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -123,3 +140,5 @@ export class LiveSource implements LabSource {
     for (const l of this.listeners) l(e);
   }
 }
+
+const firstLine = (m: string): string => m.split('\n')[0];

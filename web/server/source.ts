@@ -2,7 +2,7 @@
 // view, running checks, setting a link up or down, and change notifications. The real one
 // (live.ts) reads state files and the kernel; tests inject a fake, so the API is tested
 // without root.
-import type { Lab } from '../../topology/types.js';
+import type { Impairment, Lab } from '../../topology/types.js';
 import type { CheckReport } from '../../checks/run.js';
 import type { LabSummary, WebGraph } from './types.js';
 import { NetlabError } from '../../topology/errors.js';
@@ -30,6 +30,9 @@ export interface LabSource {
   runChecks(lab: string, matrix: boolean): Promise<CheckReport>;
   /** Sets a cable down or up (both ends), as `netlab link`. */
   setLink(lab: string, node: string, iface: string, up: boolean): Promise<void>;
+  /** Sets (or, with null, clears) the impairment of the cable at node:iface in a running lab
+   *  (both directions), as `netlab impair`; resolves to the interfaces changed ("r1:eth1"). */
+  setImpairment(lab: string, node: string, iface: string, impair: Impairment | null): Promise<string[]>;
   /** The labs someone is looking at: only those need kernel and container notifications
    *  ('labs' events come regardless). */
   setInterest(labs: Iterable<string>): void;

@@ -62,6 +62,21 @@ export interface ViewLinkEnd {
   address: string | null;
 }
 
+/** One direction of a cable's impairment. */
+export interface ViewImpairment {
+  /** The sending end ("web eth0", "r1 eth1") and the receiving one ("lan" for a network). */
+  from: string;
+  to: string;
+  /** tc's words (topology/impair.ts impairmentText: `rate 10mbit delay 20ms loss 1%`) from the
+   *  model: the running lab's (its `netlab impair` changes applied) or the topology file's;
+   *  '' when none. */
+  text: string;
+  /** The sending interface's impairment as the kernel reports it (status: netlab's qdisc read
+   *  back, and its nftables loss), '' when it has none; null when not read (not live, the
+   *  interface missing, the bridge side of a network attachment). */
+  kernel: string | null;
+}
+
 export interface ViewLink {
   /** Graph edge key: if:<node>/<iface>, link:<n>, gw:<net>, overlay:<net>/<host>, underlay:<host>, hostmode:<node>. */
   id: string;
@@ -77,6 +92,12 @@ export interface ViewLink {
   endpoint: string | null;
   /** Why the state is what it is (e.g. "web eth0 admin down"), for the tooltip. */
   why: string;
+  /** Links and network attachments: both directions, a to b first ([] for other kinds). A
+   *  network attachment's impairment holds both ways, so its two directions read the same. */
+  impair: ViewImpairment[];
+  /** The short label drawn on an impaired cable (`10mbit 20ms 1%`; per direction when they
+   *  differ: `r1→ 10mbit · r2→ 1%`), '' when the cable has none. */
+  impairLabel: string;
 }
 
 export interface WebGraph {
