@@ -24,7 +24,9 @@ export async function setImpairment(labName: string, node: string, iface: string
   try {
     const st = readState(labName);
     if (!st || st.status !== 'up') throw new LabError(`lab ${labName} is not up`);
-    const lab = modelOf(st);
+    // A copy: modelOf gives the state's own model when nothing was changed at run time yet,
+    // and that one must stay as `up` resolved it.
+    const lab = structuredClone(modelOf(st));
     const nd = lab.nodes.find((n) => n.name === node);
     if (!nd) throw new LabError(`lab ${labName} has no node ${node} (nodes: ${lab.nodes.map((n) => n.name).join(', ')})`);
     const f = nd.interfaces.find((i) => i.name === iface);

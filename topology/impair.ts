@@ -109,7 +109,7 @@ export function parseImpair(raw: RawImpair, p: PathSeg[], err: Err, base: Impair
 }
 
 /** The combination rules tc and netem have: jitter and reorder need a delay. */
-function checkCombination(i: Impairment, p: PathSeg[], err: Err): void {
+export function checkCombination(i: Impairment, p: PathSeg[], err: Err): void {
   if (i.jitterUs && !i.delayUs) err([...p, 'jitter'], 'jitter varies a delay: give delay too');
   if (i.jitterUs && i.delayUs && i.jitterUs > i.delayUs) err([...p, 'jitter'], `jitter ${fmtTime(i.jitterUs)} is larger than delay ${fmtTime(i.delayUs)}: packets would be sent before they arrive`);
   if (i.reorderPct && !i.delayUs) err([...p, 'reorder'], 'reorder sends some packets ahead of the delayed ones: give delay too');

@@ -2,7 +2,7 @@
 // reorder, limit), replacing what it had, or --clear takes them away; values as tc writes them,
 // checked as the topology's `impair:` is.
 import { setImpairment } from '../../controller/lab.js';
-import { NO_IMPAIRMENT, impairmentText, isEmptyImpairment, parseImpair } from '../../topology/impair.js';
+import { NO_IMPAIRMENT, checkCombination, impairmentText, isEmptyImpairment, parseImpair } from '../../topology/impair.js';
 import type { RawImpair } from '../../topology/types.js';
 import { UserError } from '../errors.js';
 import type { Io } from '../io.js';
@@ -26,9 +26,9 @@ export async function impair(io: Io, arg: string, endpoint: string, opts: Impair
   if (opts.clear && given) throw new UserError('--clear takes away every impairment: give it alone', 2);
   if (!opts.clear && !given) throw new UserError('nothing to set: give --rate, --delay, --jitter, --loss, --duplicate, --corrupt, --reorder or --limit, or --clear', 2);
   const problems: string[] = [];
-  const imp = parseImpair(raw, [], (p, msg) => problems.push(`--${String(p[p.length - 1])}: ${msg}`), NO_IMPAIRMENT);
-  if (imp.jitterUs && !imp.delayUs) problems.push('--jitter varies a delay: give --delay too');
-  if (imp.reorderPct && !imp.delayUs) problems.push('--reorder needs --delay');
+  const err = (p: (string | number)[], msg: string) => problems.push(`--${String(p[p.length - 1])}: ${msg}`);
+  const imp = parseImpair(raw, [], err, NO_IMPAIRMENT);
+  checkCombination(imp, [], err);
   if (problems.length > 0) throw new UserError(problems[0], 2);
   const name = labNameOf(arg);
   const r = await setImpairment(name, m[1], m[2], opts.clear || isEmptyImpairment(imp) ? null : imp);

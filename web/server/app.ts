@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { predictPair, explain } from '../../topology/simulate.js';
-import { NO_IMPAIRMENT, impairmentText, isEmptyImpairment, parseImpair } from '../../topology/impair.js';
+import { checkCombination, impairmentText, isEmptyImpairment, NO_IMPAIRMENT, parseImpair } from '../../topology/impair.js';
 import type { Impairment, RawImpair } from '../../topology/types.js';
 import { predictionsOf, toViewReport } from './predict.js';
 import { SourceError, type LabSource } from './source.js';
@@ -105,10 +105,8 @@ export function impairmentFromBody(v: unknown): { impair: Impairment | null } | 
   if (Object.keys(raw).length === 0) return { error: `nothing to set: give ${IMPAIR_KEYS.join(', ')}, or "impair": null to clear` };
   const problems: string[] = [];
   const imp = parseImpair(raw, [], (_p, m) => problems.push(m), NO_IMPAIRMENT);
-  // The combination rules the topology's `impair:` has (topology/impair.ts).
-  if (imp.jitterUs && !imp.delayUs) problems.push('jitter varies a delay: give delay too');
-  if (imp.jitterUs && imp.delayUs && imp.jitterUs > imp.delayUs) problems.push(`jitter ${raw.jitter} is larger than delay ${raw.delay}: packets would be sent before they arrive`);
-  if (imp.reorderPct && !imp.delayUs) problems.push('reorder sends some packets ahead of the delayed ones: give delay too');
+  // The combination rules the topology's `impair:` has.
+  checkCombination(imp, [], (_p, m) => problems.push(m));
   if (problems.length) return { error: problems[0] };
   return { impair: isEmptyImpairment(imp) ? null : imp };
 }
