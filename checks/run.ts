@@ -1,6 +1,8 @@
 // Connectivity checks: the lab's declared checks, ad hoc ones, or the all-pairs ping matrix,
 // each predicted by the simulator from the model and (unless prediction only) observed in the
-// running lab: ping/tcp/http through the probe helper (one process for all of them), dns by
+// running lab: ping/tcp/http through the probe helper (one process for all of them), throughput
+// by the same helper (a receiver in the target's namespace, a sender in the source's), one
+// measurement at a time after the round's other probes, dns by
 // netlab's own resolver (resolve.ts) from the source container's files, its DNS queries sent by
 // the same helper from the source's namespace. A check passes when what was observed is
 // what was expected: its explicit `expect`, else the prediction. A check with a wait is tried
@@ -10,10 +12,35 @@
 import type { Expect, Lab, LabCheck, LabNode } from '../topology/types.js';
 import { isIpv4 } from '../topology/ipam.js';
 import { checkPredictor, explain, targetAddress, type Prediction } from '../topology/simulate.js';
-import { probeBatcher, runProbes, type Probe, type ProbeResult } from './probe.js';
+import { PING_INTERVAL_MS, probeBatcher, runProbes, type Probe, type ProbeResult } from './probe.js';
+import { nodeWithAddress, THROUGHPUT_PORT, THROUGHPUT_SECONDS } from '../topology/resolve-checks.js';
+import { formatRate } from '../topology/rate.js';
 import { containerFiles, resolveName } from './resolve.js';
 import { containerState } from '../runtime/container.js';
 import { untilHeld, type Clock, type Try } from './wait.js';
+
+/** What a ping check observed: requests sent, replies received (a duplicate counts once), the
+ *  loss in percent, the round trips in ms (null without replies), and the most loss its
+ *  `expect: { max_loss }` allows (null: any reply will do). */
+export interface PingReport {
+  sent: number;
+  received: number;
+  lossPercent: number;
+  rttMinMs: number | null;
+  rttAvgMs: number | null;
+  rttMaxMs: number | null;
+  maxLossPercent: number | null;
+}
+
+/** What a throughput check measured: the bytes that reached the receiver from the connection's
+ *  start until the helper saw the sending time end (`seconds`, at least the check's), as bits
+ *  per second; and the least rate its `expect: { min }` asks for. */
+export interface ThroughputReport {
+  bitsPerSecond: number;
+  bytes: number;
+  seconds: number;
+  minBitsPerSecond: number | null;
+}
 
 export interface CheckOutcome {
   label: string;
@@ -31,6 +58,10 @@ export interface CheckOutcome {
   /** null when only predicted. */
   observed: Expect | null;
   detail: string;
+  /** ping, once a request went out: what it sent and got back; null otherwise. */
+  ping: PingReport | null;
+  /** throughput, once data arrived: the rate measured; null otherwise. */
+  throughput: ThroughputReport | null;
   /** observed === expected (or, prediction only, always true). */
   pass: boolean;
   /** observed !== predicted: the model and the kernel disagree. */
@@ -80,6 +111,14 @@ interface Planned {
   prediction: Prediction;
   address: string | null;
   probe: Probe | null;
+  /** Why there is no probe (a check that is not dns). */
+  noProbe: string;
+}
+
+/** The node a throughput check's receiver runs in: the target node, or the node that has the
+ *  target address. */
+function receiverOf(lab: Lab, target: string): LabNode | null {
+  return isIpv4(target) ? nodeWithAddress(lab.nodes, target) : nodeByHost(lab, target);
 }
 
 function plan(lab: Lab, check: LabCheck, predict: (c: LabCheck) => Prediction): Planned {
@@ -87,6 +126,7 @@ function plan(lab: Lab, check: LabCheck, predict: (c: LabCheck) => Prediction): 
   const src = node(lab, check.from);
   let address: string | null = null;
   let probe: Probe | null = null;
+  let noProbe = 'no address to probe';
   const base = { netns: src.netns, timeoutMs: check.timeoutMs };
   if (check.kind === 'ping' || check.kind === 'tcp') {
     address = addressFor(lab, check.from, check.target);
@@ -95,8 +135,27 @@ function plan(lab: Lab, check: LabCheck, predict: (c: LabCheck) => Prediction): 
     const u = new URL(check.target);
     address = addressFor(lab, check.from, u.hostname);
     if (address) probe = { ...base, kind: 'http', address, port: u.port ? Number(u.port) : 80, host: u.host, path: `${u.pathname}${u.search}` };
+  } else if (check.kind === 'throughput') {
+    address = addressFor(lab, check.from, check.target);
+    const receiver = receiverOf(lab, check.target);
+    if (!receiver) noProbe = `no node of lab ${lab.name} has the address ${check.target}`;
+    else if (receiver.netns === null || src.netns === null) noProbe = `${receiver.netns === null ? receiver.name : src.name} has network_mode host: throughput runs only between namespaces the lab made`;
+    else if (address) {
+      probe = {
+        ...base, kind: 'throughput', address, port: check.port ?? THROUGHPUT_PORT,
+        receiverNetns: receiver.netns, durationMs: check.durationMs ?? THROUGHPUT_SECONDS * 1000,
+      };
+    }
   }
-  return { check, prediction, address, probe };
+  return { check, prediction, address, probe, noProbe };
+}
+
+/** How long a try takes beyond its timeout: a ping's requests go out over (count - 1) x 10 ms,
+ *  a throughput check sends for its seconds. */
+function busyMs(c: LabCheck): number {
+  if (c.kind === 'ping') return (c.count - 1) * PING_INTERVAL_MS;
+  if (c.kind === 'throughput') return c.durationMs ?? THROUGHPUT_SECONDS * 1000;
+  return 0;
 }
 
 /** Judges an http response against the check's expectations. */
@@ -125,7 +184,38 @@ async function observeDns(lab: Lab, c: LabCheck, probe: (p: Probe) => Promise<Pr
   return { ok: true, detail: `resolves to ${r.address}` };
 }
 
-type Observation = { ok: boolean; detail: string };
+type Observation = { ok: boolean; detail: string; ping?: PingReport | null; throughput?: ThroughputReport | null };
+
+/** A percentage as people read it: 0%, 20%, 33.3%. */
+const percent = (x: number) => `${Number(x.toFixed(1))}%`;
+
+/** Judges a ping's replies: ok with at least one reply, and no more loss than its max_loss. */
+function pingVerdict(c: LabCheck, r: ProbeResult): Observation {
+  const s = r.ping ?? null;
+  if (!s || s.sent === 0) return { ok: false, detail: r.error ?? 'failed', ping: null };
+  const lossPercent = Math.round(((s.sent - s.received) / s.sent) * 100 * 1000) / 1000;
+  const maxLossPercent = c.maxLossPercent ?? null;
+  const ping: PingReport = { sent: s.sent, received: s.received, lossPercent, rttMinMs: s.rttMinMs, rttAvgMs: s.rttAvgMs, rttMaxMs: s.rttMaxMs, maxLossPercent };
+  const tooMuch = maxLossPercent !== null && lossPercent > maxLossPercent;
+  let text = `${s.received}/${s.sent} replies, ${percent(lossPercent)} loss${tooMuch ? ` (more than the ${percent(maxLossPercent)} allowed)` : ''}`;
+  if (s.rttMinMs !== null) text += `, rtt ${s.rttMinMs.toFixed(2)}/${s.rttAvgMs!.toFixed(2)}/${s.rttMaxMs!.toFixed(2)} ms`;
+  // A send that failed (no route) ended the requests: say so.
+  if (!r.ok && r.error && r.error !== 'no reply') text = `${r.error}; ${text}`;
+  if (r.ok && r.error) text += `; then ${r.error}`;
+  return { ok: r.ok && s.received > 0 && !tooMuch, detail: text, ping };
+}
+
+/** Judges a throughput measurement: ok when data arrived, at its min rate or more. */
+function throughputVerdict(c: LabCheck, r: ProbeResult): Observation {
+  if (!r.ok || !r.throughput) return { ok: false, detail: r.error ?? 'failed', throughput: null };
+  const { bytes, seconds } = r.throughput;
+  const bps = (bytes * 8) / seconds;
+  const min = c.minBitsPerSecond ?? null;
+  const throughput: ThroughputReport = { bitsPerSecond: Math.round(bps), bytes, seconds, minBitsPerSecond: min };
+  const text = `${formatRate(bps)} over ${Number(seconds.toFixed(2))} s`;
+  if (min !== null && bps < min) return { ok: false, detail: `${text}, less than the ${formatRate(min)} expected`, throughput };
+  return { ok: true, detail: min !== null ? `${text} (at least ${formatRate(min)})` : text, throughput };
+}
 
 /** What the check passes with: its explicit expectation, else the prediction. */
 const expectedOf = (p: Planned): Expect => p.check.expect ?? verdict(p.prediction.reach);
@@ -139,6 +229,8 @@ function outcome(p: Planned, observed: Observation | null, tries: { attempts: nu
     expected, expectedFrom: p.check.expect ? 'explicit' : 'prediction', predicted,
     reason: p.prediction.reason, explanation: withExplanation ? explain(p.prediction) : '',
     observed: obs, detail: observed?.detail ?? '',
+    ping: observed?.ping ?? null,
+    throughput: observed?.throughput ?? null,
     pass: obs === null ? true : obs === expected,
     disagree: obs !== null && obs !== predicted,
     waitMs: p.check.waitMs ?? null,
@@ -156,19 +248,28 @@ export interface RunOptions {
   clock?: Clock;
 }
 
-/** One round of tries: the ping/tcp/http probes of the round in one helper process, then the
- *  round's dns checks (their queries batched too), each try with its own timeout. */
+/** One round of tries: the ping/tcp/http probes of the round in one helper process, then its
+ *  throughput checks one at a time (a measurement shares the machine's CPUs and the lab's
+ *  links with no other), then the round's dns checks (their queries batched too), each try
+ *  with its own timeout. */
 async function observeRound(lab: Lab, tries: Try<Planned>[], run: (probes: Probe[]) => Promise<ProbeResult[]>): Promise<Observation[]> {
-  const probes = tries.filter((t) => t.item.probe).map((t) => ({ ...t.item.probe!, timeoutMs: t.timeoutMs }));
-  const results = await run(probes);
+  const probing = tries.filter((t) => t.item.probe);
+  const withTimeout = (t: Try<Planned>): Probe => ({ ...t.item.probe!, timeoutMs: t.timeoutMs });
+  const quick = probing.filter((t) => t.item.probe!.kind !== 'throughput').map(withTimeout);
+  const results = quick.length > 0 || probing.length === 0 ? await run(quick) : [];
+  const measured: ProbeResult[] = [];
+  for (const t of probing.filter((x) => x.item.probe!.kind === 'throughput')) measured.push(...await run([withTimeout(t)]));
   const dnsProbe = probeBatcher(run);
   let k = 0;
+  let m = 0;
   return Promise.all(tries.map(async ({ item: p, timeoutMs }) => {
     if (p.check.kind === 'dns') return observeDns(lab, { ...p.check, timeoutMs }, dnsProbe);
-    if (!p.probe) return { ok: false, detail: 'no address to probe' };
+    if (!p.probe) return { ok: false, detail: p.noProbe };
+    if (p.check.kind === 'throughput') return throughputVerdict(p.check, measured[m++]);
     const r = results[k++];
     if (p.check.kind === 'http') return httpVerdict(p.check, r);
-    return r.ok ? { ok: true, detail: `${p.check.kind === 'ping' ? 'reply' : 'connected'} in ${r.ms!.toFixed(2)} ms` } : { ok: false, detail: r.error ?? 'failed' };
+    if (p.check.kind === 'ping') return pingVerdict(p.check, r);
+    return r.ok ? { ok: true, detail: `connected in ${r.ms!.toFixed(2)} ms` } : { ok: false, detail: r.error ?? 'failed' };
   }));
 }
 
@@ -183,7 +284,7 @@ export async function runChecks(lab: Lab, checks: LabCheck[], mode: CheckReport[
   const run = o.runProbes ?? runProbes;
   const settled = await untilHeld(planned, {
     // A state written before checks had waits has none.
-    waiting: (p) => ({ waitMs: p.check.waitMs ?? null, timeoutMs: p.check.timeoutMs }),
+    waiting: (p) => ({ waitMs: p.check.waitMs ?? null, timeoutMs: p.check.timeoutMs, busyMs: busyMs(p.check) }),
     observe: (tries) => observeRound(lab, tries, run),
     holds: (p, r) => verdict(r.ok) === expectedOf(p),
     ...(o.clock ? { clock: o.clock } : {}),
@@ -226,13 +327,18 @@ export function matrixChecks(lab: Lab, timeoutMs = 1000): LabCheck[] {
   return out;
 }
 
-/** Ad hoc checks from the command line: ping FROM:TO, tcp FROM:TO:PORT, http FROM:URL, dns FROM:NAME. */
+/** The longest an ad hoc throughput check may send (seconds), as the schema's `seconds`. */
+export const MAX_THROUGHPUT_SECONDS = 60;
+
+/** Ad hoc checks from the command line: ping FROM:TO, tcp FROM:TO:PORT, http FROM:URL, dns
+ *  FROM:NAME, throughput FROM:TO[:SECONDS]. */
 export function adHocCheck(lab: Lab, kind: LabCheck['kind'], spec: string, index: number, expect: Expect | null): LabCheck {
   const colon = spec.indexOf(':');
-  if (colon <= 0) throw new Error(`--${kind} ${spec}: expected FROM:${kind === 'http' ? 'URL' : kind === 'dns' ? 'NAME' : kind === 'tcp' ? 'TO:PORT' : 'TO'}`);
+  if (colon <= 0) throw new Error(`--${kind} ${spec}: expected FROM:${kind === 'http' ? 'URL' : kind === 'dns' ? 'NAME' : kind === 'tcp' ? 'TO:PORT' : kind === 'throughput' ? 'TO[:SECONDS]' : 'TO'}`);
   const from = spec.slice(0, colon);
   let rest = spec.slice(colon + 1);
-  node(lab, from);
+  const src = node(lab, from);
+  if (kind === 'throughput') return adHocThroughput(lab, src, rest, spec, index, expect);
   let port: number | null = null;
   if (kind === 'tcp') {
     const m = /^(.+):(\d+)$/.exec(rest);
@@ -255,3 +361,22 @@ export function adHocCheck(lab: Lab, kind: LabCheck['kind'], spec: string, index
   };
 }
 
+
+function adHocThroughput(lab: Lab, src: LabNode, rest: string, spec: string, index: number, expect: Expect | null): LabCheck {
+  const m = /^([^:]+)(?::([^:]*))?$/.exec(rest);
+  if (!m) throw new Error(`--throughput ${spec}: expected FROM:TO[:SECONDS]`);
+  const to = m[1];
+  let durationMs = THROUGHPUT_SECONDS * 1000;
+  if (m[2] !== undefined) {
+    const secs = Number(m[2]);
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(m[2]) || !(secs > 0) || secs > MAX_THROUGHPUT_SECONDS) throw new Error(`--throughput ${spec}: ${JSON.stringify(m[2])} is not a number of seconds; expected more than 0 and at most ${MAX_THROUGHPUT_SECONDS}, e.g. 3`);
+    durationMs = Math.max(1, Math.round(secs * 1000));
+  }
+  const receiver = receiverOf(lab, to);
+  if (!receiver) throw new Error(isIpv4(to) ? `--throughput ${spec}: no node of lab ${lab.name} has the address ${to}` : `--throughput ${spec}: ${to} is neither a node nor an IPv4 address`);
+  for (const n of [src, receiver]) if (n.netns === null) throw new Error(`--throughput ${spec}: ${n.name} has network_mode host: throughput runs only between namespaces the lab made`);
+  return {
+    index, kind: 'throughput', from: src.name, target: to, port: THROUGHPUT_PORT, count: 1, timeoutMs: 2000, waitMs: null, expect,
+    httpStatus: null, httpContains: null, dnsAddress: null, durationMs, minBitsPerSecond: null, label: `throughput ${src.name} -> ${to}`,
+  };
+}

@@ -36,6 +36,11 @@ export function retryPause(round: number): number {
 export interface Waiting {
   waitMs: number | null;
   timeoutMs: number;
+  /** How long a try takes beyond its timeout, whatever it observes (a ping's requests going
+   *  out one by one, a throughput check's seconds of sending); default 0. A retry starts only
+   *  with that much of the wait left (and LAST_TRY_MS more), and its timeout is what is left
+   *  after it, so a retry still ends by the deadline. */
+  busyMs?: number;
 }
 
 /** One try of one item in a round. */
@@ -46,7 +51,7 @@ export interface Try<T> {
   /** 1 for the first try. */
   attempt: number;
   /** The try's timeout: the item's own on the first try; on a retry, cut to what is left of
-   *  its wait (so a retry never runs past the deadline). */
+   *  its wait after its busy time (so a retry never runs past the deadline). */
   timeoutMs: number;
 }
 
@@ -61,7 +66,8 @@ export interface Settled<R> {
 /** Tries every item, then retries those that do not hold (and have a wait) in rounds until each
  *  holds or its wait is up. `observe` gets one round's tries and returns one result per try, in
  *  order. Bounded: no retry starts after an item's deadline (the first round's start plus its
- *  wait) or with less than LAST_TRY_MS of it left, and no pause runs past the nearest deadline. */
+ *  wait) or with less than its busy time plus LAST_TRY_MS of it left, and no pause runs past the
+ *  last moment the item with the nearest deadline can still start its retry. */
 export async function untilHeld<T, R>(items: readonly T[], o: {
   waiting: (item: T) => Waiting;
   observe: (tries: Try<T>[]) => Promise<R[]>;
@@ -73,21 +79,24 @@ export async function untilHeld<T, R>(items: readonly T[], o: {
   const out: Settled<R>[] = new Array(items.length);
   const t0 = clock.now();
   const deadline = spec.map((s) => (s.waitMs === null ? null : t0 + s.waitMs));
+  const busy = spec.map((s) => Math.max(0, s.busyMs ?? 0));
+  // The last moment a retry of item i can start and still end by its deadline.
+  const lastStart = (i: number) => deadline[i]! - busy[i];
   let pending = items.map((_, i) => i);
   for (let round = 1; pending.length > 0; round++) {
     if (round > 1) {
       const now = clock.now();
-      pending = pending.filter((i) => deadline[i]! - now > LAST_TRY_MS);
+      pending = pending.filter((i) => lastStart(i) - now > LAST_TRY_MS);
       if (pending.length === 0) break;
-      const nearest = pending.reduce((m, i) => Math.min(m, deadline[i]!), Infinity);
+      const nearest = pending.reduce((m, i) => Math.min(m, lastStart(i)), Infinity);
       await clock.sleep(Math.max(0, Math.min(retryPause(round), nearest - LAST_TRY_MS - now)));
     }
     const start = clock.now();
-    if (round > 1) pending = pending.filter((i) => deadline[i]! > start); // a timer that fired late
+    if (round > 1) pending = pending.filter((i) => lastStart(i) > start); // a timer that fired late
     if (pending.length === 0) break;
     const tries: Try<T>[] = pending.map((i) => ({
       item: items[i], index: i, attempt: round,
-      timeoutMs: round === 1 ? spec[i].timeoutMs : Math.max(1, Math.min(spec[i].timeoutMs, Math.ceil(deadline[i]! - start))),
+      timeoutMs: round === 1 ? spec[i].timeoutMs : Math.max(1, Math.min(spec[i].timeoutMs, Math.ceil(lastStart(i) - start))),
     }));
     const results = await o.observe(tries);
     if (results.length !== tries.length) throw new Error(`untilHeld: ${tries.length} tries but ${results.length} results`);

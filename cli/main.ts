@@ -87,6 +87,7 @@ export function buildProgram(io: Io): Command {
     .option('--tcp <from:to:port>', 'ad hoc tcp check (repeatable)', collect)
     .option('--http <from:url>', 'ad hoc http check (repeatable)', collect)
     .option('--dns <from:name>', 'ad hoc dns check (repeatable)', collect)
+    .option('--throughput <from:to[:seconds]>', 'ad hoc throughput check: TCP for SECONDS (default 3) to netlab\'s receiver on port 5201 in TO (repeatable)', collect)
     .addOption(new Option('--expect <verdict>', 'expectation of the ad hoc checks (default: the prediction)').choices(['reach', 'fail']))
     .action(async (arg: string, opts: CheckOptions) => (await import('./commands/check.js')).check(io, arg, opts));
 

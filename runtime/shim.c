@@ -723,21 +723,37 @@ static int exec_in(pid_t target, int tty, const char *user, const char *cwd, con
 }
 
 
-// ---------------------------------------------------------------- probe: ping, tcp, http, dns
+// ---------------------------------------------------------------- probe: ping, tcp, http, dns, throughput
 //
 // netlab-shim probe  (reads probes from stdin, one per line, tab-separated)
-//   ID ping NETNS ADDR COUNT TIMEOUT_MS
+//   ID ping NETNS ADDR COUNT TIMEOUT_MS [INTERVAL_MS]
 //   ID tcp  NETNS ADDR PORT TIMEOUT_MS
 //   ID http NETNS ADDR PORT TIMEOUT_MS HOST PATH
 //   ID dns  NETNS SERVER[,SERVER...] TIMEOUT_MS NAME TRY_MS ATTEMPTS
+//   ID throughput NETNS ADDR PORT TIMEOUT_MS RECEIVER_NETNS DURATION_MS
 // NETNS is a /run/netns path or '-' (the namespace the shim runs in). Every probe runs at once
 // from this one process: sockets are created inside each source namespace (a socket belongs to
 // the namespace it was created in) and then driven by one poll loop, so a full ping matrix of
 // N nodes costs one process, not N*(N-1). Output, one line per probe in completion order:
-//   ID ok DETAIL      (ping/tcp: rtt in microseconds; http: STATUS<TAB>BODY_HEX;
-//                      dns: ADDR[,ADDR...], the A records of NAME after its CNAMEs)
+//   ID ok DETAIL      (tcp: connect time in microseconds; http: STATUS<TAB>BODY_HEX;
+//                      dns: ADDR[,ADDR...], the A records of NAME after its CNAMEs;
+//                      ping: STATS[<TAB>ERROR]; throughput: BYTES<TAB>WINDOW_US)
 //   ID fail REASON    (dns: CODE<TAB>INFO, CODE one of nxdomain nodata servfail refused
-//                      notimp rcode truncated timeout error)
+//                      notimp rcode truncated timeout error; ping, once a request went
+//                      out: REASON<TAB>STATS)
+// ping sends COUNT echo requests, one every INTERVAL_MS (default 10), and waits for replies
+// until TIMEOUT_MS after the last one (or until every request has its reply): 500 requests
+// with a 2 s timeout take about 7 s, however many are lost. STATS is SENT,RECEIVED,MIN,AVG,MAX
+// (rtt in microseconds, from the send to the kernel's receive timestamp; a duplicate reply
+// counts once). It is ok when some reply came back; ERROR is a send that failed and ended it.
+// throughput measures TCP: a receiver listens on ADDR:PORT in RECEIVER_NETNS (a socket made
+// there), the sender connects from NETNS within TIMEOUT_MS and then sends as fast as it can for
+// DURATION_MS; BYTES is what reached the receiver from the connection's start until this loop
+// saw the window end (read, or waiting in its socket: counted, not read), WINDOW_US that long
+// (at least DURATION_MS). Only the sender's own connection counts: any other is closed. Both
+// sockets are reset at the end, so nothing is sent after the measurement. (The kernel sizes
+// their buffers itself: fixed 4 MiB ones let the sender overrun a small tbf queue further,
+// and the retransmission timeouts that followed cost more than they saved, measured.)
 // A dns probe is one A query for NAME exactly as given (search lists, /etc/hosts and the order
 // of sources are the caller's: checks/resolve.ts), sent like glibc's stub resolver: to each
 // SERVER in turn, TRY_MS per try, ATTEMPTS rounds, a server answering SERVFAIL, NOTIMP or
@@ -761,12 +777,23 @@ static int exec_in(pid_t target, int tty, const char *user, const char *cwd, con
 
 struct probe {
   char id[64];
-  int kind; // 0 ping, 1 tcp, 2 http, 3 dns
+  int kind; // 0 ping, 1 tcp, 2 http, 3 dns, 4 throughput
   int ns;   // index into namespaces
   struct in_addr addr;
   int port, count, sent, done;
   long long timeout_us, start_us, last_send_us;
-  int fd;   // tcp/http/dns socket
+  int fd;   // tcp/http/dns socket; throughput: the sender's
+  // ping: when each request went out (CLOCK_REALTIME us, the clock of the kernel's receive
+  // timestamps; 0: its send failed), which were answered, the rtts seen.
+  long long interval_us, *sent_rt, rtt_min, rtt_max, rtt_sum;
+  unsigned char *answered;
+  int received;
+  char ping_err[128];
+  // throughput: the receiver's namespace, its listening socket and the sender's connection as
+  // it accepted it; the sender's own address (to know that connection); the window.
+  int ns2, lfd, cfd;
+  struct sockaddr_in local;
+  long long dur_us, window_start_us, bytes;
   char host[256], path[1024];
   char *resp; size_t resp_len; int req_sent;
   // dns: the question in wire form (lower case), the servers and where the retry loop is.
@@ -795,30 +822,80 @@ static unsigned short icmp_sum(const void *data, int len) {
   return ~sum;
 }
 
+static long long realtime_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
 static void finish(struct probe *p, int ok, const char *detail) {
   if (p->done) return;
   p->done = 1;
   if (p->fd >= 0) { close(p->fd); p->fd = -1; }
+  if (p->lfd >= 0) { close(p->lfd); p->lfd = -1; }
+  if (p->cfd >= 0) { close(p->cfd); p->cfd = -1; }
+  free(p->sent_rt); p->sent_rt = NULL;
+  free(p->answered); p->answered = NULL;
   printf("%s\t%s\t%s\n", p->id, ok ? "ok" : "fail", detail);
 }
 
-static void send_ping(struct probe *p, int sock, int seq, unsigned short ident) {
-  struct { struct icmphdr h; char payload[32]; } pkt;
+// A ping's result: ok when some reply came back, with what was sent and received.
+static void finish_ping(struct probe *p) {
+  char stats[128], d[320];
+  snprintf(stats, sizeof stats, "%d,%d,%lld,%lld,%lld", p->sent, p->received,
+           p->received ? p->rtt_min : 0, p->received ? p->rtt_sum / p->received : 0, p->received ? p->rtt_max : 0);
+  if (p->received) {
+    if (p->ping_err[0]) { snprintf(d, sizeof d, "%s\t%s", stats, p->ping_err); finish(p, 1, d); }
+    else finish(p, 1, stats);
+  } else {
+    snprintf(d, sizeof d, "%s\t%s", p->ping_err[0] ? p->ping_err : "no reply", stats);
+    finish(p, 0, d);
+  }
+}
+
+// The payload of netlab's echo requests: a marker, the probe's index in this batch and the
+// request's number, so a reply is matched to its probe and request whatever else the
+// namespace's raw socket sees.
+#define PING_MAGIC "netlab\0\0"
+struct ping_payload { char magic[8]; unsigned int index, seq; char pad[16]; };
+
+static void send_ping(struct probe *p, int sock, int index, unsigned short ident) {
+  struct { struct icmphdr h; struct ping_payload b; } pkt;
   memset(&pkt, 0, sizeof pkt);
   pkt.h.type = ICMP_ECHO;
   pkt.h.un.echo.id = htons(ident);
-  pkt.h.un.echo.sequence = htons(seq);
-  snprintf(pkt.payload, sizeof pkt.payload, "netlab %d", seq);
+  pkt.h.un.echo.sequence = htons(p->sent & 0xffff);
+  memcpy(pkt.b.magic, PING_MAGIC, 8);
+  pkt.b.index = (unsigned int)index;
+  pkt.b.seq = (unsigned int)p->sent;
   pkt.h.checksum = icmp_sum(&pkt, sizeof pkt);
   struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = p->addr };
-  if (sendto(sock, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) < 0) {
-    // No route, unreachable network: the kernel says so at once.
-    if (errno == ENETUNREACH || errno == EHOSTUNREACH || errno == EACCES || errno == EPERM) {
-      char why[128]; snprintf(why, sizeof why, "send: %s", strerror(errno)); finish(p, 0, why);
-    }
-  }
-  p->sent++;
+  long long t = realtime_us();
   p->last_send_us = now_us();
+  if (sendto(sock, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) < 0) {
+    p->sent++;
+    // No route, unreachable network: the kernel says so at once, and the rest would too.
+    if (errno == ENETUNREACH || errno == EHOSTUNREACH || errno == EACCES || errno == EPERM) {
+      snprintf(p->ping_err, sizeof p->ping_err, "send: %s", strerror(errno));
+      finish_ping(p);
+    }
+    return; // anything else (a full buffer): that request is lost
+  }
+  p->sent_rt[p->sent++] = t;
+}
+
+// One echo reply for probe P (already matched by namespace, address and payload): its rtt
+// from the request's send to RECV_RT, the kernel's receive time.
+static void ping_reply(struct probe *p, unsigned int seq, unsigned short wire_seq, long long recv_rt) {
+  if (seq >= (unsigned int)p->sent || (seq & 0xffff) != wire_seq || !p->sent_rt[seq] || p->answered[seq]) return;
+  p->answered[seq] = 1;
+  long long rtt = recv_rt - p->sent_rt[seq];
+  if (rtt < 0) rtt = 0; // the wall clock stepped back
+  if (!p->received || rtt < p->rtt_min) p->rtt_min = rtt;
+  if (!p->received || rtt > p->rtt_max) p->rtt_max = rtt;
+  p->rtt_sum += rtt;
+  p->received++;
+  if (p->received == p->count) finish_ping(p);
 }
 
 // A raw ICMP socket gets a copy of every ICMP packet its namespace receives. While the send loop
@@ -833,6 +910,8 @@ static void send_ping(struct probe *p, int sock, int seq, unsigned short ident) 
 static void icmp_socket_setup(int fd, const struct probe *probes, int np, int ns) {
   unsigned int filter = ~(1U << ICMP_ECHOREPLY); // a set bit drops that type
   setsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, sizeof filter);
+  int one = 1; // receive timestamps: an rtt that does not include this loop's own delays
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
   long long replies = 0;
   for (int i = 0; i < np; i++) if (probes[i].ns == ns && probes[i].kind == 0) replies += probes[i].count;
   long long want = replies * 2048 + 65536; // the kernel doubles it again for its bookkeeping
@@ -1020,6 +1099,103 @@ static void dns_receive(struct probe *p) {
   finish(p, 1, out);
 }
 
+// ---------------------------------------------------------------- probe: throughput
+
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
+#define TP_CHUNK (256 * 1024)
+#define TP_ROUNDS 16 // reads or writes per socket per turn of the loop, so both ends get turns
+
+static char tp_buf[TP_CHUNK];
+
+// The receiver: listening on the probe's address and port in its own namespace (called there).
+static void throughput_listen(struct probe *p) {
+  char ip[INET_ADDRSTRLEN], why[192];
+  inet_ntop(AF_INET, &p->addr, ip, sizeof ip);
+  p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (p->lfd < 0) { snprintf(why, sizeof why, "receiver: socket: %s", strerror(errno)); finish(p, 0, why); return; }
+  int one = 1;
+  setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); // an earlier try's TIME_WAIT
+  struct sockaddr_in at = { .sin_family = AF_INET, .sin_port = htons(p->port), .sin_addr = p->addr };
+  if (bind(p->lfd, (struct sockaddr *)&at, sizeof at) < 0 || listen(p->lfd, 16) < 0) {
+    snprintf(why, sizeof why, "receiver: listen on %s:%d: %s", ip, p->port, strerror(errno));
+    finish(p, 0, why);
+  }
+}
+
+// Resets a socket on close: what it still holds is dropped, nothing is sent after the end.
+static void reset_on_close(int fd) {
+  struct linger l = { .l_onoff = 1, .l_linger = 0 };
+  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
+// The window is over (NOW, at or after its end): what the receiver has, read or queued.
+static void throughput_done(struct probe *p, long long now) {
+  int queued = 0;
+  if (p->cfd >= 0 && ioctl(p->cfd, SIOCINQ, &queued) == 0 && queued > 0) p->bytes += queued;
+  reset_on_close(p->fd);
+  reset_on_close(p->cfd);
+  if (!p->bytes) { finish(p, 0, "connected, but no data arrived"); return; }
+  char d[64];
+  snprintf(d, sizeof d, "%lld\t%lld", p->bytes, now - p->window_start_us);
+  finish(p, 1, d);
+}
+
+// The receiver's listening socket is readable: take the sender's connection (any other is
+// closed), then stop listening.
+static void throughput_accept(struct probe *p) {
+  for (;;) {
+    struct sockaddr_in peer;
+    socklen_t pl = sizeof peer;
+    int c = accept4(p->lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c < 0) return;
+    if (peer.sin_port == p->local.sin_port && peer.sin_addr.s_addr == p->local.sin_addr.s_addr) {
+      p->cfd = c;
+      close(p->lfd);
+      p->lfd = -1;
+      return;
+    }
+    close(c);
+  }
+}
+
+// The sender's socket is writable: the connection is made (the window starts), or more can be
+// sent.
+static void throughput_send(struct probe *p) {
+  char why[160];
+  if (!p->window_start_us) {
+    int soerr = 0; socklen_t sl = sizeof soerr;
+    getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    if (soerr) { snprintf(why, sizeof why, "connect: %s", strerror(soerr)); finish(p, 0, why); return; }
+    p->window_start_us = now_us();
+  }
+  long long end = p->window_start_us + p->dur_us;
+  for (int r = 0; r < TP_ROUNDS && now_us() < end; r++) {
+    ssize_t w = send(p->fd, tp_buf, sizeof tp_buf, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w >= 0) continue;
+    if (errno == EAGAIN || errno == EINTR) return;
+    snprintf(why, sizeof why, "send: %s", strerror(errno));
+    finish(p, 0, why);
+    return;
+  }
+}
+
+// The receiver's connection is readable: count what arrives within the window.
+static void throughput_receive(struct probe *p) {
+  static char rbuf[TP_CHUNK];
+  long long end = p->window_start_us + p->dur_us;
+  for (int r = 0; r < TP_ROUNDS && p->window_start_us && now_us() < end; r++) {
+    ssize_t got = read(p->cfd, rbuf, sizeof rbuf);
+    if (got > 0) { p->bytes += got; continue; }
+    if (got < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    char why[160];
+    snprintf(why, sizeof why, "receiver: %s", got == 0 ? "the sender closed the connection early" : strerror(errno));
+    finish(p, 0, why);
+    return;
+  }
+}
+
 static int probe_main(void) {
   static struct probe probes[65536];
   static char *ns_names[4096];
@@ -1034,13 +1210,22 @@ static int probe_main(void) {
     if (k < 6) continue;
     struct probe *p = &probes[np];
     memset(p, 0, sizeof *p);
-    p->fd = -1;
+    p->fd = p->lfd = p->cfd = -1;
+    p->ns2 = -1;
     snprintf(p->id, sizeof p->id, "%s", f[0]);
-    p->kind = !strcmp(f[1], "ping") ? 0 : !strcmp(f[1], "tcp") ? 1 : !strcmp(f[1], "dns") ? 3 : 2;
-    int j;
-    for (j = 0; j < nns && strcmp(ns_names[j], f[2]); j++) {}
-    if (j == nns) { if (nns == 4096) continue; ns_names[nns] = strdup(f[2]); ns_icmp[nns] = -1; nns++; }
-    p->ns = j;
+    p->kind = !strcmp(f[1], "ping") ? 0 : !strcmp(f[1], "tcp") ? 1 : !strcmp(f[1], "dns") ? 3 : !strcmp(f[1], "throughput") ? 4 : 2;
+    // The namespaces: the source's, and a throughput receiver's.
+    const char *names[2] = { f[2], p->kind == 4 && k > 6 ? f[6] : NULL };
+    int idx[2] = { -1, -1 }, full = 0;
+    for (int e = 0; e < 2 && names[e]; e++) {
+      int j;
+      for (j = 0; j < nns && strcmp(ns_names[j], names[e]); j++) {}
+      if (j == nns) { if (nns == 4096) { full = 1; break; } ns_names[nns] = strdup(names[e]); ns_icmp[nns] = -1; nns++; }
+      idx[e] = j;
+    }
+    if (full) continue;
+    p->ns = idx[0];
+    p->ns2 = idx[1];
     if (p->kind == 3) {
       p->timeout_us = atoll(f[4]) * 1000;
       p->try_us = k > 6 ? atoll(f[6]) * 1000 : p->timeout_us;
@@ -1058,14 +1243,28 @@ static int probe_main(void) {
       continue;
     }
     if (inet_pton(AF_INET, f[3], &p->addr) != 1) { np++; finish(p, 0, "bad address"); continue; }
-    if (p->kind == 0) { p->count = atoi(f[4]); p->timeout_us = atoll(f[5]) * 1000; }
-    else { p->port = atoi(f[4]); p->timeout_us = atoll(f[5]) * 1000; }
+    if (p->kind == 0) {
+      p->count = atoi(f[4]);
+      p->timeout_us = atoll(f[5]) * 1000;
+      p->interval_us = k > 6 ? atoll(f[6]) * 1000 : 10000;
+      if (p->count < 1) p->count = 1;
+      if (p->count > 100000) p->count = 100000;
+      p->sent_rt = calloc(p->count, sizeof *p->sent_rt);
+      p->answered = calloc(p->count, 1);
+      if (!p->sent_rt || !p->answered) die("out of memory");
+    } else {
+      p->port = atoi(f[4]);
+      p->timeout_us = atoll(f[5]) * 1000;
+    }
     if (p->kind == 2) {
       snprintf(p->host, sizeof p->host, "%s", k > 6 ? f[6] : f[3]);
       snprintf(p->path, sizeof p->path, "%s", k > 7 ? f[7] : "/");
     }
-    if (p->count < 1) p->count = 1;
     np++;
+    if (p->kind == 4) {
+      p->dur_us = k > 7 ? atoll(f[7]) * 1000 : 0;
+      if (p->ns2 < 0 || p->dur_us <= 0) finish(p, 0, "bad throughput probe");
+    }
   }
   int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (home < 0) die("open own netns");
@@ -1075,7 +1274,10 @@ static int probe_main(void) {
     if (strcmp(ns_names[j], "-")) {
       fd = open(ns_names[j], O_RDONLY | O_CLOEXEC);
       if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
-        for (int i = 0; i < np; i++) if (probes[i].ns == j) finish(&probes[i], 0, "namespace missing");
+        for (int i = 0; i < np; i++) {
+          if (probes[i].ns == j) finish(&probes[i], 0, "namespace missing");
+          else if (probes[i].ns2 == j) finish(&probes[i], 0, "receiver's namespace missing");
+        }
         if (fd >= 0) close(fd);
         continue;
       }
@@ -1083,6 +1285,8 @@ static int probe_main(void) {
     int need_icmp = 0;
     for (int i = 0; i < np; i++) {
       struct probe *p = &probes[i];
+      if (p->done) continue;
+      if (p->kind == 4 && p->ns2 == j) throughput_listen(p);
       if (p->ns != j || p->done) continue;
       if (p->kind == 0) { need_icmp = 1; continue; }
       p->fd = socket(AF_INET, (p->kind == 3 ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1109,20 +1313,56 @@ static int probe_main(void) {
       struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(p->port), .sin_addr = p->addr };
       if (connect(p->fd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS) {
         char why[128]; snprintf(why, sizeof why, "connect: %s", strerror(errno)); finish(p, 0, why);
+        continue;
       }
+      // The source address and port are chosen by connect() itself: the receiver knows the
+      // sender's connection by them.
+      socklen_t ll = sizeof p->local;
+      if (p->kind == 4 && getsockname(p->fd, (struct sockaddr *)&p->local, &ll) < 0) finish(p, 0, "getsockname failed");
     }
   }
-  struct pollfd *pfd = calloc(np + nns, sizeof *pfd);
-  int *owner = calloc(np + nns, sizeof(int));
+  struct pollfd *pfd = calloc(3 * np + nns, sizeof *pfd);
+  int *owner = calloc(3 * np + nns, sizeof(int));
+  int *role = calloc(3 * np + nns, sizeof(int)); // throughput: 0 sender, 1 listener, 2 receiver
+  if (!pfd || !owner || !role) die("out of memory");
   for (;;) {
     long long now = now_us();
+    long long wake = now + 20000; // when the loop must look again at the latest
     int pending = 0, n = 0;
     for (int i = 0; i < np; i++) {
       struct probe *p = &probes[i];
       if (p->done) continue;
+      if (p->kind == 0) {
+        // COUNT requests, INTERVAL apart; then replies until TIMEOUT after the last.
+        if (p->sent < p->count) {
+          if (now - p->last_send_us >= p->interval_us) send_ping(p, ns_icmp[p->ns], i, ident);
+          if (p->done) continue;
+          long long next = p->sent < p->count ? p->last_send_us + p->interval_us : p->last_send_us + p->timeout_us;
+          if (next < wake) wake = next;
+        } else if (now - p->last_send_us >= p->timeout_us) {
+          finish_ping(p);
+          continue;
+        } else if (p->last_send_us + p->timeout_us < wake) wake = p->last_send_us + p->timeout_us;
+        pending++;
+        continue;
+      }
+      if (p->kind == 4) {
+        long long until = p->window_start_us ? p->window_start_us + p->dur_us : p->start_us + p->timeout_us;
+        if (now >= until) {
+          if (p->window_start_us) throughput_done(p, now);
+          else finish(p, 0, "timeout");
+          continue;
+        }
+        if (until < wake) wake = until;
+        pending++;
+        pfd[n].fd = p->fd; pfd[n].events = POLLOUT; owner[n] = i; role[n++] = 0;
+        if (p->lfd >= 0) { pfd[n].fd = p->lfd; pfd[n].events = POLLIN; owner[n] = i; role[n++] = 1; }
+        if (p->cfd >= 0) { pfd[n].fd = p->cfd; pfd[n].events = POLLIN; owner[n] = i; role[n++] = 2; }
+        continue;
+      }
       if (now - p->start_us >= p->timeout_us) {
         if (p->kind == 3) { if (p->sent) p->waited = 1; dns_give_up(p); }
-        else finish(p, 0, p->kind == 0 ? "no reply" : p->req_sent ? "no response" : "timeout");
+        else finish(p, 0, p->req_sent ? "no response" : "timeout");
         continue;
       }
       // dns: this try ran its time; the next server, or the next round.
@@ -1132,45 +1372,60 @@ static int probe_main(void) {
         if (p->done) continue;
       }
       pending++;
-      // ping -c COUNT: another request every 200 ms while unanswered.
-      if (p->kind == 0 && p->sent < p->count && now - p->last_send_us >= 200000) send_ping(p, ns_icmp[p->ns], i, ident);
-      if (p->kind != 0 && p->fd >= 0) {
+      if (p->fd >= 0) {
         pfd[n].fd = p->fd;
         pfd[n].events = (p->kind == 2 && p->req_sent) || p->kind == 3 ? POLLIN : POLLOUT;
-        owner[n++] = i;
+        owner[n] = i; role[n++] = 0;
       }
     }
     if (!pending) break;
     for (int j = 0; j < nns; j++) if (ns_icmp[j] >= 0) { pfd[n].fd = ns_icmp[j]; pfd[n].events = POLLIN; owner[n++] = -1 - j; }
-    int r = poll(pfd, n, 20);
+    long long left = wake - now_us();
+    int r = poll(pfd, n, left <= 0 ? 0 : (int)((left + 999) / 1000));
     if (r < 0 && errno != EINTR) die("poll");
     for (int q = 0; r > 0 && q < n; q++) {
       if (!pfd[q].revents) continue;
       if (owner[q] < 0) {
         unsigned char buf[1500];
+        char ctl[256];
         struct sockaddr_in from;
-        socklen_t fl = sizeof from;
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
+        struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl };
         ssize_t len;
-        while ((len = recvfrom(pfd[q].fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl)) > 0) {
-          struct iphdr *ip = (struct iphdr *)buf;
-          int hl = ip->ihl * 4;
-          if (len < hl + (int)sizeof(struct icmphdr)) continue;
-          struct icmphdr *h = (struct icmphdr *)(buf + hl);
-          if (h->type != ICMP_ECHOREPLY || ntohs(h->un.echo.id) != ident) continue;
-          int i = ntohs(h->un.echo.sequence);
-          // Sequence numbers are 16-bit: match every probe with this low part and this source.
-          for (int i2 = i; i2 < np; i2 += 65536) {
-            struct probe *p = &probes[i2];
-            if (p->kind == 0 && !p->done && p->ns == -1 - owner[q] && p->addr.s_addr == from.sin_addr.s_addr) {
-              char d[64]; snprintf(d, sizeof d, "%lld", now_us() - p->start_us); finish(p, 1, d);
+        while ((len = recvmsg(pfd[q].fd, &mh, 0)) > 0) {
+          long long recv_rt = 0;
+          for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+              struct timespec ts;
+              memcpy(&ts, CMSG_DATA(c), sizeof ts);
+              recv_rt = ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
             }
           }
-          fl = sizeof from;
+          if (!recv_rt) recv_rt = realtime_us();
+          mh.msg_namelen = sizeof from;
+          mh.msg_controllen = sizeof ctl;
+          struct iphdr *ip = (struct iphdr *)buf;
+          int hl = ip->ihl * 4;
+          if (len < hl + (int)sizeof(struct icmphdr) + (int)sizeof(struct ping_payload)) continue;
+          struct icmphdr *h = (struct icmphdr *)(buf + hl);
+          if (h->type != ICMP_ECHOREPLY || ntohs(h->un.echo.id) != ident) continue;
+          struct ping_payload b;
+          memcpy(&b, buf + hl + sizeof *h, sizeof b);
+          if (memcmp(b.magic, PING_MAGIC, 8) || b.index >= (unsigned int)np) continue;
+          struct probe *p = &probes[b.index];
+          if (p->kind == 0 && !p->done && p->ns == -1 - owner[q] && p->addr.s_addr == from.sin_addr.s_addr)
+            ping_reply(p, b.seq, ntohs(h->un.echo.sequence), recv_rt);
         }
         continue;
       }
       struct probe *p = &probes[owner[q]];
       if (p->done) continue;
+      if (p->kind == 4) {
+        if (role[q] == 0) throughput_send(p);
+        else if (role[q] == 1) throughput_accept(p);
+        else throughput_receive(p);
+        continue;
+      }
       if (p->kind == 3) { dns_receive(p); continue; }
       if (!p->req_sent) {
         int soerr = 0; socklen_t sl = sizeof soerr;

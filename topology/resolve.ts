@@ -59,7 +59,7 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string, en
   resolveRouting(ctx, nodes, images, links);
   resolveImpairments(ctx, nodes, links);
   checkLinkAddresses(ctx, nodes, links);
-  const { checks, dnsFromHosts } = resolveChecks(raw.checks ?? [], ctx.nodeNames, ctx.err);
+  const { checks, dnsFromHosts } = resolveChecks(raw.checks ?? [], ctx.nodeNames, ctx.err, nodes);
 
   if (ctx.ds.length > 0) return { lab: null, diagnostics: ctx.ds };
   // Bridge and VXLAN names are taken last (after every node's veth), as they always were: taking

@@ -716,6 +716,10 @@ function checkIn(w: World, check: LabCheck): Prediction {
     }
     case 'dns':
       return predictDns(lab, fromNode, check);
+    case 'throughput':
+      // Like tcp: netlab's own receiver listens, and a rate limit slows traffic without
+      // stopping it, so only reachability is predicted, not the rate.
+      return withNote(toward(check.target), `netlab's receiver listens on port ${check.port ?? 5201}; the rate is measured, not predicted`);
   }
 }
 

@@ -120,7 +120,7 @@ export interface RawHost {
 }
 
 // `wait`: seconds (0 < wait <= 600) the check is retried for until it passes.
-export interface RawPingCheck { from: string; to: string; count?: number; timeout?: number; wait?: number; expect?: Expect }
+export interface RawPingCheck { from: string; to: string; count?: number; timeout?: number; wait?: number; expect?: Expect | { max_loss: string } }
 export interface RawTcpCheck { from: string; to: string; port: number; timeout?: number; wait?: number; expect?: Expect }
 export interface RawHttpCheck {
   from: string;
@@ -130,11 +130,23 @@ export interface RawHttpCheck {
   expect?: Expect | { status?: number; contains?: string };
 }
 export interface RawDnsCheck { from: string; name: string; address?: string; wait?: number; expect?: Expect }
+/** `to`: a node, or an IPv4 address of one (the receiver runs in its namespace). `seconds`: how
+ *  long the sender sends (default 3). `min`: a tc rate (8mbit, 1gbit, 100kbps...). */
+export interface RawThroughputCheck {
+  from: string;
+  to: string;
+  seconds?: number;
+  port?: number;
+  timeout?: number;
+  wait?: number;
+  expect?: Expect | { min: string | number };
+}
 export type RawCheck =
   | { ping: RawPingCheck }
   | { tcp: RawTcpCheck }
   | { http: RawHttpCheck }
-  | { dns: RawDnsCheck };
+  | { dns: RawDnsCheck }
+  | { throughput: RawThroughputCheck };
 
 export interface RawTopology {
   name: string;
@@ -353,12 +365,15 @@ export interface LabHost {
 
 export interface LabCheck {
   index: number;
-  kind: 'ping' | 'tcp' | 'http' | 'dns';
+  kind: 'ping' | 'tcp' | 'http' | 'dns' | 'throughput';
   from: string;
-  /** ping/tcp: node name or address; http: URL; dns: name to resolve. */
+  /** ping/tcp/throughput: node name or address; http: URL; dns: name to resolve. */
   target: string;
+  /** tcp; throughput (default 5201). */
   port: number | null;
   count: number;
+  /** ping/tcp/http: the whole try; ping: how long replies are waited for after the last
+   *  request; throughput: how long connecting may take. */
   timeoutMs: number;
   /** How long the check is retried until it passes (`wait`, in ms); null: tried once. */
   waitMs: number | null;
@@ -367,6 +382,14 @@ export interface LabCheck {
   httpStatus: number | null;
   httpContains: string | null;
   dnsAddress: string | null;
+  /** ping `expect: { max_loss }`: the most loss (percent) it passes with; absent or null: any
+   *  reply will do. */
+  maxLossPercent?: number | null;
+  /** throughput: how long the sender sends (ms). */
+  durationMs?: number | null;
+  /** throughput `expect: { min }`: the least rate (bits per second) it passes with; absent or
+   *  null: any data received will do. */
+  minBitsPerSecond?: number | null;
   /** Human label, e.g. "ping client -> web". */
   label: string;
 }

@@ -17,13 +17,13 @@ export interface CheckOptions {
   matrix?: boolean; summary?: boolean; predictOnly?: boolean; explain?: boolean; json?: boolean; junit?: string; timeout: number;
   /** Seconds: the wait of every check that has none of its own. */
   wait?: number;
-  ping?: string[]; tcp?: string[]; http?: string[]; dns?: string[]; expect?: 'reach' | 'fail';
+  ping?: string[]; tcp?: string[]; http?: string[]; dns?: string[]; throughput?: string[]; expect?: 'reach' | 'fail';
 }
 
 export async function check(io: Io, arg: string, opts: CheckOptions): Promise<void> {
   const lab = checkModel(arg, !!opts.predictOnly);
   const adHoc: LabCheck[] = [];
-  for (const kind of ['ping', 'tcp', 'http', 'dns'] as const) {
+  for (const kind of ['ping', 'tcp', 'http', 'dns', 'throughput'] as const) {
     for (const spec of opts[kind] ?? []) {
       try { adHoc.push(adHocCheck(lab, kind, spec, adHoc.length, opts.expect ?? null)); } catch (e) { throw new UserError((e as Error).message, 2); }
     }
@@ -38,7 +38,7 @@ export async function check(io: Io, arg: string, opts: CheckOptions): Promise<vo
     try { limit = Number(hostSysctlGet('net.ipv4.neigh.default.gc_thresh3')); } catch (e) { if (!(e instanceof KernelError && e.errno === 'ENOENT')) throw e; }
     if (checks.length > limit) io.err(`netlab: warning: the matrix needs ${checks.length} neighbour (ARP) entries but the kernel keeps at most ${limit} for the whole machine (net.ipv4.neigh.default.gc_thresh3); pairs may fail for that alone: raise it with sysctl -w net.ipv4.neigh.default.gc_thresh3=${2 ** Math.ceil(Math.log2(checks.length * 2))}\n`);
   }
-  if (checks.length === 0) throw new UserError(`lab ${lab.name} has no checks; add a checks: section, use --matrix, or give --ping/--tcp/--http/--dns`);
+  if (checks.length === 0) throw new UserError(`lab ${lab.name} has no checks; add a checks: section, use --matrix, or give --ping/--tcp/--http/--dns/--throughput`);
   const r = await runChecks(lab, checks, opts.matrix ? 'matrix' : 'checks', { predictOnly: opts.predictOnly });
   if (opts.junit) fs.writeFileSync(opts.junit, toJUnit(r));
   if (opts.json) io.out(JSON.stringify(r, null, 2) + '\n');
@@ -69,12 +69,20 @@ export function withWait(checks: LabCheck[], seconds: number | undefined): LabCh
 }
 
 /** With `up --as`, only checks from the nodes on this machine can run here; the others run on
- *  their own hosts' machines. */
+ *  their own hosts' machines. A throughput check needs its receiver here too (it runs in the
+ *  target's namespace). */
 export function localChecks(lab: Lab, checks: LabCheck[], as: string | null, io: Io): LabCheck[] {
   if (as === null) return checks;
-  const here = new Set(nodesBuilt(lab, as).map((n) => n.name));
-  const kept = checks.filter((c) => here.has(c.from));
-  if (kept.length < checks.length) io.err(`netlab: ${checks.length - kept.length} of ${checks.length} checks start on other hosts than ${as}; run them there\n`);
+  const built = nodesBuilt(lab, as);
+  const here = new Set(built.map((n) => n.name));
+  const hasAddress = (a: string) => built.some((n) => n.interfaces.some((f) => f.ipv4?.address === a));
+  const kept = checks.filter((c) => here.has(c.from) && (c.kind !== 'throughput' || here.has(c.target) || hasAddress(c.target)));
+  if (kept.length < checks.length) {
+    const split = checks.filter((c) => here.has(c.from) && !kept.includes(c)).length;
+    const away = checks.length - kept.length - split;
+    if (away > 0) io.err(`netlab: ${away} of ${checks.length} checks start on other hosts than ${as}; run them there\n`);
+    if (split > 0) io.err(`netlab: ${split} of ${checks.length} checks are throughput checks whose receiver is not on ${as}: both ends must be on one machine; run them there\n`);
+  }
   return kept;
 }
 

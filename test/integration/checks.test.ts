@@ -407,7 +407,8 @@ describe.skipIf(!isRoot)('netlab check: predictions and observations on real lab
       ['dns', 'client1', 'web', 'reach', 'reach', true],
     ]);
     const web = addrOf(m, 'web');
-    expect(rep.outcomes[0].detail).toMatch(/^reply in [\d.]+ ms$/);
+    expect(rep.outcomes[0].detail).toMatch(/^1\/1 replies, 0% loss, rtt ([\d.]+)\/\1\/\1 ms$/);
+    expect(rep.outcomes[0].ping).toMatchObject({ sent: 1, received: 1, lossPercent: 0 });
     expect(rep.outcomes[2]).toMatchObject({ address: web, label: 'tcp client2 -> web:80' });
     expect(rep.outcomes[2].detail).toMatch(/^connected in [\d.]+ ms$/);
     expect(rep.outcomes[3].detail).toBe('status 200');

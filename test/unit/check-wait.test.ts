@@ -180,6 +180,9 @@ const pick = (lab: Lab, label: string): LabCheck => {
 };
 
 const NONE = { ms: null, error: null, info: null, httpStatus: null, httpBody: null, addresses: null };
+/** What the helper says of a ping with `count` requests, all answered in `ms`, or none. */
+const PONG = (ms: number, count = 1) => ({ ...NONE, ok: true, ms, ping: { sent: count, received: count, rttMinMs: ms, rttAvgMs: ms, rttMaxMs: ms } });
+const LOST = (count = 1) => ({ ...NONE, ok: false, error: 'no reply', ping: { sent: count, received: 0, rttMinMs: null, rttAvgMs: null, rttMaxMs: null } });
 
 describe('runChecks with waits (fake probe helper, fake clock)', () => {
   it('a ping that replies from its 3rd try on holds after 2 retries; an http check that never does is retried until its wait is up; a tcp check without a wait is tried once', async () => {
@@ -197,14 +200,14 @@ describe('runChecks with waits (fake probe helper, fake clock)', () => {
       clock.advance(10);
       const round = calls.length;
       return probes.map((p) => {
-        if (p.kind === 'ping') return round >= 3 ? { ...NONE, ok: true, ms: 0.05 } : { ...NONE, ok: false, error: 'no reply' };
+        if (p.kind === 'ping') return round >= 3 ? PONG(0.05) : LOST();
         return { ...NONE, ok: false, error: 'connect: Connection refused' };
       });
     };
     const r = await runChecks(lab, checks, 'checks', { runProbes, clock });
     const by = new Map(r.outcomes.map((x) => [x.label, x]));
     const ping = by.get('ping client1 -> web')!;
-    expect(ping).toMatchObject({ pass: true, observed: 'reach', attempts: 3, heldAfterMs: 520, waitMs: 5000, detail: 'reply in 0.05 ms' });
+    expect(ping).toMatchObject({ pass: true, observed: 'reach', attempts: 3, heldAfterMs: 520, waitMs: 5000, detail: '1/1 replies, 0% loss, rtt 0.05/0.05/0.05 ms' });
     const tcp = by.get('tcp client2 -> web:80')!;
     expect(tcp).toMatchObject({ pass: false, observed: 'fail', attempts: 1, heldAfterMs: null, waitMs: null, detail: 'connect: Connection refused' });
     const http = by.get('http client1 -> http://web/')!;
@@ -221,7 +224,7 @@ describe('runChecks with waits (fake probe helper, fake clock)', () => {
     expect(r).toMatchObject({ passed: 2, failed: 2 });
 
     const text = formatTable(r);
-    expect(text).toMatch(/^ping client1 -> web .* ok  held after 0\.5 s \(3 attempts\)  \(reply in 0\.05 ms\)$/m);
+    expect(text).toMatch(/^ping client1 -> web .* ok  held after 0\.5 s \(3 attempts\)  \(1\/1 replies, 0% loss, rtt 0\.05\/0\.05\/0\.05 ms\)$/m);
     expect(text).toMatch(/^http client1 -> http:\/\/web\/ .* FAIL  DISAGREES with prediction  did not hold within 1\.5 s \(5 attempts\)  \(connect: Connection refused\)$/m);
     // Without a wait, the row reads as it always did.
     expect(text).toMatch(/^tcp client2 -> web:80 .* FAIL  DISAGREES with prediction  \(connect: Connection refused\)$/m);
@@ -256,7 +259,7 @@ describe('runChecks with waits (fake probe helper, fake clock)', () => {
     const runProbes = async (probes: Probe[]) => {
       calls.push(probes);
       clock.advance(5);
-      return probes.map((p) => (calls.length >= 2 && !p.netns!.endsWith('.solo') ? { ...NONE, ok: true, ms: 0.1 } : { ...NONE, ok: false, error: 'no reply' }));
+      return probes.map((p) => (calls.length >= 2 && !p.netns!.endsWith('.solo') ? PONG(0.1) : LOST()));
     };
     const r = await runChecks(lab, withWait(matrixChecks(lab), 2), 'matrix', { runProbes, clock });
     expect(r).toMatchObject({ passed: 12, failed: 0, disagreements: 0 });
