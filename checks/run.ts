@@ -36,10 +36,11 @@ export interface PingReport {
  *  start until the helper saw the sending time end (`seconds`, at least the check's), as bits
  *  per second; and the least rate its `expect: { min }` asks for. */
 export interface ThroughputReport {
-  bitsPerSecond: number;
+  /** As issue 15 names it in --json (snake case, as iperf3's JSON and `netlab stats` write rates). */
+  bits_per_second: number;
   bytes: number;
   seconds: number;
-  minBitsPerSecond: number | null;
+  min_bits_per_second: number | null;
 }
 
 export interface CheckOutcome {
@@ -211,7 +212,7 @@ function throughputVerdict(c: LabCheck, r: ProbeResult): Observation {
   const { bytes, seconds } = r.throughput;
   const bps = (bytes * 8) / seconds;
   const min = c.minBitsPerSecond ?? null;
-  const throughput: ThroughputReport = { bitsPerSecond: Math.round(bps), bytes, seconds, minBitsPerSecond: min };
+  const throughput: ThroughputReport = { bits_per_second: Math.round(bps), bytes, seconds, min_bits_per_second: min };
   const text = `${formatRate(bps)} over ${Number(seconds.toFixed(2))} s`;
   if (min !== null && bps < min) return { ok: false, detail: `${text}, less than the ${formatRate(min)} expected`, throughput };
   return { ok: true, detail: min !== null ? `${text} (at least ${formatRate(min)})` : text, throughput };

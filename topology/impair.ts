@@ -8,24 +8,15 @@
 import type { Impairment, LabNode, RawImpair } from './types.js';
 import type { PathSeg } from './source.js';
 import type { LinkDraft, ResolveContext } from './resolve-context.js';
+import { parsePercent as parseTcPercent, parseRate as parseTcRate } from './rate.js';
 
-const RATE_UNITS: Record<string, number> = {
-  bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, tbit: 1e12,
-  bps: 8, kbps: 8e3, mbps: 8e6, gbps: 8e9, tbps: 8e12,
-  kibit: 1024, mibit: 1024 ** 2, gibit: 1024 ** 3, kibps: 8 * 1024, mibps: 8 * 1024 ** 2, gibps: 8 * 1024 ** 3,
-};
 const TIME_UNITS: Record<string, number> = { s: 1e6, sec: 1e6, secs: 1e6, ms: 1e3, msec: 1e3, msecs: 1e3, us: 1, usec: 1, usecs: 1 };
 
-/** Bits per second from `10mbit`, `100kbps` (bytes), or a bare number (bits, as tc). */
+/** Bits per second from `10mbit`, `100kbps` (bytes), or a bare number (bits, as tc): rate.ts's
+ *  parser, to whole bits. */
 export function parseRate(v: string | number): number | null {
-  if (typeof v === 'number') return Number.isFinite(v) && v > 0 ? Math.round(v) : null;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(v);
-  if (!m) return null;
-  const unit = m[2].toLowerCase() || 'bit';
-  const f = RATE_UNITS[unit];
-  if (f === undefined) return null;
-  const bps = Math.round(Number(m[1]) * f);
-  return bps > 0 ? bps : null;
+  const bits = parseTcRate(v);
+  return bits === null ? null : Math.round(bits);
 }
 
 /** Microseconds from `20ms`, `500us`, `1.5s`, or a bare number (microseconds, as tc). */
@@ -37,12 +28,10 @@ export function parseTime(v: string | number): number | null {
   return f === undefined ? null : Math.round(Number(m[1]) * f);
 }
 
-/** Percent (0-100) from `1%`, `0.1%`, or a number of percent. */
+/** Percent (0-100) from `1%`, `0.1%` (rate.ts's parser), or a number of percent. */
 export function parsePercent(v: string | number): number | null {
-  const n = typeof v === 'number' ? v : /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v)?.[1];
-  if (n === undefined) return null;
-  const x = Number(n);
-  return Number.isFinite(x) && x >= 0 && x <= 100 ? x : null;
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 && v <= 100 ? v : null;
+  return parseTcPercent(v.trim());
 }
 
 export const NO_IMPAIRMENT: Impairment = { rateBps: null, delayUs: null, jitterUs: null, lossPct: null, duplicatePct: null, corruptPct: null, reorderPct: null, limit: null };

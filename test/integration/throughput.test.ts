@@ -128,11 +128,11 @@ describe.skipIf(!isRoot)('throughput checks and ping numbers on a real cable', (
     expect(tp).toMatchObject({ kind: 'throughput', observed: 'reach', expected: 'reach', pass: true, address: bAddr, attempts: 1 });
     const t = tp.throughput!;
     console.log(`throughput.test.ts: unlimited a -> b: ${tp.detail} (${t.bytes} bytes)`);
-    expect(t.minBitsPerSecond).toBe(100e6);
-    expect(t.bitsPerSecond).toBeGreaterThan(300e6);
+    expect(t.min_bits_per_second).toBe(100e6);
+    expect(t.bits_per_second).toBeGreaterThan(300e6);
     expect(t.seconds).toBeGreaterThanOrEqual(3);
     expect(t.seconds).toBeLessThan(3.5);
-    expect(Math.abs(t.bitsPerSecond - (t.bytes * 8) / t.seconds)).toBeLessThan(1);
+    expect(Math.abs(t.bits_per_second - (t.bytes * 8) / t.seconds)).toBeLessThan(1);
     expect(tp.detail).toMatch(/^[\d.]+ [MG]bit\/s over 3(\.\d+)? s \(at least 100 Mbit\/s\)$/);
     expect(byLabel(rep, 'throughput a -> b:5301')).toMatchObject({ pass: true, attempts: 1 });
 
@@ -152,7 +152,7 @@ describe.skipIf(!isRoot)('throughput checks and ping numbers on a real cable', (
       expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
       const limited = byLabel(report(r), 'throughput a -> b');
       const t = limited.throughput!;
-      const mbit = t.bitsPerSecond / 1e6;
+      const mbit = t.bits_per_second / 1e6;
       console.log(`throughput.test.ts: tbf 20mbit a -> b: ${limited.detail}; tbf sent ${q1.bytes - q0.bytes} bytes, dropped ${q1.drops - q0.drops} packets`);
       // 20 Mbit/s on the wire is 19.1 Mbit/s of TCP payload (1448 of each 1514-byte frame).
       // Less, because TCP overruns tbf's 50 ms queue and resends what it drops: measured here
@@ -167,7 +167,7 @@ describe.skipIf(!isRoot)('throughput checks and ping numbers on a real cable', (
       // The other way, b's end has no qdisc: unlimited (only a's acknowledgements pass tbf).
       const back = byLabel(report(netlabOk(['check', lab, '--throughput', `b:${aAddr}`, '--json'])), `throughput b -> ${aAddr}`);
       console.log(`throughput.test.ts: b -> a with tbf on a's end: ${back.detail}`);
-      expect(back.throughput!.bitsPerSecond).toBeGreaterThan(300e6);
+      expect(back.throughput!.bits_per_second).toBeGreaterThan(300e6);
 
       // The lab's checks: the 30mbit one is measured again during its wait (8 s, counted from
       // the first round, which also measures the 3 s check) and fails.

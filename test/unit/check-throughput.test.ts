@@ -247,16 +247,16 @@ describe('runChecks: ping numbers and throughput (fake probe helper)', () => {
     ]);
     const [free, , fast, , enough] = r.outcomes;
     expect(free).toMatchObject({ observed: 'reach', pass: true, detail: '18.7 Mbit/s over 3 s' });
-    expect(free.throughput).toEqual({ bitsPerSecond: 18_700_000, bytes: 7_012_500, seconds: 3, minBitsPerSecond: null });
+    expect(free.throughput).toEqual({ bits_per_second: 18_700_000, bytes: 7_012_500, seconds: 3, min_bits_per_second: null });
     expect(fast).toMatchObject({ expected: 'reach', observed: 'fail', pass: false, detail: '18.7 Mbit/s over 1 s, less than the 20 Mbit/s expected' });
-    expect(fast.throughput!.minBitsPerSecond).toBe(20e6);
+    expect(fast.throughput!.min_bits_per_second).toBe(20e6);
     expect(enough).toMatchObject({ observed: 'reach', pass: true, detail: '18.7 Mbit/s over 3 s (at least 8 Mbit/s)' });
     const text = formatTable(r);
     expect(text).toMatch(/^throughput a -> b .* ok  \(18\.7 Mbit\/s over 3 s\)$/m);
     expect(text).toMatch(/^throughput b -> \S+:6000 .* FAIL  DISAGREES with prediction  \(18\.7 Mbit\/s over 1 s, less than the 20 Mbit\/s expected\)$/m);
     expect(toJUnit(r)).toContain('classname="netlab.t.throughput"');
     const json = JSON.parse(JSON.stringify(r)) as { outcomes: CheckOutcome[] };
-    expect(json.outcomes.map((x) => x.throughput?.bitsPerSecond ?? null)).toEqual([18_700_000, null, 18_700_000, null, 18_700_000]);
+    expect(json.outcomes.map((x) => x.throughput?.bits_per_second ?? null)).toEqual([18_700_000, null, 18_700_000, null, 18_700_000]);
   });
 
   it('throughput that cannot connect, or gets no data, fails with what the helper said and no rate', async () => {
