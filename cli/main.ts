@@ -18,6 +18,7 @@ import type { UpOptions } from './commands/lifecycle.js';
 import type { WebOptions } from './commands/web.js';
 import type { RoutesOptions } from './commands/routes.js';
 import type { ImpairOptions } from './commands/impair.js';
+import type { CaptureCliOptions } from './commands/operate.js';
 
 export function buildProgram(io: Io): Command {
   const program = new Command();
@@ -165,6 +166,35 @@ export function buildProgram(io: Io): Command {
     .argument('<node>', 'node name')
     .option('-f, --follow', 'keep printing new output until the container exits or Ctrl-C')
     .action(async (arg: string, node: string, opts: { follow?: boolean }) => (await import('./commands/exec.js')).logs(io, arg, node, opts));
+
+  const operate = () => import('./commands/operate.js');
+  program
+    .command('inspect')
+    .description('one node in detail: image, command, env, user, mounts, resources, process, interfaces and routes (needs root)')
+    .argument('<lab>', 'lab name or topology file')
+    .argument('<node>', 'node name')
+    .option('--json', 'print as JSON')
+    .action(async (arg: string, node: string, opts: { json?: boolean }) => (await operate()).inspect(io, arg, node, opts));
+
+  program
+    .command('cp')
+    .description('copy files or directories between this machine and a running container (one side LAB:NODE:PATH) (needs root)')
+    .argument('<src>', 'a path here, or LAB:NODE:PATH in the container')
+    .argument('<dst>', 'LAB:NODE:PATH in the container, or a path here')
+    .action(async (src: string, dst: string) => (await operate()).cp(io, src, dst));
+
+  program
+    .command('capture')
+    .description('record the frames of a node\'s interface as pcap, to stdout or -w FILE, until -c COUNT or Ctrl-C (needs root)')
+    .argument('<lab>', 'lab name or topology file')
+    .argument('<endpoint>', 'NODE:IFACE')
+    .option('-w, --write <file>', 'write the pcap to FILE instead of stdout')
+    .option('-c, --count <packets>', 'stop after this many packets', (v) => {
+      if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new UserError(`-c ${v}: expected a number of packets, 1 or more`, 2);
+      return Number(v);
+    })
+    .option('--filter <expr>', 'only frames matching: icmp, tcp, udp, arp, host ADDR, port N, joined by and')
+    .action(async (arg: string, endpoint: string, opts: CaptureCliOptions) => (await operate()).capture(io, arg, endpoint, opts));
 
   const image = program.command('image').description('the image store: pull, list, inspect, remove, load and build OCI images (needs root)');
   const images = () => import('./commands/image.js');

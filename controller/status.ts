@@ -149,7 +149,7 @@ function impairmentOf(q: QdiscInfo | undefined, modelled: Impairment | undefined
   return parts.filter(Boolean).join(' ') || null;
 }
 
-async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | null, existing: Set<string>, model?: LabNode): Promise<NodeStatus> {
+export async function nodeStatus(k: Kernel, lab: string, name: string, netns: string | null, existing: Set<string>, model?: LabNode): Promise<NodeStatus> {
   const container = containerState(lab, name); // files only, every read guarded: does not throw
   const base = { name, netns, interfaces: [], routes: [], image: containerImage(lab, name) };
   if (netns === null) return { ...base, present: true, container, error: null };

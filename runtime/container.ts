@@ -260,6 +260,40 @@ export function containerImage(lab: string, node: string): ContainerImageInfo | 
   try { return JSON.parse(fs.readFileSync(path.join(nodeDir(lab, node), 'image.json'), 'utf8')) as ContainerImageInfo; } catch { return null; }
 }
 
+/** The process a container was started with, as its files record it (argv, env and the spec's
+ *  user and cwd lines): what `netlab inspect` shows. Null when the container was never prepared. */
+export interface StartedProcess {
+  argv: string[];
+  env: Record<string, string>;
+  /** uid:gid[:groups] as the shim switched to; null: root (no switch). */
+  user: { uid: number; gid: number; groups: number[] } | null;
+  cwd: string;
+}
+
+export function startedProcess(lab: string, node: string): StartedProcess | null {
+  const dir = nodeDir(lab, node);
+  let argvText: string, envText: string, spec: string;
+  try {
+    argvText = fs.readFileSync(path.join(dir, 'argv'), 'utf8');
+    envText = fs.readFileSync(path.join(dir, 'env'), 'utf8');
+    spec = fs.readFileSync(path.join(dir, 'spec'), 'utf8');
+  } catch {
+    return null;
+  }
+  const vec = (t: string) => t.split('\0').slice(0, -1);
+  const env: Record<string, string> = {};
+  for (const kv of vec(envText)) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const value = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(spec)?.[1] ?? '';
+  const u = /^(\d+):(\d+)(?::([\d,]+))?$/.exec(value('user'));
+  return {
+    argv: vec(argvText), env, cwd: value('cwd') || '/',
+    user: u ? { uid: Number(u[1]), gid: Number(u[2]), groups: u[3] ? u[3].split(',').map(Number) : [] } : null,
+  };
+}
+
 /** Writes rendered files (FRR's) into the writable layer, owned by the image's `frr` account
  *  when it has one (FRR's daemons read their files after dropping to it), mode 0640 as FRR's
  *  package installs them. */

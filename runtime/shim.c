@@ -1,6 +1,7 @@
 // netlab-shim: the small native helper of netlab's container runtime. Node cannot fork safely
 // (it is multi-threaded), so the namespace and mount work that must happen between fork and
-// exec lives here. Two modes:
+// exec lives here. Its modes: supervise and exec (below), probe, capture, cp-in and cp-out (each
+// described at its own section):
 //
 //   netlab-shim supervise LABDIR NODE...
 //     One process per lab (not per container). Starts each NODE from LABDIR/NODE/{spec,argv,env}
@@ -1463,6 +1464,523 @@ static int probe_main(void) {
   return 0;
 }
 
+// ---------------------------------------------------------------- capture
+//
+// netlab-shim capture NETNS IFACE COUNT [TERM...]
+//   NETNS is a /run/netns path or '-' (the shim's own namespace). Opens an AF_PACKET socket in
+//   that namespace bound to IFACE (frames in both directions) and writes pcap to stdout
+//   (libpcap's format, LINKTYPE_ETHERNET, microsecond timestamps from the kernel): the global
+//   header at once, then every frame that matches all TERMs (icmp, tcp, udp, arp, host=A.B.C.D,
+//   port=N: see cap_match), until COUNT frames were written (0: no limit), SIGINT, SIGTERM or
+//   SIGHUP, or stdout is closed. "listening on IFACE" on stderr once bound, "N packets
+//   captured" at the end.
+
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <stdint.h>
+
+#define CAP_SNAPLEN 262144
+#define CAP_TERMS 32
+
+enum { T_ICMP, T_TCP, T_UDP, T_ARP, T_HOST, T_PORT };
+struct cap_term { int kind; unsigned char addr[4]; int port; };
+
+/** Whether an Ethernet frame matches every term (tcpdump's meaning, IPv4 only): icmp/tcp/udp
+ *  the IPv4 protocol; arp the ARP ethertype; host an IPv4 source or destination, or an ARP
+ *  sender or target address; port a TCP or UDP source or destination port of an unfragmented
+ *  (or first-fragment) IPv4 packet. */
+static int cap_match(const unsigned char *f, size_t len, const struct cap_term *t, int nt) {
+  int et = len >= 14 ? (f[12] << 8 | f[13]) : -1;
+  const unsigned char *ip = f + 14;
+  size_t iplen = len >= 14 ? len - 14 : 0;
+  int is_ip = et == 0x0800 && iplen >= 20 && (ip[0] >> 4) == 4;
+  size_t ihl = is_ip ? (size_t)(ip[0] & 15) * 4 : 0;
+  if (is_ip && (ihl < 20 || ihl > iplen)) is_ip = 0;
+  int proto = is_ip ? ip[9] : -1;
+  int first_frag = is_ip && ((ip[6] & 0x1f) << 8 | ip[7]) == 0;
+  int is_arp = et == 0x0806 && iplen >= 28 && ip[4] == 6 && ip[5] == 4 && (ip[2] << 8 | ip[3]) == 0x0800;
+  for (int i = 0; i < nt; i++) {
+    const struct cap_term *x = &t[i];
+    int ok = 0;
+    switch (x->kind) {
+      case T_ICMP: ok = proto == 1; break;
+      case T_TCP: ok = proto == 6; break;
+      case T_UDP: ok = proto == 17; break;
+      case T_ARP: ok = et == 0x0806; break;
+      case T_HOST:
+        ok = (is_ip && (!memcmp(ip + 12, x->addr, 4) || !memcmp(ip + 16, x->addr, 4)))
+          || (is_arp && (!memcmp(ip + 14, x->addr, 4) || !memcmp(ip + 24, x->addr, 4)));
+        break;
+      case T_PORT:
+        if ((proto == 6 || proto == 17) && first_frag && iplen >= ihl + 4) {
+          int sp = ip[ihl] << 8 | ip[ihl + 1], dp = ip[ihl + 2] << 8 | ip[ihl + 3];
+          ok = sp == x->port || dp == x->port;
+        }
+        break;
+    }
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
+static volatile sig_atomic_t cap_stop;
+static void cap_on_signal(int sig) { (void)sig; cap_stop = 1; }
+
+/** write() all of it; 0 on success, -1 when the reader is gone (EPIPE) or on another error. */
+static int write_all(int fd, const void *buf, size_t n) {
+  const char *p = buf;
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) { if (errno == EINTR) continue; return -1; }
+    p += w; n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int capture_main(const char *netns, const char *iface, long count, int nterms, char **terms) {
+  struct cap_term t[CAP_TERMS];
+  int nt = 0;
+  for (int i = 0; i < nterms; i++) {
+    if (nt == CAP_TERMS) { fprintf(stderr, "netlab-shim: capture: at most %d filter terms\n", CAP_TERMS); return 2; }
+    struct cap_term *x = &t[nt++];
+    memset(x, 0, sizeof *x);
+    const char *a = terms[i];
+    if (!strcmp(a, "icmp")) x->kind = T_ICMP;
+    else if (!strcmp(a, "tcp")) x->kind = T_TCP;
+    else if (!strcmp(a, "udp")) x->kind = T_UDP;
+    else if (!strcmp(a, "arp")) x->kind = T_ARP;
+    else if (!strncmp(a, "host=", 5) && inet_pton(AF_INET, a + 5, x->addr) == 1) x->kind = T_HOST;
+    else if (!strncmp(a, "port=", 5) && atoi(a + 5) > 0 && atoi(a + 5) < 65536) { x->kind = T_PORT; x->port = atoi(a + 5); }
+    else { fprintf(stderr, "netlab-shim: capture: bad filter term %s\n", a); return 2; }
+  }
+  // netlab's CLI waits for it: when that process is killed, the capture ends too.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (strcmp(netns, "-")) {
+    int fd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open netns %s", netns);
+    if (setns(fd, CLONE_NEWNET) < 0) die("join netns %s", netns);
+    close(fd);
+  }
+  // Protocol 0 receives nothing until bound: no frame of another interface slips in first.
+  int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (s < 0) die("packet socket");
+  unsigned idx = if_nametoindex(iface);
+  if (idx == 0) die("interface %s", iface);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", iface);
+  if (ioctl(s, SIOCGIFHWADDR, &ifr) < 0) die("interface %s", iface);
+  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER && ifr.ifr_hwaddr.sa_family != ARPHRD_LOOPBACK) {
+    errno = EPROTONOSUPPORT;
+    die("interface %s is not an Ethernet interface (link type %d)", iface, ifr.ifr_hwaddr.sa_family);
+  }
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = (int)idx;
+  if (bind(s, (struct sockaddr *)&sll, sizeof sll) < 0) die("bind to %s", iface);
+  int on = 1, rcvbuf = 4 << 20;
+  if (setsockopt(s, SOL_SOCKET, SO_TIMESTAMP, &on, sizeof on) < 0) die("SO_TIMESTAMP");
+  setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  // Signals are blocked except inside ppoll: a stop request is never lost between the check and
+  // the wait.
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = cap_on_signal;
+  sigset_t block, waitmask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGHUP);
+  sigprocmask(SIG_BLOCK, &block, &waitmask);
+  sigdelset(&waitmask, SIGINT);
+  sigdelset(&waitmask, SIGTERM);
+  sigdelset(&waitmask, SIGHUP);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  struct { uint32_t magic; uint16_t major, minor; int32_t zone; uint32_t sigfigs, snaplen, linktype; } gh = { 0xa1b2c3d4, 2, 4, 0, 0, CAP_SNAPLEN, 1 };
+  long n = 0;
+  int closed = write_all(1, &gh, sizeof gh) < 0;
+  if (!closed) fprintf(stderr, "listening on %s, link-type EN10MB (Ethernet), snapshot length %d bytes\n", iface, CAP_SNAPLEN);
+  static unsigned char frame[CAP_SNAPLEN];
+  char ctl[CMSG_SPACE(sizeof(struct timeval))];
+  while (!closed && !cap_stop && (count == 0 || n < count)) {
+    struct pollfd p[2] = { { .fd = s, .events = POLLIN }, { .fd = 1, .events = 0 } };
+    int r = ppoll(p, 2, NULL, &waitmask);
+    if (r < 0) { if (errno == EINTR) continue; die("poll"); }
+    if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL)) break; // the reader is gone
+    if (!(p[0].revents & POLLIN)) continue;
+    struct iovec iov = { frame, sizeof frame };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl };
+    ssize_t len = recvmsg(s, &m, MSG_TRUNC | MSG_DONTWAIT);
+    if (len < 0) { if (errno == EINTR || errno == EAGAIN) continue; die("receive on %s", iface); }
+    size_t caplen = (size_t)len < sizeof frame ? (size_t)len : sizeof frame;
+    if (!cap_match(frame, caplen, t, nt)) continue;
+    struct timeval tv = { 0, 0 };
+    int have_ts = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMP) { memcpy(&tv, CMSG_DATA(c), sizeof tv); have_ts = 1; }
+    }
+    if (!have_ts) gettimeofday(&tv, NULL);
+    uint32_t rh[4] = { (uint32_t)tv.tv_sec, (uint32_t)tv.tv_usec, (uint32_t)caplen, (uint32_t)len };
+    struct iovec out[2] = { { rh, sizeof rh }, { frame, caplen } };
+    // One writev per record, so a reader never sees half a record before the next one starts.
+    size_t want = sizeof rh + caplen;
+    ssize_t w = writev(1, out, 2);
+    if (w < 0 && errno == EINTR) w = 0;
+    if (w < 0) { closed = 1; break; }
+    if ((size_t)w < want) {
+      // A short write (a full pipe): finish the record from where it stopped.
+      size_t done = (size_t)w;
+      if (done < sizeof rh) { if (write_all(1, (char *)rh + done, sizeof rh - done) < 0) { closed = 1; break; } done = sizeof rh; }
+      if (write_all(1, frame + (done - sizeof rh), caplen - (done - sizeof rh)) < 0) { closed = 1; break; }
+    }
+    n++;
+  }
+  fprintf(stderr, "%ld packet%s captured\n", n, n == 1 ? "" : "s");
+  return 0;
+}
+
+// ---------------------------------------------------------------- cp: files in and out of a container
+//
+// netlab-shim cp-in PID DEST NAME    reads a tar stream (GNU or ustar format) on stdin
+// netlab-shim cp-out PID SRC NAME    writes a tar stream (GNU format) on stdout
+//   Both join the mount namespace of the container whose PID 1 is PID (host pid) first, and so
+//   see its root as it does (the overlay root, its volumes): every path, and every symlink in
+//   it, is resolved inside the container, never on the host. Nothing else of the container is
+//   joined (its pid namespace, cgroups, user): this is netlab's root working on its files.
+//   cp-in: when DEST is an existing directory, the stream's top entry is written as DEST/NAME;
+//   otherwise the top entry becomes DEST (its parent must exist; a symlink at DEST is replaced,
+//   not written through). Modes, owners (numeric) and mtimes of the stream are kept.
+//   cp-out: SRC (a symlink at SRC is followed, inside the container) is streamed with its top
+//   entry named NAME; directories recursively, symlinks as symlinks; sockets, fifos and device
+//   nodes are skipped with a warning.
+
+#include <dirent.h>
+#include <libgen.h>
+#include <limits.h>
+
+#define TAR_BLOCK 512
+
+static void enter_mnt(pid_t pid) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/mnt", pid);
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open %s (is the container running?)", p);
+  if (setns(fd, CLONE_NEWNS) < 0) die("join the mount namespace of %d", pid);
+  close(fd);
+  if (chdir("/") < 0) die("chdir /");
+}
+
+static void tar_num(char *field, int width, unsigned long long v) {
+  // Octal when it fits (width-1 digits), else GNU's base-256 (high bit of the first byte set).
+  if (v < (1ULL << (3 * (width - 1)))) { snprintf(field, width, "%0*llo", width - 1, v); return; }
+  memset(field, 0, width);
+  field[0] = (char)0x80;
+  for (int i = width - 1; i > 0 && v; i--, v >>= 8) field[i] = (char)(v & 0xff);
+}
+
+static unsigned long long tar_parse_num(const char *f, int width) {
+  if ((unsigned char)f[0] & 0x80) {
+    unsigned long long v = (unsigned char)f[0] & 0x7f;
+    for (int i = 1; i < width; i++) v = v << 8 | (unsigned char)f[i];
+    return v;
+  }
+  char buf[32];
+  int n = 0;
+  for (int i = 0; i < width && n < 31; i++) { if (f[i] >= '0' && f[i] <= '7') buf[n++] = f[i]; else if (n && (f[i] == ' ' || !f[i])) break; }
+  buf[n] = 0;
+  return strtoull(buf, NULL, 8);
+}
+
+static void tar_out(const void *buf, size_t n) {
+  if (write_all(1, buf, n) < 0) die("write the tar stream");
+}
+
+static void tar_pad(unsigned long long size) {
+  static const char zero[TAR_BLOCK];
+  if (size % TAR_BLOCK) tar_out(zero, TAR_BLOCK - size % TAR_BLOCK);
+}
+
+static void tar_header_raw(const char *name, const char *link, char type, mode_t mode, uid_t uid, gid_t gid, unsigned long long size, time_t mtime) {
+  char h[TAR_BLOCK];
+  memset(h, 0, sizeof h);
+  memcpy(h, name, strnlen(name, 100));
+  tar_num(h + 100, 8, mode & 07777);
+  tar_num(h + 108, 8, uid);
+  tar_num(h + 116, 8, gid);
+  tar_num(h + 124, 12, size);
+  tar_num(h + 136, 12, mtime < 0 ? 0 : (unsigned long long)mtime);
+  h[156] = type;
+  if (link) memcpy(h + 157, link, strnlen(link, 100));
+  memcpy(h + 257, "ustar  ", 8); // GNU magic and version
+  memset(h + 148, ' ', 8);
+  unsigned sum = 0;
+  for (int i = 0; i < TAR_BLOCK; i++) sum += (unsigned char)h[i];
+  snprintf(h + 148, 8, "%06o", sum);
+  h[155] = ' ';
+  tar_out(h, sizeof h);
+}
+
+/** A header, preceded by GNU long-name ('L') and long-link ('K') records when needed. */
+static void tar_header(const char *name, const char *link, char type, const struct stat *st, unsigned long long size) {
+  if (strlen(name) >= 100) {
+    tar_header_raw("././@LongLink", NULL, 'L', 0644, 0, 0, strlen(name) + 1, 0);
+    tar_out(name, strlen(name) + 1);
+    tar_pad(strlen(name) + 1);
+  }
+  if (link && strlen(link) >= 100) {
+    tar_header_raw("././@LongLink", NULL, 'K', 0644, 0, 0, strlen(link) + 1, 0);
+    tar_out(link, strlen(link) + 1);
+    tar_pad(strlen(link) + 1);
+  }
+  tar_header_raw(name, link, type, st->st_mode, st->st_uid, st->st_gid, size, st->st_mtime);
+}
+
+static int cp_warnings;
+
+/** Streams NAME (in directory DIRFD; AT_FDCWD and a path for the top) as ARC. Nothing is ever
+ *  followed below the top: every open is O_NOFOLLOW and relative to its directory's fd. */
+static void tar_entry(int dirfd, const char *name, const char *arc, int depth) {
+  if (depth > 256) { errno = ELOOP; die("%s: directories nested too deep", arc); }
+  struct stat st;
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) die("%s", arc);
+  if (S_ISLNK(st.st_mode)) {
+    char target[PATH_MAX];
+    ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
+    if (n < 0) die("readlink %s", arc);
+    target[n] = 0;
+    tar_header(arc, target, '2', &st, 0);
+    return;
+  }
+  if (S_ISREG(st.st_mode)) {
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) die("open %s", arc);
+    if (fstat(fd, &st) < 0) die("stat %s", arc);
+    if (!S_ISREG(st.st_mode)) { close(fd); fprintf(stderr, "netlab-shim: warning: %s changed while copied, skipped\n", arc); cp_warnings++; return; }
+    unsigned long long size = (unsigned long long)st.st_size, done = 0;
+    tar_header(arc, NULL, '0', &st, size);
+    static char buf[1 << 16];
+    while (done < size) {
+      size_t want = size - done < sizeof buf ? (size_t)(size - done) : sizeof buf;
+      ssize_t r = read(fd, buf, want);
+      if (r < 0) { if (errno == EINTR) continue; die("read %s", arc); }
+      if (r == 0) { memset(buf, 0, want); r = (ssize_t)want; } // shrank while read: pad to the size announced
+      tar_out(buf, (size_t)r);
+      done += (unsigned long long)r;
+    }
+    close(fd);
+    tar_pad(size);
+    return;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) die("open directory %s", arc);
+    char dname[PATH_MAX];
+    snprintf(dname, sizeof dname, "%s/", arc);
+    tar_header(dname, NULL, '5', &st, 0);
+    DIR *d = fdopendir(fd);
+    if (!d) die("read directory %s", arc);
+    // Names first (the directory stream's fd is needed for the openat of each entry).
+    size_t cap = 64, k = 0;
+    char **names = malloc(cap * sizeof *names);
+    for (struct dirent *e; (e = readdir(d)); ) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      if (k == cap) { cap *= 2; names = realloc(names, cap * sizeof *names); }
+      names[k++] = strdup(e->d_name);
+    }
+    for (size_t i = 0; i < k; i++) {
+      char child[PATH_MAX];
+      if ((size_t)snprintf(child, sizeof child, "%s/%s", arc, names[i]) >= sizeof child) { errno = ENAMETOOLONG; die("%s/%s", arc, names[i]); }
+      tar_entry(fd, names[i], child, depth + 1);
+      free(names[i]);
+    }
+    free(names);
+    closedir(d);
+    return;
+  }
+  fprintf(stderr, "netlab-shim: warning: %s is not a regular file, directory or symlink, skipped\n", arc);
+  cp_warnings++;
+}
+
+static int cp_out(pid_t pid, const char *src, const char *name) {
+  enter_mnt(pid);
+  char real[PATH_MAX];
+  if (!realpath(src, real)) die("%s", src);
+  tar_entry(AT_FDCWD, real, name, 0);
+  static const char end[2 * TAR_BLOCK];
+  tar_out(end, sizeof end);
+  return 0;
+}
+
+static int read_full(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0) { if (errno == EINTR) continue; die("read the tar stream"); }
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (int)got;
+}
+
+static char *tar_read_string(unsigned long long size) {
+  if (size > PATH_MAX * 4) { errno = ENAMETOOLONG; die("tar stream: a name of %llu bytes", size); }
+  unsigned long long padded = (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+  char *s = calloc(1, padded + 1);
+  if (read_full(0, s, padded) != (int)padded) { errno = EIO; die("tar stream ends inside a name"); }
+  s[size] = 0;
+  return s;
+}
+
+static void tar_skip(unsigned long long size) {
+  char buf[TAR_BLOCK];
+  for (unsigned long long left = (size + TAR_BLOCK - 1) / TAR_BLOCK; left > 0; left--) {
+    if (read_full(0, buf, TAR_BLOCK) != TAR_BLOCK) { errno = EIO; die("tar stream ends inside an entry"); }
+  }
+}
+
+/** The path an entry is written to: BASE, the top component replaced by TOP, the rest kept;
+ *  "." components dropped; "..", or anything that is not a plain relative name, refused. */
+static void map_name(const char *raw, const char *base, const char *top, char *out, size_t n) {
+  char tmp[PATH_MAX * 2];
+  snprintf(tmp, sizeof tmp, "%s", raw);
+  char rel[PATH_MAX * 2] = "";
+  int first = 1;
+  for (char *save = NULL, *c = strtok_r(tmp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+    if (!strcmp(c, ".")) continue;
+    if (!strcmp(c, "..")) { errno = EPERM; die("tar stream: entry %s leaves its directory", raw); }
+    size_t l = strlen(rel);
+    snprintf(rel + l, sizeof rel - l, "%s%s", l ? "/" : "", first ? top : c);
+    first = 0;
+  }
+  if (!*rel) { out[0] = 0; return; }
+  if ((size_t)snprintf(out, n, "%s/%s", strcmp(base, "/") ? base : "", rel) >= n) { errno = ENAMETOOLONG; die("%s", rel); }
+}
+
+/** Removes what is at PATH unless it is a directory (tar's replace); a symlink is removed, never
+ *  followed. */
+static void clear_for(const char *path, int want_dir) {
+  struct stat st;
+  if (lstat(path, &st) < 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    if (!want_dir) { errno = EISDIR; die("cannot overwrite directory %s with a file", path); }
+    return;
+  }
+  if (unlink(path) < 0) die("replace %s", path);
+}
+
+static int cp_in(pid_t pid, const char *dest, const char *name) {
+  enter_mnt(pid);
+  umask(0);
+  char base[PATH_MAX];
+  char top[NAME_MAX + 1];
+  struct stat st;
+  if (stat(dest, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (!realpath(dest, base)) die("%s", dest);
+    snprintf(top, sizeof top, "%s", name);
+  } else {
+    size_t dl = strlen(dest);
+    if (dl && dest[dl - 1] == '/') { errno = ENOENT; die("directory %s", dest); }
+    char d1[PATH_MAX], d2[PATH_MAX];
+    snprintf(d1, sizeof d1, "%s", dest);
+    snprintf(d2, sizeof d2, "%s", dest);
+    const char *parent = dirname(d1), *leaf = basename(d2);
+    if (!strcmp(leaf, ".") || !strcmp(leaf, "..") || !strcmp(leaf, "/")) { errno = EINVAL; die("destination %s", dest); }
+    if (!realpath(parent, base)) die("%s", parent);
+    if (stat(base, &st) < 0 || !S_ISDIR(st.st_mode)) { errno = ENOTDIR; die("%s", parent); }
+    snprintf(top, sizeof top, "%s", leaf);
+  }
+  char *longname = NULL, *longlink = NULL;
+  char h[TAR_BLOCK];
+  int entries = 0;
+  for (;;) {
+    int got = read_full(0, h, TAR_BLOCK);
+    if (got == 0) break;
+    if (got != TAR_BLOCK) { errno = EIO; die("tar stream ends inside a header"); }
+    int zero = 1;
+    for (int i = 0; i < TAR_BLOCK && zero; i++) zero = !h[i];
+    if (zero) break;
+    unsigned sum = 0;
+    for (int i = 0; i < TAR_BLOCK; i++) sum += (i >= 148 && i < 156) ? ' ' : (unsigned char)h[i];
+    if (sum != (unsigned)tar_parse_num(h + 148, 8)) { errno = EINVAL; die("not a tar stream (bad header checksum)"); }
+    char type = h[156];
+    unsigned long long size = tar_parse_num(h + 124, 12);
+    if (type == 'L') { free(longname); longname = tar_read_string(size); continue; }
+    if (type == 'K') { free(longlink); longlink = tar_read_string(size); continue; }
+    if (type == 'x' || type == 'g') { tar_skip(size); continue; }
+    char raw[PATH_MAX * 2];
+    if (longname) snprintf(raw, sizeof raw, "%s", longname);
+    else if (!memcmp(h + 257, "ustar\0", 6) && h[345]) snprintf(raw, sizeof raw, "%.155s/%.100s", h + 345, h);
+    else snprintf(raw, sizeof raw, "%.100s", h);
+    char link[PATH_MAX * 2];
+    if (longlink) snprintf(link, sizeof link, "%s", longlink);
+    else snprintf(link, sizeof link, "%.100s", h + 157);
+    free(longname); free(longlink);
+    longname = longlink = NULL;
+    mode_t mode = (mode_t)tar_parse_num(h + 100, 8) & 07777;
+    uid_t uid = (uid_t)tar_parse_num(h + 108, 8);
+    gid_t gid = (gid_t)tar_parse_num(h + 116, 8);
+    struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = (time_t)tar_parse_num(h + 136, 12) } };
+    char path[PATH_MAX];
+    map_name(raw, base, top, path, sizeof path);
+    if (!*path) { tar_skip(size); continue; }
+    entries++;
+    if (type == '5') {
+      if (mkdir(path, 0700) < 0) {
+        if (errno != EEXIST) die("mkdir %s", path);
+        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) { clear_for(path, 1); if (mkdir(path, 0700) < 0) die("mkdir %s", path); }
+      }
+      if (lchown(path, uid, gid) < 0 || chmod(path, mode) < 0) die("set owner and mode of %s", path);
+      tar_skip(size);
+    } else if (type == '0' || type == '\0' || type == '7') {
+      clear_for(path, 0);
+      int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0) die("create %s", path);
+      static char buf[1 << 16];
+      for (unsigned long long left = size; left > 0; ) {
+        size_t want = left < sizeof buf ? (size_t)left : sizeof buf;
+        if (read_full(0, buf, want) != (int)want) { errno = EIO; die("tar stream ends inside %s", path); }
+        if (write_all(fd, buf, want) < 0) die("write %s", path);
+        left -= want;
+      }
+      if (size % TAR_BLOCK && read_full(0, buf, TAR_BLOCK - size % TAR_BLOCK) != (int)(TAR_BLOCK - size % TAR_BLOCK)) { errno = EIO; die("tar stream ends inside %s", path); }
+      // Owner before mode: chown clears the set-id bits.
+      if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0) die("set owner and mode of %s", path);
+      futimens(fd, times);
+      if (close(fd) < 0) die("write %s", path);
+    } else if (type == '2') {
+      clear_for(path, 0);
+      if (symlink(link, path) < 0) die("symlink %s", path);
+      if (lchown(path, uid, gid) < 0) die("set owner of %s", path);
+      utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW);
+      tar_skip(size);
+    } else if (type == '1') {
+      char target[PATH_MAX];
+      map_name(link, base, top, target, sizeof target);
+      clear_for(path, 0);
+      if (!*target || linkat(AT_FDCWD, target, AT_FDCWD, path, 0) < 0) die("hard link %s to %s", path, target);
+      tar_skip(size);
+    } else {
+      fprintf(stderr, "netlab-shim: warning: %s: entry type '%c' not copied (only files, directories and links)\n", raw, type);
+      cp_warnings++;
+      tar_skip(size);
+    }
+  }
+  // GNU tar writes whole records: read the rest so the writer does not get SIGPIPE.
+  while (read_full(0, h, TAR_BLOCK) > 0) {}
+  if (entries == 0) { errno = ENODATA; die("tar stream: nothing to copy"); }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   // Nothing the caller left open (without close-on-exec) may reach a container or the probe.
   close_fds_from(3, 0);
@@ -1481,6 +1999,9 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc) { fprintf(stderr, "usage: netlab-shim exec PID [-t] [-u USER] [-w DIR] [-s SECCOMP] -- CMD ARGS...\n"); return 2; }
     return exec_in(target, tty, user, cwd, seccomp, argv + i + 1);
   }
-  fprintf(stderr, "usage: netlab-shim supervise LABDIR NODE... | exec PID [-t] [-u USER] [-w DIR] -- CMD ARGS...\n");
+  if (argc >= 5 && !strcmp(argv[1], "capture")) return capture_main(argv[2], argv[3], atol(argv[4]), argc - 5, argv + 5);
+  if (argc == 5 && !strcmp(argv[1], "cp-in")) return cp_in(atoi(argv[2]), argv[3], argv[4]);
+  if (argc == 5 && !strcmp(argv[1], "cp-out")) return cp_out(atoi(argv[2]), argv[3], argv[4]);
+  fprintf(stderr, "usage: netlab-shim supervise LABDIR NODE... | exec PID [-t] [-u USER] [-w DIR] -- CMD ARGS... | probe | capture NETNS IFACE COUNT [TERM...] | cp-in PID DEST NAME | cp-out PID SRC NAME\n");
   return 2;
 }
