@@ -19,6 +19,7 @@ import type { WebOptions } from './commands/web.js';
 import type { RoutesOptions } from './commands/routes.js';
 import type { ImpairOptions } from './commands/impair.js';
 import type { CaptureCliOptions } from './commands/operate.js';
+import type { StatsOptions } from './commands/stats.js';
 
 export function buildProgram(io: Io): Command {
   const program = new Command();
@@ -105,6 +106,14 @@ export function buildProgram(io: Io): Command {
     .argument('[lab]', 'lab name or topology file')
     .option('--json', 'print as JSON')
     .action(async (arg: string | undefined, opts: { json?: boolean }) => (await lifecycle()).status(io, arg, opts));
+
+  program
+    .command('stats')
+    .description('CPU, memory, pids and traffic per node, like docker stats: two readings 500 ms apart, or --watch (needs root)')
+    .argument('[lab]', 'lab name or topology file (default: every lab)')
+    .option('--json', 'print as JSON (with --watch: one line per frame)')
+    .option('--watch', 'refresh every second until Ctrl-C, CPU % over each second')
+    .action(async (arg: string | undefined, opts: StatsOptions) => (await import('./commands/stats.js')).stats(io, arg, opts));
 
   program
     .command('cleanup')

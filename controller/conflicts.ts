@@ -16,6 +16,7 @@ import type { Lab } from '../topology/types.js';
 import { machineProblem, type AvoidSubnet, type MachineNet, type ResolveEnv } from '../topology/addrspace.js';
 import { canonicalCidr, cidrsOverlap } from '../topology/ipam.js';
 import { labId } from '../topology/names.js';
+import { parseCpuList } from '../topology/fields.js';
 import { nodesBuilt } from './plan.js';
 import { listStateLabs, readState, STATE_ROOT, type LabStatus } from './state.js';
 import { NetlabError } from '../topology/errors.js';
@@ -259,10 +260,19 @@ export function readOtherLabs(self: string): OtherLab[] {
 /** What resolving a file for `up` takes from this machine: its routes (with netlab interfaces
  *  no state accounts for: a lab's leftovers still hold their subnet) and the running labs'
  *  subnets. Read under the claim lock (holdClaims) so nobody allocates in between. */
-export function envForUp(): ResolveEnv {
+export function envForUp(as?: string): ResolveEnv {
   const others = readOtherLabs('');
   const known = new Set(others.map((o) => labId(o.name)));
-  return { machine: readMachineNet((_dev, id) => !known.has(id)), avoid: avoidFromLabs(others) };
+  const env: ResolveEnv = { machine: readMachineNet((_dev, id) => !known.has(id)), avoid: avoidFromLabs(others) };
+  const online = onlineCpus();
+  if (online) env.cpus = { online, ...(as !== undefined ? { as } : {}) };
+  return env;
+}
+
+/** The machine's online CPUs (/sys/devices/system/cpu/online), null when it cannot be read. */
+export function onlineCpus(text = readText('/sys/devices/system/cpu/online')): number[] | null {
+  const cpus = text.trim() ? parseCpuList(text) : null;
+  return Array.isArray(cpus) ? cpus : null;
 }
 
 /** Offline (validate, plan, graph): only the machine's own routes and addresses. */

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Resources } from '../topology/types.js';
+import { NetlabError } from '../topology/errors.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 export const CFS_PERIOD_US = 100_000;
@@ -18,8 +19,9 @@ export interface CgroupLayout {
   base: Record<string, string>;
 }
 
-/** v1 controllers netlab uses; each may be mounted alone or co-mounted (cpu,cpuacct). */
-const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids', 'devices'] as const;
+/** v1 controllers netlab uses; each may be mounted alone or co-mounted (cpu,cpuacct). A
+ *  cpuset group is made only for a node with resources.cpuset (see groupDirs). */
+const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids', 'devices', 'cpuset'] as const;
 /** Key of the unified (v2) hierarchy's group on a hybrid v1 machine: it has no controllers there,
  *  but the container's eBPF device program is attached to it. */
 export const UNIFIED = 'unified';
@@ -82,11 +84,26 @@ export function sharesToWeight(shares: number): number {
   return Math.max(1, Math.min(10000, 1 + Math.floor(((shares - 2) * 9999) / 262142)));
 }
 
-/** The files and values that apply `r` to one container's group(s). */
-export function limitFiles(layout: CgroupLayout, dirs: Record<string, string>, r: Resources): [string, string][] {
+/** The directory of each controller's group of one container: <base>/<lab>/<node>. On v1 the
+ *  cpuset hierarchy only for a node with a cpuset: a v1 cpuset group needs cpus and mems before
+ *  a task may join it, and every other node simply keeps its parent's CPUs. */
+export function groupDirs(layout: CgroupLayout, lab: string, node: string, r: Pick<Resources, 'cpuset'>): Record<string, string> {
+  const dirs: Record<string, string> = {};
+  for (const [ctrl, base] of Object.entries(layout.base)) {
+    if (ctrl === 'cpuset' && layout.version === 1 && (r.cpuset ?? null) === null) continue;
+    dirs[ctrl] = path.join(base, lab, node);
+  }
+  return dirs;
+}
+
+/** The files and values that apply `r` to one container's group(s). On v1, cpuset.mems comes
+ *  with cpuset.cpus (see cpusetParents: the node takes its parent's memory nodes). */
+export function limitFiles(layout: CgroupLayout, dirs: Record<string, string>, r: Resources, parentMems = '0'): [string, string][] {
   const out: [string, string][] = [];
+  const cpuset = r.cpuset ?? null;
   if (layout.version === 2) {
     const d = dirs[''];
+    if (cpuset !== null) out.push([path.join(d, 'cpuset.cpus'), cpuset]);
     if (r.cpuShares !== null) out.push([path.join(d, 'cpu.weight'), String(sharesToWeight(r.cpuShares))]);
     if (r.cpus !== null) out.push([path.join(d, 'cpu.max'), `${Math.round(r.cpus * CFS_PERIOD_US)} ${CFS_PERIOD_US}`]);
     if (r.memoryBytes !== null) {
@@ -103,18 +120,56 @@ export function limitFiles(layout: CgroupLayout, dirs: Record<string, string>, r
   }
   if (r.memoryBytes !== null && dirs.memory) out.push([path.join(dirs.memory, 'memory.limit_in_bytes'), String(r.memoryBytes)]);
   if (r.pids !== null && dirs.pids) out.push([path.join(dirs.pids, 'pids.max'), String(r.pids)]);
+  if (cpuset !== null && dirs.cpuset) {
+    // mems first: a v1 cpuset group takes a task only once both are set.
+    out.push([path.join(dirs.cpuset, 'cpuset.mems'), parentMems]);
+    out.push([path.join(dirs.cpuset, 'cpuset.cpus'), cpuset]);
+  }
   return out;
 }
 
-/** Controllers to turn on in v2 parents, so children get the interface files. */
+/** Controllers to turn on in v2 parents, so children get the interface files. cpuset only when
+ *  a node asks for one: enabling a controller in a group is refused (EBUSY) while the group has
+ *  processes of its own, so a lab without a cpuset changes nothing it did not change before. */
 const V2_ENABLE = ['cpu', 'memory', 'pids'];
 
-function enableV2(dir: string): void {
+/** The controllers to write into a v2 parent's cgroup.subtree_control, of those it offers
+ *  (its cgroup.controllers): "+cpu +memory +pids", "+cpuset" in front when `cpuset`. */
+export function v2Enable(available: string, cpuset: boolean): string {
+  const want = cpuset ? ['cpuset', ...V2_ENABLE] : V2_ENABLE;
+  const avail = new Set(available.split(/\s+/).filter(Boolean));
+  return want.filter((c) => avail.has(c)).map((c) => `+${c}`).join(' ');
+}
+
+function enableV2(dir: string, cpuset: boolean): void {
   let avail = '';
   try { avail = fs.readFileSync(path.join(dir, 'cgroup.controllers'), 'utf8'); } catch { return; }
-  const want = V2_ENABLE.filter((c) => new RegExp(`\\b${c}\\b`).test(avail)).map((c) => `+${c}`).join(' ');
+  if (cpuset && !/\bcpuset\b/.test(avail)) {
+    throw new CgroupError(`resources.cpuset needs the cpuset controller, and cgroup ${dir} does not offer it (its cgroup.controllers: ${avail.trim() || 'none'})`);
+  }
+  const want = v2Enable(avail, cpuset);
   if (want) fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), want);
 }
+
+/** v1 cpuset groups netlab makes between its parent and a node (<own>/netlab, <own>/netlab/<lab>)
+ *  start with empty cpus and mems, and a group below one cannot be given any: each takes its
+ *  parent's when it has none yet (as cgroup.clone_children would). Returns the memory nodes of
+ *  the lab's group, for the node's cpuset.mems. */
+function cpusetParents(base: string, lab: string): string {
+  let mems = '';
+  for (const dir of [base, path.join(base, lab)]) {
+    fs.mkdirSync(dir, { recursive: true });
+    const parent = path.dirname(dir);
+    for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+      const file = path.join(dir, f);
+      if (fs.readFileSync(file, 'utf8').trim() === '') fs.writeFileSync(file, fs.readFileSync(path.join(parent, f), 'utf8').trim());
+    }
+    mems = fs.readFileSync(path.join(dir, 'cpuset.mems'), 'utf8').trim();
+  }
+  return mems;
+}
+
+export class CgroupError extends NetlabError {}
 
 /** The directory (on the unified hierarchy) where the container's eBPF device program goes: its v2
  *  group, or on a hybrid machine its group in the unified tree; null on a pure v1 machine. */
@@ -132,23 +187,42 @@ export function deviceFiles(layout: CgroupLayout, dirs: Record<string, string>, 
 /** Creates <base>/<lab>/<node> for every controller, writes the limits (and v1 device rules);
  *  returns the dirs. */
 export function createContainerGroups(layout: CgroupLayout, lab: string, node: string, r: Resources, deviceAllow: string[] | null = null): Record<string, string> {
-  const dirs: Record<string, string> = {};
-  for (const [ctrl, base] of Object.entries(layout.base)) {
+  const dirs = groupDirs(layout, lab, node, r);
+  const cpuset = (r.cpuset ?? null) !== null;
+  let mems = '0';
+  for (const [ctrl, dir] of Object.entries(dirs)) {
+    const base = layout.base[ctrl];
     const labDir = path.join(base, lab);
-    const dir = path.join(labDir, node);
     if (layout.version === 2) {
       // v2's "no internal processes" rule: controllers are enabled top-down on our own subtree.
       fs.mkdirSync(base, { recursive: true });
-      enableV2(path.dirname(base));
-      enableV2(base);
+      enableV2(path.dirname(base), cpuset);
+      enableV2(base, cpuset);
       fs.mkdirSync(labDir, { recursive: true });
-      enableV2(labDir);
+      enableV2(labDir, cpuset);
+    } else if (ctrl === 'cpuset') {
+      mems = cpusetParents(base, lab);
     }
     fs.mkdirSync(dir, { recursive: true });
-    dirs[ctrl] = dir;
   }
-  for (const [file, value] of [...limitFiles(layout, dirs, r), ...deviceFiles(layout, dirs, deviceAllow)]) fs.writeFileSync(file, value);
+  if (cpuset && layout.version === 1 && !dirs.cpuset) throw new CgroupError('resources.cpuset needs the cpuset controller, which is not mounted on this machine');
+  for (const [file, value] of [...limitFiles(layout, dirs, r, mems), ...deviceFiles(layout, dirs, deviceAllow)]) {
+    try {
+      fs.writeFileSync(file, value);
+    } catch (e) {
+      // The kernel refuses a cpuset naming CPUs its parent lacks (offline, or outside netlab's own cpuset).
+      if (path.basename(file) === 'cpuset.cpus') {
+        const parent = readOr(path.join(path.dirname(path.dirname(file)), layout.version === 2 ? 'cpuset.cpus.effective' : 'cpuset.effective_cpus'));
+        throw new CgroupError(`cannot give node ${node} cpuset ${value}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (CPUs available to it: ${parent ?? 'unknown'})`);
+      }
+      throw e;
+    }
+  }
   return dirs;
+}
+
+function readOr(file: string): string | null {
+  try { return fs.readFileSync(file, 'utf8').trim(); } catch { return null; }
 }
 
 /** The cgroup.procs files the shim writes "0" into to join the container's groups. */
@@ -195,6 +269,56 @@ export function cpuUsageNs(layout: CgroupLayout, dirs: Record<string, string>): 
     return m ? Number(m[1]) * 1000 : 0;
   }
   return Number(fs.readFileSync(path.join(dirs.cpuacct ?? dirs.cpu, 'cpuacct.usage'), 'utf8').trim());
+}
+
+/** One reading of a container's groups for `netlab stats`; null where a file could not be read
+ *  (the group gone, a controller not there). */
+export interface CgroupSample {
+  /** Cumulative CPU time of the group's tasks, nanoseconds. */
+  cpuNs: number | null;
+  /** Memory charged to the group (v1 memory.usage_in_bytes, v2 memory.current). */
+  memoryBytes: number | null;
+  /** The group's memory limit; null when it has none. */
+  memoryLimit: number | null;
+  pids: number | null;
+}
+
+/** v1 writes "no limit" as the largest page-aligned counter (9223372036854771712 on x86-64,
+ *  above 2^62 on every page size); v2 writes "max". */
+export function parseMemoryLimit(text: string): number | null {
+  const t = text.trim();
+  if (t === '' || t === 'max' || !/^\d+$/.test(t)) return null;
+  return BigInt(t) >= 1n << 62n ? null : Number(t);
+}
+
+/** usage_usec of v2's cpu.stat, in nanoseconds. */
+export function parseCpuStat(text: string): number | null {
+  const m = /^usage_usec (\d+)$/m.exec(text);
+  return m ? Number(m[1]) * 1000 : null;
+}
+
+const count = (text: string | null): number | null => {
+  const t = text?.trim() ?? '';
+  return /^\d+$/.test(t) ? Number(t) : null;
+};
+
+/** Reads a container's CPU, memory and pids counters from its groups (`read` returns a file's
+ *  text or null; the real one reads /sys/fs/cgroup). */
+export function readCgroupSample(version: CgroupVersion, dirs: Record<string, string>, read: (file: string) => string | null = readOr): CgroupSample {
+  const at = (dir: string | undefined, file: string) => (dir === undefined ? null : read(path.join(dir, file)));
+  if (version === 2) {
+    const d = dirs[''];
+    const stat = at(d, 'cpu.stat');
+    const max = at(d, 'memory.max');
+    return { cpuNs: stat === null ? null : parseCpuStat(stat), memoryBytes: count(at(d, 'memory.current')), memoryLimit: max === null ? null : parseMemoryLimit(max), pids: count(at(d, 'pids.current')) };
+  }
+  const limit = at(dirs.memory, 'memory.limit_in_bytes');
+  return {
+    cpuNs: count(at(dirs.cpuacct ?? dirs.cpu, 'cpuacct.usage')),
+    memoryBytes: count(at(dirs.memory, 'memory.usage_in_bytes')),
+    memoryLimit: limit === null ? null : parseMemoryLimit(limit),
+    pids: count(at(dirs.pids, 'pids.current')),
+  };
 }
 
 /** How many times the kernel OOM-killed a task of this group. */

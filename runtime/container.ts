@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabNode } from '../topology/types.js';
 import { labDir } from './paths.js';
-import { createContainerGroups, currentLayout, deviceProgramGroup, oomKills, pidsIn, procsFiles, removeGroups, type CgroupLayout } from './cgroups.js';
+import { createContainerGroups, currentLayout, deviceProgramGroup, groupDirs, oomKills, pidsIn, procsFiles, removeGroups, type CgroupLayout } from './cgroups.js';
 import { createHash } from 'node:crypto';
 import { capMask, effectiveCaps } from '../topology/security.js';
 import { DEFAULT_PROFILE, type SeccompProfile } from './seccomp/profile.js';
@@ -213,8 +213,7 @@ function prepareNode(lab: string, hosts: string, node: ContainerSpec, layout: Cg
   for (const f of node.files ?? []) fs.cpSync(f.source, path.join(upper, fileInUpper(node, image, f.target)), { recursive: true, dereference: true });
   if (node.generatedFiles?.length) writeGenerated(node, image, upper, node.generatedFiles);
   // Intent first: the group paths are on disk before the groups exist, so down finds them.
-  const meta: ContainerMeta = { cgroupVersion: layout.version, cgroups: {} };
-  for (const [ctrl, base] of Object.entries(layout.base)) meta.cgroups[ctrl] = path.join(base, lab, node.name);
+  const meta: ContainerMeta = { cgroupVersion: layout.version, cgroups: groupDirs(layout, lab, node.name, node.resources) };
   fs.writeFileSync(path.join(dir, 'cgroups.json'), JSON.stringify(meta));
   // Docker's device list, unless privileged (then every device, as `docker run --privileged`).
   createContainerGroups(layout, lab, node.name, node.resources, node.privileged ? null : v1AllowLines(DEFAULT_DEVICE_RULES));
@@ -406,6 +405,13 @@ function readNum(file: string): number | null {
 
 function readMeta(lab: string, node: string): ContainerMeta | null {
   try { return JSON.parse(fs.readFileSync(path.join(nodeDir(lab, node), 'cgroups.json'), 'utf8')) as ContainerMeta; } catch { return null; }
+}
+
+/** A container's cgroup directories (controller -> dir) and the hierarchy's version, as `up`
+ *  recorded them; null before the container was prepared. */
+export function containerGroups(lab: string, node: string): { version: 1 | 2; dirs: Record<string, string> } | null {
+  const meta = readMeta(lab, node);
+  return meta ? { version: meta.cgroupVersion, dirs: meta.cgroups } : null;
 }
 
 /** True when `pid` is alive (not a zombie) and is the given container (guards against pid reuse). */

@@ -27,6 +27,9 @@ export interface ResolveEnv {
   machine?: MachineNet;
   /** Subnets in use elsewhere (running labs): only automatic allocation avoids them. */
   avoid?: AvoidSubnet[];
+  /** The machine's online CPUs (at `up`): a node's resources.cpuset must name only these. `as`:
+   *  only the nodes of that host are built here (`up --as`), so only theirs are judged. */
+  cpus?: { online: number[]; as?: string };
 }
 
 /** Ranges that are never a lab subnet, in the order they are reported. */

@@ -48,6 +48,38 @@ export function parseSize(v: string | number): number | null {
   return n > 0 ? n : null;
 }
 
+/** The largest CPU number a cpuset may name: the kernel's NR_CPUS is at most 8192. */
+export const MAX_CPU = 8191;
+
+/** A kernel CPU list ("0", "0-1", "0,2", "0-3,8-11", as cpuset.cpus and
+ *  /sys/devices/system/cpu/online write them) as the sorted CPUs it names, or why it is none.
+ *  Overlapping parts are allowed (the kernel takes them too); an empty list is not. */
+export function parseCpuList(v: string): number[] | string {
+  const text = v.trim();
+  if (!/^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$/.test(text)) return `"${v}" is not a CPU list; expected CPU numbers and ranges such as "0", "0-1" or "0,2"`;
+  const cpus = new Set<number>();
+  for (const part of text.split(',')) {
+    const [a, b = a] = part.split('-').map(Number);
+    if (b < a) return `range ${part} in cpuset "${v}" runs backwards; write ${b}-${a}`;
+    if (b > MAX_CPU) return `CPU ${b} in cpuset "${v}" is out of range; CPU numbers go from 0 to ${MAX_CPU}`;
+    for (let c = a; c <= b; c++) cpus.add(c);
+  }
+  return [...cpus].sort((x, y) => x - y);
+}
+
+/** Sorted CPUs as the kernel's shortest list form: [0, 1, 2, 5] -> "0-2,5". */
+export function formatCpuList(cpus: number[]): string {
+  const sorted = [...new Set(cpus)].sort((x, y) => x - y);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    parts.push(j === i ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
 /** Why a node's `user` cannot be run as, or null. The forms are NAME, UID, NAME:GID and UID:GID:
  *  the runtime looks NAME up in the image's /etc/passwd and takes the group as a number. */
 export function userProblem(user: string): string | null {

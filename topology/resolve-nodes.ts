@@ -10,7 +10,7 @@ import { canonicalCidr, cidrContains, isIpv4, parseCidr } from './ipam.js';
 import { ifAlias, nodeNetns } from './names.js';
 import { didYouMean, type PathSeg } from './source.js';
 import { canonicalCap, parseSecurityOpt, sysctlProblem, type SeccompSetting } from './security.js';
-import { derivedMac, macProblem, MIN_MEMORY_BYTES, parsePort, parseSize, parseVolume, splitCommand, userProblem } from './fields.js';
+import { derivedMac, formatCpuList, macProblem, MIN_MEMORY_BYTES, parseCpuList, parsePort, parseSize, parseVolume, splitCommand, userProblem } from './fields.js';
 import { entries, plural, type AttDraft, type LinkDraft, type NetDraft, type NodeDraft, type ResolveContext } from './resolve-context.js';
 
 export /** cap_add, cap_drop, security_opt and sysctls of one node, checked (Docker's names and rules). */
@@ -300,7 +300,22 @@ export function buildNodes(
       else if (files.some((f) => f.target === t)) err(at, `file ${t} is listed twice`, true);
       else files.push({ target: t, source: source.startsWith('~/') ? path.join(process.env.HOME ?? '/root', source.slice(2)) : path.resolve(baseDir, source) });
     }
-    const resources: Resources = { cpuShares: n.resources?.cpu_shares ?? null, cpus: n.resources?.cpus ?? null, memoryBytes: null, pids: n.resources?.pids ?? null };
+    const resources: Resources = { cpuShares: n.resources?.cpu_shares ?? null, cpus: n.resources?.cpus ?? null, memoryBytes: null, pids: n.resources?.pids ?? null, cpuset: null };
+    if (n.resources?.cpuset !== undefined) {
+      const cpus = parseCpuList(String(n.resources.cpuset));
+      const at = [...p, 'resources', 'cpuset'];
+      if (typeof cpus === 'string') err(at, cpus);
+      else {
+        resources.cpuset = formatCpuList(cpus);
+        // At `up`, the CPUs must be online here (another machine's are its own business).
+        const machine = ctx.env?.cpus;
+        const here = machine && (machine.as === undefined || machine.as === nd.host);
+        const offline = here ? cpus.filter((c) => !machine.online.includes(c)) : [];
+        if (offline.length > 0) {
+          err(at, `cpuset "${n.resources.cpuset}" names CPU${offline.length === 1 ? '' : 's'} ${formatCpuList(offline)}, which ${offline.length === 1 ? 'is' : 'are'} not online on this machine (online: ${formatCpuList(machine!.online) || 'none'})`);
+        }
+      }
+    }
     if (n.resources?.memory !== undefined) {
       resources.memoryBytes = parseSize(n.resources.memory);
       if (resources.memoryBytes === null) err([...p, 'resources', 'memory'], `"${n.resources.memory}" is not a memory size; expected e.g. 64m, 1g or a number of bytes`);

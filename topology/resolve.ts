@@ -25,7 +25,7 @@ import {
 import { makeContext } from './resolve-context.js';
 import type { ResolveEnv } from './addrspace.js';
 import {
-  BRIDGE_MAX_PORTS, derivedMac, macProblem, MAX_ID, MIN_MEMORY_BYTES, parsePort, parseSize, parseVolume, splitCommand, userProblem,
+  BRIDGE_MAX_PORTS, derivedMac, formatCpuList, macProblem, MAX_CPU, MAX_ID, MIN_MEMORY_BYTES, parseCpuList, parsePort, parseSize, parseVolume, splitCommand, userProblem,
 } from './fields.js';
 
 export { DEFAULT_MTU, DEFAULT_POOL, DEFAULT_PREFIX, DEFAULT_VXLAN_PORT, FIRST_AUTO_VNI, VXLAN_OVERHEAD } from './resolve-context.js';
@@ -77,4 +77,4 @@ export function resolveTopology(raw: RawTopology, loc: Locator, file: string, en
   return { lab, diagnostics: [] };
 }
 
-export { BRIDGE_MAX_PORTS, derivedMac, macProblem, MAX_ID, MIN_MEMORY_BYTES, parsePort, parseSize, parseVolume, splitCommand, userProblem };
+export { BRIDGE_MAX_PORTS, derivedMac, formatCpuList, macProblem, MAX_CPU, MAX_ID, MIN_MEMORY_BYTES, parseCpuList, parsePort, parseSize, parseVolume, splitCommand, userProblem };

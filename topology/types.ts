@@ -74,6 +74,7 @@ export interface RawResources {
   cpus?: number;
   memory?: string | number;
   pids?: number;
+  cpuset?: string | number;
 }
 
 export interface RawNode {
@@ -287,6 +288,8 @@ export interface Resources {
   cpus: number | null;
   memoryBytes: number | null;
   pids: number | null;
+  /** CPUs the node may use, canonical list form ("0", "0-1", "0,2"); null: every CPU. */
+  cpuset: string | null;
 }
 
 /** OSPF default interface cost netlab renders (FRR's own default depends on bandwidth). */

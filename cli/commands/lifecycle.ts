@@ -20,7 +20,7 @@ export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
   holdClaims();
   let lab: Lab;
   try {
-    lab = loadLab(file, envForUp());
+    lab = loadLab(file, envForUp(opts.as));
     validateAs(lab, opts.as); // an unknown host is a usage error, before anything else
     // Images first, as a phase of its own, before any kernel object: a pull may take minutes,
     // so the claim lock is not held through it (the file is read again after, as other labs
@@ -34,7 +34,7 @@ export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
         releaseClaims();
         await ensureBuilt(recipes, { events: buildProgress(io, process.stderr.isTTY === true) });
         holdClaims();
-        lab = loadLab(file, envForUp());
+        lab = loadLab(file, envForUp(opts.as));
         used = new Set(nodesBuilt(lab, opts.as).map((n) => n.image));
       }
     }
@@ -46,7 +46,7 @@ export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
         releaseClaims();
         await ensureImages(wanted, opts.pull ?? 'missing', { events: pullProgress(io, process.stderr.isTTY === true) });
         holdClaims();
-        lab = loadLab(file, envForUp());
+        lab = loadLab(file, envForUp(opts.as));
       }
     }
     const progress = makeProgress(io, process.stderr.isTTY === true);

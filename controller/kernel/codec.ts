@@ -4,7 +4,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { AttrStream, FlagsNew, ifla } from 'netlink';
 import type { StreamData, rt } from 'netlink';
-import type { LinkInfo, VxlanInfo } from './types.js';
+import type { LinkCounters, LinkInfo, VxlanInfo } from './types.js';
 
 export const NEW = { flags: FlagsNew.CREATE | FlagsNew.EXCL };
 export const AF_INET = 2;
@@ -145,6 +145,23 @@ export function parseMac(s: string): Buffer | null {
 
 export function formatMac(b: Buffer | undefined): string | null {
   return b && b.length ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : null;
+}
+
+/** A link's counters from a GETLINK reply that carries them (no SKIP_STATS): IFLA_STATS64, else
+ *  the 32-bit IFLA_STATS (which wrap at 4 GiB), else zeros. Byte counts stay exact as Numbers up
+ *  to 2^53 (8 PiB). */
+export function toLinkCounters(m: rt.LinkMessage): LinkCounters {
+  const s64 = m.attrs.stats64;
+  const s32 = m.attrs.stats;
+  const n = (big: bigint | undefined, small: number | undefined) => (big !== undefined ? Number(big) : small ?? 0);
+  return {
+    index: m.data.index ?? 0,
+    name: m.attrs.ifname ?? '',
+    rxBytes: n(s64?.rxBytes, s32?.rxBytes),
+    txBytes: n(s64?.txBytes, s32?.txBytes),
+    rxPackets: n(s64?.rxPackets, s32?.rxPackets),
+    txPackets: n(s64?.txPackets, s32?.txPackets),
+  };
 }
 
 export function toLinkInfo(m: rt.LinkMessage): LinkInfo {

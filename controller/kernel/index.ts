@@ -5,7 +5,7 @@ export { Kernel, NetnsHandle } from './kernel.js';
 export { KernelError } from './errors.js';
 export type { LinkEvent, LinkMonitor } from './monitor.js';
 export type {
-  AddrInfo, BridgeOptions, FdbEntry, LinkInfo, LinkSetOptions, QdiscInfo, RouteInfo, RouteSpec, VethOptions, VxlanInfo, VxlanOptions,
+  AddrInfo, BridgeOptions, FdbEntry, LinkCounters, LinkInfo, LinkSetOptions, QdiscInfo, RouteInfo, RouteSpec, VethOptions, VxlanInfo, VxlanOptions,
 } from './types.js';
 export { nftApply, nftApplyIn, nftDeleteTable, nftListTables } from './nft.js';
 export { netemAvailable, tbfFor, type QdiscSpec, type NetemSpec, type TbfSpec } from './tc.js';

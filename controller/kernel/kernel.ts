@@ -25,7 +25,7 @@ import {
 import { KernelError, errnoOf, sysFail, toKernelError } from './errors.js';
 import {
   ACK_COST, AF_BRIDGE, AF_INET, AF_INET6, GETLINK_COST, NEW, RCVBUF_WANTED, RT_TABLE_MAIN, SKIP_STATS,
-  be16, decodeMultipath, encodeMultipath, formatIp, formatMac, linkinfo, parseCidr, parseIp, parseMac, toBuf, toLinkInfo, upHeader,
+  be16, decodeMultipath, encodeMultipath, formatIp, formatMac, linkinfo, parseCidr, parseIp, parseMac, toBuf, toLinkCounters, toLinkInfo, upHeader,
 } from './codec.js';
 import { startLinkMonitor, type LinkEvent, type LinkMonitor } from './monitor.js';
 import { NETNS_RUN_DIR, checkNetnsName, ensureNetnsDir } from './mounts.js';
@@ -33,7 +33,7 @@ import { nftApply } from './nft.js';
 import { sysctlPath, validSysctlKey } from './sysctl.js';
 import { NETLAB_QDISC_HANDLE, TC_H_ROOT, decodeQdisc, encodeNetem, encodeTbf, type QdiscSpec } from './tc.js';
 import type {
-  AddrInfo, BridgeOptions, FdbEntry, LinkInfo, LinkSetOptions, QdiscInfo, RouteInfo, RouteSpec, VethOptions, VxlanOptions,
+  AddrInfo, BridgeOptions, FdbEntry, LinkCounters, LinkInfo, LinkSetOptions, QdiscInfo, RouteInfo, RouteSpec, VethOptions, VxlanOptions,
 } from './types.js';
 
 const HANDLE_TOKEN = Symbol('NetnsHandle');
@@ -392,6 +392,14 @@ export class NetnsHandle {
   async linkList(): Promise<LinkInfo[]> {
     const msgs = await this.dump('linkList', 'links', (s) => s.getLinks({}, { extMask: SKIP_STATS }));
     return msgs.map(toLinkInfo);
+  }
+
+  /** Equivalent to: `ip -s link show`: every link's traffic counters (IFLA_STATS64). linkList
+   *  asks the kernel to leave them out (RTEXT_FILTER_SKIP_STATS: half the reply); this dump asks
+   *  for them. */
+  async linkStats(): Promise<LinkCounters[]> {
+    const msgs = await this.dump('linkStats', 'links', (s) => s.getLinks({}));
+    return msgs.map(toLinkCounters);
   }
 
   /** Equivalent to: `bridge fdb show` (every entry of every bridge port and VXLAN device here) */

@@ -21,6 +21,16 @@ export interface LinkInfo {
   vxlan?: VxlanInfo;
 }
 
+/** A link's traffic counters (IFLA_STATS64, as `ip -s link show` prints them). */
+export interface LinkCounters {
+  index: number;
+  name: string;
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+}
+
 /** What `ip -d link show` prints about a VXLAN device. */
 export interface VxlanInfo {
   vni: number;

@@ -61,7 +61,7 @@ function node(name: string, over: Partial<LabNode> = {}): LabNode {
     user: null,
     privileged: false,
     forwarding: false,
-    resources: { cpuShares: null, cpus: null, memoryBytes: null, pids: null },
+    resources: { cpuShares: null, cpus: null, memoryBytes: null, pids: null, cpuset: null },
     ...over,
   };
 }

@@ -62,7 +62,7 @@ describe('cgroup layout', () => {
       ['/g/cpu.weight', String(sharesToWeight(512))], ['/g/cpu.max', '50000 100000'],
       ['/g/memory.max', String(64 * 1024 * 1024)], ['/g/memory.swap.max', '0'], ['/g/pids.max', '50'],
     ]);
-    expect(limitFiles({ version: 1, base: {} }, { cpu: '/c' }, { cpuShares: null, cpus: null, memoryBytes: null, pids: null })).toEqual([]);
+    expect(limitFiles({ version: 1, base: {} }, { cpu: '/c' }, { cpuShares: null, cpus: null, memoryBytes: null, pids: null, cpuset: null })).toEqual([]);
   });
 
   it('maps cpu shares to weights as runc does (1024 -> 39, 2 -> 1, 262144 -> 10000)', () => {
