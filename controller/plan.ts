@@ -173,7 +173,8 @@ export function lossRuleset(rules: { dev: string; pct: number }[]): string {
 }
 
 /** Without netem: what lossy network attachments send is dropped as it enters the bridge, at the
- *  bridge side's ingress (a netdev table per namespace holding bridges: the machine's, or a
+ *  bridge side's ingress (IPv4 only, like the nodes' inet tables: a lost ARP reply would stall
+ *  the neighbour for a second and lose far more than the loss asked for) (a netdev table per namespace holding bridges: the machine's, or a
  *  simulated host's), named like the lab's own table. `clearing`: also where none is left. */
 export function hostLossSteps(lab: Lab, nodes: LabNode[], netem: boolean, as: string | null, clearing: boolean): PlanStepBody[] {
   if (netem) return [];
@@ -193,7 +194,7 @@ export function hostLossSteps(lab: Lab, nodes: LabNode[], netem: boolean, as: st
     const lines = [`table netdev ${table}`, `delete table netdev ${table}`];
     if (rules.length > 0) {
       lines.push(`table netdev ${table} {`);
-      rules.forEach((r, i) => lines.push(`  chain loss${i} {`, `    type filter hook ingress device "${r.dev}" priority 0; policy accept;`, `    ${lossMatch(r.pct)}drop comment "loss ${r.pct}% from ${r.what}"`, '  }'));
+      rules.forEach((r, i) => lines.push(`  chain loss${i} {`, `    type filter hook ingress device "${r.dev}" priority 0; policy accept;`, `    meta protocol ip ${lossMatch(r.pct)}drop comment "loss ${r.pct}% from ${r.what}"`, '  }'));
       lines.push('}');
     }
     const ruleset = lines.join('\n') + '\n';

@@ -64,8 +64,10 @@ function ratespec(bytesPerSec: number): Buffer {
 export function tbfFor(rateBps: number, limitPackets: number | null): TbfSpec {
   const bytes = rateBps / 8;
   const burstBytes = Math.max(3200, Math.ceil(bytes * 0.004));
-  // Queue: the packets asked for (as 1500-byte frames), else 50 ms of traffic, at least the bucket.
-  const limitBytes = limitPackets !== null ? limitPackets * 1500 : Math.max(burstBytes * 2, Math.ceil(bytes * 0.05));
+  // Queue: the packets asked for (as 1500-byte frames), else 200 ms of traffic (at least 64
+  // frames): a shorter queue drops TCP's bursts often enough that a 20 Mbit/s cable carried
+  // under 18 of it on a busy machine, where a real link's buffer would have absorbed them.
+  const limitBytes = limitPackets !== null ? limitPackets * 1500 : Math.max(burstBytes * 2, 64 * 1500, Math.ceil(bytes * 0.2));
   return { kind: 'tbf', rateBps, burstBytes, limitBytes };
 }
 

@@ -131,6 +131,25 @@ describe.skipIf(!isRoot)('link impairments on the real kernel', () => {
     expect(bad.stderr).toBe('netlab: --loss: loss "5" is not a percentage from 0% to 100%; expected e.g. 1% or 0.1%\n');
   }, 120_000);
 
+  it('a 20mbit rate measured by the throughput check between 18 and 21 Mbit/s; --clear restores full speed', () => {
+    const tp = (): number => {
+      const r = netlab(['check', lab, '--throughput', 'b:a:3', '--json'], { timeoutMs: 60_000 });
+      const rep = JSON.parse(r.stdout) as CheckReport;
+      return rep.outcomes[0].throughput!.bits_per_second;
+    };
+    // b -> a: b's end of the link carries the rate (a's direction has the 20% loss test's
+    // impairment cleared by the test before).
+    expect(netlab(['impair', lab, 'b:eth1', '--rate', '20mbit']).status).toBe(0);
+    const limited = tp();
+    console.log(`impair.test.ts: 20mbit link: ${(limited / 1e6).toFixed(2)} Mbit/s`);
+    expect(limited).toBeGreaterThan(18e6);
+    expect(limited).toBeLessThan(21e6);
+    expect(netlab(['impair', lab, 'b:eth1', '--clear']).status).toBe(0);
+    const free = tp();
+    console.log(`impair.test.ts: cleared: ${(free / 1e6).toFixed(0)} Mbit/s`);
+    expect(free).toBeGreaterThan(200e6);
+  }, 120_000);
+
   it.skipIf(haveNetem)('a delay on a kernel without sch_netem: one line naming the module, exit 1, nothing built', () => {
     const name = `im${RUN}-d`;
     const f = path.join(tmp, `${name}.yml`);

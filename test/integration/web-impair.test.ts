@@ -9,7 +9,7 @@
 // Safety on a shared machine: the lab is named wi<run>, its subnets come from a 10.X.0.0/16
 // block nothing routes (freeOctets), its network has no gateway on the machine, and only
 // `down LAB` of this file's lab is used for cleanup.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -112,8 +112,10 @@ links:
       expect(q.kind, where).toBe('tbf');
       expect(q.options?.rate, where).toBe(625_000);
     }
-    expect(lossTable(ns('a'))).toMatch(/oifname "eth0" numgen random mod 1000000 < 100000 drop/);
+    // Dropped where the packets arrive: into a at a's own prerouting, out of a at the bridge
+    // port's ingress on the machine (netdev table named like the lab's).
     expect(lossTable(ns('a'))).toMatch(/iifname "eth0" numgen random mod 1000000 < 100000 drop/);
+    expect(execFileSync('nft', ['list', 'table', 'netdev', `netlab_${labId(lab)}`], { encoding: 'utf8' })).toMatch(new RegExp(`ingress device "${hostSide}"[\\s\\S]*meta protocol ip numgen random mod 1000000 < 100000 drop`));
     const e = await page!.next('graph', (x) => cable(x.graph, 'if:a/eth0').impairLabel !== '', 3000);
     console.log(`web-impair.test.ts: POST impair -> graph event in ${Math.round(performance.now() - t0)} ms`);
     const c = cable(e.graph, 'if:a/eth0');

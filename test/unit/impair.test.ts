@@ -95,7 +95,7 @@ describe('impair: the plan', () => {
     expect(rules(3)).toContain('iifname "eth1" numgen random mod 1000000 < 200000 drop comment "loss 20%"');
     // What a sends into lan: at its bridge port's ingress, in the machine's namespace.
     expect(rules(5)).toContain(`type filter hook ingress device "${hostSide}" priority 0; policy accept;`);
-    expect(rules(5)).toContain('numgen random mod 1000000 < 100000 drop comment "loss 10% from a:eth0"');
+    expect(rules(5)).toContain('meta protocol ip numgen random mod 1000000 < 100000 drop comment "loss 10% from a:eth0"');
   });
 
   it('with netem: one netem qdisc carries delay, loss and the rate', () => {
@@ -140,7 +140,8 @@ describe('impair: tc messages', () => {
     const ours = encodeTbf({ kind: 'tbf', rateBps: 20e6, burstBytes: 10000, limitBytes: 125000 });
     expect(ours.subarray(0, 40).toString('hex')).toBe(dumped.toString('hex'));
     expect(decodeQdisc('tbf', ours)).toEqual({ kind: 'tbf', rateBps: 20e6, burstBytes: 10000, limitBytes: 125000 });
-    expect(tbfFor(20e6, null)).toEqual({ kind: 'tbf', rateBps: 20e6, burstBytes: 10000, limitBytes: 125000 });
+    expect(tbfFor(20e6, null)).toEqual({ kind: 'tbf', rateBps: 20e6, burstBytes: 10000, limitBytes: 500000 });
+    expect(tbfFor(1e6, null)).toEqual({ kind: 'tbf', rateBps: 1e6, burstBytes: 3200, limitBytes: 96000 });
   });
 });
 
