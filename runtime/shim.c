@@ -143,7 +143,16 @@ static void touch(const char *path) {
 }
 
 static void bind_mount(const char *src, const char *dst, int readonly, int is_dir) {
-  if (is_dir) mkdir_p(dst, 0755); else touch(dst);
+  if (is_dir) {
+    mkdir_p(dst, 0755);
+  } else {
+    // A file volume into a directory the image lacks: make its parents first, as Docker does.
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dst);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) { *slash = 0; mkdir_p(parent, 0755); }
+    touch(dst);
+  }
   if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind mount %s on %s", src, dst);
   if (readonly) {
     struct nl_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };

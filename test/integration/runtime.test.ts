@@ -489,6 +489,20 @@ nodes:
 
   // ------------------------------------------------------------------ 5. exec and logs
 
+  it('a file volume into a directory the image lacks: its parents are made, as Docker does', () => {
+    const lab = newLab('fvol');
+    const src = path.join(tmp, 'fvol-src.txt');
+    fs.writeFileSync(src, 'from the host\n');
+    netlabOk(['up', writeTopology(lab, `name: ${lab}
+nodes:
+  a:
+    network_mode: none
+    volumes: ["${src}:/opt/not/in/busybox/file.txt:ro"]
+`)]);
+    expect(execOk(lab, 'a', ['cat', '/opt/not/in/busybox/file.txt'])).toBe('from the host\n');
+    netlabOk(['down', lab]);
+  });
+
   it('exec returns the command\'s exit code (7, 127 for an unknown command); logs prints stdout and stderr; logs -f follows', async () => {
     const lab = newLab('io');
     netlabOk(['up', writeTopology(lab, `name: ${lab}
