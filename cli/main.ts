@@ -21,7 +21,7 @@ import type { ImpairOptions } from './commands/impair.js';
 import type { CaptureCliOptions } from './commands/operate.js';
 import type { StatsOptions } from './commands/stats.js';
 
-export function buildProgram(io: Io): Command {
+export function buildProgram(io: Io, o: { completion?: boolean } = {}): Command {
   const program = new Command();
   program
     .name('netlab')
@@ -255,6 +255,33 @@ export function buildProgram(io: Io): Command {
     }, 8080)
     .option('--host <address>', 'address to listen on; anything but loopback exposes the API to the network (the token is then needed for every request)', '127.0.0.1')
     .action(async (arg: string | undefined, opts: WebOptions) => (await import('./commands/web.js')).web(io, arg, opts));
+
+  // Shell completion through @bomb.sh/tab (its commander adapter reads the commands, their
+  // options and argument choices from this program), loaded only when asked for: `completion
+  // SHELL` prints the script, which calls the hidden `complete -- WORDS...` as the user types.
+  if (o.completion ?? true) {
+    const completer = async () => {
+      const { default: tab } = await import('@bomb.sh/tab/commander');
+      const root = tab(buildProgram(io, { completion: false }), { completionCommandName: 'completion' });
+      const { labNamesForCompletion } = await import('./target.js');
+      for (const cmd of root.commands.values()) {
+        const lab = cmd.arguments.get('lab');
+        if (lab) lab.handler = (complete) => { for (const l of labNamesForCompletion()) complete(l, 'lab'); };
+      }
+      return root;
+    };
+    program
+      .command('completion')
+      .description('print a shell completion script: source <(netlab completion bash), or zsh, fish, powershell')
+      .addArgument(new Argument('<shell>', 'shell').choices(['bash', 'zsh', 'fish', 'powershell']))
+      .action(async (shell: string) => { (await completer()).setup('netlab', 'netlab', shell); });
+    program
+      .command('complete', { hidden: true })
+      .argument('[words...]')
+      .allowUnknownOption()
+      .helpOption(false)
+      .action(async (words: string[]) => { (await completer()).parse(words); });
+  }
 
   return program;
 }

@@ -1,6 +1,8 @@
 // The one place that decides what a command's LAB argument is (a lab name, or a topology file
 // whose `name` is the lab), loads topology files for commands, and validates `--as HOST`.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { STATE_ROOT } from '../runtime/paths.js';
 import { parse as parseYaml } from 'yaml';
 import { loadTopologyFile } from '../topology/load.js';
 import type { ResolveEnv } from '../topology/addrspace.js';
@@ -46,4 +48,17 @@ export function loadLab(file: string, env: ResolveEnv = envOffline()): Lab {
  *  before anything is built. */
 export function validateAs(lab: Lab, as: string | undefined): void {
   if (as !== undefined) requireHost(lab, as);
+}
+
+/** The labs this machine has state for (their names, for shell completion): no kernel, no
+ *  root needed to list them. */
+export function labNamesForCompletion(): string[] {
+  try {
+    return fs.readdirSync(STATE_ROOT, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && fs.existsSync(path.join(STATE_ROOT, d.name, 'state.json')))
+      .map((d) => d.name)
+      .sort();
+  } catch {
+    return [];
+  }
 }
