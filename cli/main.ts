@@ -64,6 +64,7 @@ export function buildProgram(io: Io, o: { completion?: boolean } = {}): Command 
     .option('--check', 'run the lab\'s checks once it is up, each retried for its own `wait` (exit 1 if any fails)')
     .option('--as <host>', 'this machine is that host of the lab: build only its part (its nodes, overlay bridges and VXLAN with forwarding entries to the other hosts\' addresses); run it on every host to form the lab')
     .addOption(new Option('--pull <policy>', 'pull OCI images first: missing (those not in the store), always, never').choices(['missing', 'always', 'never']).default('missing'))
+    .option('--json', 'print the result (and, with --check, the checks\' report) as JSON')
     .action(async (file: string, opts: UpOptions) => (await lifecycle()).up(io, file, opts));
 
   const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -98,7 +99,8 @@ export function buildProgram(io: Io, o: { completion?: boolean } = {}): Command 
     .description('remove every kernel object of a lab (needs root)')
     .argument('<lab>', 'lab name or topology file')
     .option('--as <host>', 'remove only this host\'s part (what `up --as` made here); the default when the lab was brought up that way')
-    .action(async (arg: string, opts: { as?: string }) => (await lifecycle()).down(io, arg, opts));
+    .option('--json', 'print what was removed and how each container stopped as JSON')
+    .action(async (arg: string, opts: { as?: string; json?: boolean }) => (await lifecycle()).down(io, arg, opts));
 
   program
     .command('status')
@@ -126,7 +128,8 @@ export function buildProgram(io: Io, o: { completion?: boolean } = {}): Command 
     .argument('<lab>', 'lab name or topology file')
     .argument('<endpoint>', 'NODE:IFACE, or @HOST for a simulated host\'s underlay cable')
     .addArgument(new Argument('<state>', 'up or down').choices(['up', 'down']))
-    .action(async (arg: string, endpoint: string, state: 'up' | 'down') => (await import('./commands/link.js')).link(io, arg, endpoint, state));
+    .option('--json', 'print the result as JSON')
+    .action(async (arg: string, endpoint: string, state: 'up' | 'down', opts: { json?: boolean }) => (await import('./commands/link.js')).link(io, arg, endpoint, state, opts));
 
   program
     .command('impair')
@@ -142,6 +145,7 @@ export function buildProgram(io: Io, o: { completion?: boolean } = {}): Command 
     .option('--reorder <percent>', 'packets sent ahead of the delayed ones (with --delay; needs sch_netem)')
     .option('--limit <packets>', 'queue length in packets')
     .option('--clear', 'take away every impairment of the cable')
+    .option('--json', 'print the result as JSON')
     .action(async (arg: string, endpoint: string, opts: ImpairOptions) => (await import('./commands/impair.js')).impair(io, arg, endpoint, opts));
 
   program

@@ -11,6 +11,7 @@ import { labNameOf } from '../target.js';
 export interface ImpairOptions {
   rate?: string; delay?: string; jitter?: string; loss?: string; duplicate?: string; corrupt?: string; reorder?: string; limit?: string;
   clear?: boolean;
+  json?: boolean;
 }
 
 export async function impair(io: Io, arg: string, endpoint: string, opts: ImpairOptions): Promise<void> {
@@ -32,5 +33,6 @@ export async function impair(io: Io, arg: string, endpoint: string, opts: Impair
   if (problems.length > 0) throw new UserError(problems[0], 2);
   const name = labNameOf(arg);
   const r = await setImpairment(name, m[1], m[2], opts.clear || isEmptyImpairment(imp) ? null : imp);
-  io.out(`${name} ${r.interfaces.join(' ')}: ${opts.clear ? 'no impairment' : impairmentText(imp)}\n`);
+  if (opts.json) io.out(JSON.stringify({ lab: name, endpoint, interfaces: r.interfaces, impairment: opts.clear ? null : imp, text: opts.clear ? '' : impairmentText(imp), steps: r.steps }, null, 2) + '\n');
+  else io.out(`${name} ${r.interfaces.join(' ')}: ${opts.clear ? 'no impairment' : impairmentText(imp)}\n`);
 }

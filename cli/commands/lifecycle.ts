@@ -10,7 +10,7 @@ import { fmtMs, type Io } from '../io.js';
 import { makeProgress } from '../progress.js';
 import { labNameOf, loadLab, validateAs } from '../target.js';
 
-export interface UpOptions { check?: boolean; as?: string; pull?: 'missing' | 'always' | 'never' }
+export interface UpOptions { check?: boolean; as?: string; pull?: 'missing' | 'always' | 'never'; json?: boolean }
 
 export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
   // The claim lock is held from reading the running labs (automatic subnets avoid theirs)
@@ -19,6 +19,7 @@ export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
   requireRoot('up');
   holdClaims();
   let lab: Lab;
+  let upJson: Record<string, unknown> = {};
   try {
     lab = loadLab(file, envForUp(opts.as));
     validateAs(lab, opts.as); // an unknown host is a usage error, before anything else
@@ -57,6 +58,15 @@ export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
     // it in the pipe and the lab stays up.
     const report = (plan: Plan, ms: number) => {
       progress.done();
+      if (opts.json) {
+        // With --check, the checks' report joins it as one document at the end.
+        upJson = {
+          lab: model.name, status: 'up', ...(opts.as !== undefined ? { as: opts.as } : {}), steps: plan.steps.length, ms: Math.round(ms),
+          nodes: built.map((n) => ({ name: n.name, networkMode: n.networkMode, interfaces: n.interfaces.map((f) => ({ name: f.name, address: f.ipv4 ? `${f.ipv4.address}/${f.ipv4.prefixLen}` : null })) })),
+        };
+        if (!opts.check) io.out(JSON.stringify(upJson, null, 2) + '\n');
+        return;
+      }
       let text = opts.as !== undefined
         ? `lab ${model.name} is up as host ${opts.as}: ${built.length} of ${model.nodes.length} nodes (${plan.steps.length} steps in ${fmtMs(ms)})\n`
         : `lab ${model.name} is up: ${model.nodes.length} nodes, ${model.networks.length} networks, ${model.links.length} links (${plan.steps.length} steps in ${fmtMs(ms)})\n`;
@@ -74,14 +84,20 @@ export async function up(io: Io, file: string, opts: UpOptions): Promise<void> {
     const { localChecks } = await import('./check.js');
     const [{ formatTable }, { runChecks }] = await Promise.all([import('../../checks/format.js'), import('../../checks/run.js')]);
     const r = await runChecks(lab, localChecks(lab, lab.checks, opts.as ?? null, io), 'checks');
-    io.out(formatTable(r));
+    if (opts.json) io.out(JSON.stringify({ ...upJson, checks: r }, null, 2) + '\n');
+    else io.out(formatTable(r));
     if (r.failed > 0) throw new UserError('', 1);
   }
 }
 
-export async function down(io: Io, arg: string, opts: { as?: string }): Promise<void> {
+export async function down(io: Io, arg: string, opts: { as?: string; json?: boolean }): Promise<void> {
   const name = labNameOf(arg);
   const r = await downLab(name, opts.as !== undefined ? { as: opts.as } : {});
+  if (opts.json) {
+    io.out(JSON.stringify({ ...r, status: 'down', ms: Math.round(r.ms) }, null, 2) + '\n');
+    if (r.cgroupsLeft.length) io.err(`netlab: could not remove cgroups: ${r.cgroupsLeft.join(', ')}\n`);
+    return;
+  }
   const ipt = r.iptablesRules ? `, ${r.iptablesRules} iptables rules` : '';
   const what = r.netns.length || r.rootLinks || r.nftTable || r.iptablesRules ? `removed ${r.netns.length} namespaces${r.rootLinks ? ', its links' : ''}${r.nftTable ? `, nft table ${r.nftTable}` : ''}${ipt}` : 'nothing was up';
   io.out(`lab ${name}${r.as ? ` (host ${r.as})` : ''} is down: ${what} (${fmtMs(r.ms)})\n`);

@@ -107,6 +107,9 @@ describe.skipIf(!isRoot)('link impairments on the real kernel', () => {
     const set = netlab(['impair', lab, 'a:eth1', '--loss', '100%']);
     expect(set.status, set.stderr).toBe(0);
     expect(set.stdout).toBe(`${lab} a:eth1 b:eth1: loss 100%\n`);
+    const again = JSON.parse(netlab(['impair', lab, 'a:eth1', '--loss', '100%', '--json']).stdout) as { interfaces: string[]; impairment: { lossPct: number }; text: string };
+    expect(again).toMatchObject({ lab, endpoint: 'a:eth1', interfaces: ['a:eth1', 'b:eth1'], impairment: { lossPct: 100 }, text: 'loss 100%' });
+    expect(JSON.parse(netlab(['link', lab, 'a:eth1', 'up', '--json']).stdout)).toEqual({ lab, endpoint: 'a:eth1', state: 'up' });
     const c = netlab(['check', lab, '--ping', 'a:b', '--json']);
     const r = JSON.parse(c.stdout) as CheckReport;
     expect(r.outcomes[0]).toMatchObject({ predicted: 'fail', observed: 'fail', pass: true });

@@ -55,8 +55,12 @@ describe.skipIf(!isRoot)('neighbour-table thresholds follow the labs', () => {
 
   it('up raises gc_thresh1..3 for 40 nodes on one network, the whole matrix reaches, down restores them', () => {
     const needed = 40 * 41;
-    const up = cli(['up', file]);
+    const up = cli(['up', file, '--json']);
     expect(up.status, up.stderr).toBe(0);
+    const u = JSON.parse(up.stdout) as { lab: string; status: string; nodes: { name: string; interfaces: { name: string; address: string | null }[] }[] };
+    expect(u).toMatchObject({ lab, status: 'up' });
+    expect(u.nodes).toHaveLength(40);
+    expect(u.nodes[0].interfaces[0]).toEqual({ name: 'eth0', address: expect.stringMatching(/^10\.\d+\.0\.\d+\/24$/) });
     const raised = read();
     expect(raised[1]).toBeGreaterThanOrEqual(needed);
     expect(raised[2]).toBeGreaterThan(raised[1]);
@@ -65,8 +69,12 @@ describe.skipIf(!isRoot)('neighbour-table thresholds follow the labs', () => {
     expect(m.status, m.stdout + m.stderr).toBe(0);
     expect(m.stdout).toMatch(/^1560 pairs: 1560 reach, 0 do not \(observed\)\n/);
     expect(m.stdout.split('\n').filter((l) => l.startsWith('!'))).toEqual([]);
-    const down = cli(['down', lab]);
+    const down = cli(['down', lab, '--json']);
     expect(down.status, down.stderr).toBe(0);
+    const d = JSON.parse(down.stdout) as { lab: string; status: string; netns: string[]; exits: Record<string, string> };
+    expect(d).toMatchObject({ lab, status: 'down' });
+    expect(d.netns).toHaveLength(40);
+    expect(d.exits.n0).toBe('exited, code 0 (stopped by SIGTERM)');
     expect(read()).toEqual(original);
     expect(fs.existsSync(path.join(stateDir, 'gc_thresh.before'))).toBe(false);
   }, 400_000);
