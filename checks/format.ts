@@ -26,8 +26,9 @@ export function formatTable(r: CheckReport, o: { explain?: boolean } = {}): stri
   for (const x of rows) {
     const exp = `${x.expected}${x.expectedFrom === 'prediction' ? ' (pred)' : ''}`;
     const note = waitNote(x);
-    const res = !r.observed ? '' : `${pad(x.observed ?? '-', 9)} ${x.pass ? 'ok' : 'FAIL'}${x.disagree ? '  DISAGREES with prediction' : ''}${note ? `  ${note}` : ''}${x.detail ? `  (${x.detail})` : ''}`;
+    const res = !r.observed ? '' : `${pad(x.observed ?? '-', 9)} ${x.pass ? (x.degraded ? 'DEGRADED' : 'ok') : 'FAIL'}${x.disagree ? '  DISAGREES with prediction' : ''}${note ? `  ${note}` : ''}${x.detail ? `  (${x.detail})` : ''}`;
     lines.push(`${pad(x.label, w)}  ${pad(exp, 13)} ${pad(x.predicted, 9)} ${res}`.trimEnd());
+    if (x.degraded) lines.push(`    degraded: ${x.degraded}`);
     if (o.explain || (r.observed && x.disagree)) lines.push(...x.explanation.trimEnd().split('\n').map((l) => `    ${l}`));
   }
   lines.push(summary(r));
@@ -37,11 +38,10 @@ export function formatTable(r: CheckReport, o: { explain?: boolean } = {}): stri
 export function summary(r: CheckReport): string {
   const what = r.mode === 'matrix' ? 'pairs' : 'checks';
   if (!r.observed) return `${r.outcomes.length} ${what} predicted (${r.outcomes.filter((x) => x.predicted === 'reach').length} reach), nothing run`;
-  return `${r.passed} passed, ${r.failed} failed; ${r.disagreements} disagreement${r.disagreements === 1 ? '' : 's'} with the prediction (${r.outcomes.length} ${what} in ${(r.ms / 1000).toFixed(2)} s)`;
+  const degraded = r.degraded ? `, ${r.degraded} of them degraded (they pass only because the lab is not as built)` : '';
+  return `${r.passed} passed${degraded}, ${r.failed} failed; ${r.disagreements} disagreement${r.disagreements === 1 ? '' : 's'} with the prediction (${r.outcomes.length} ${what} in ${(r.ms / 1000).toFixed(2)} s)`;
 }
 
-/** The matrix as a grid: rows are sources, columns destinations. Cell: R reach / . fail as
- *  observed (or predicted); '!' marks a disagreement between the two. */
 /** `--matrix --summary`: counts and the pairs that disagree or fail, no grid (unreadable above
  *  ~40 nodes). */
 export function formatMatrixSummary(r: CheckReport): string {
@@ -56,6 +56,8 @@ export function formatMatrixSummary(r: CheckReport): string {
   return lines.join('\n') + '\n';
 }
 
+/** The matrix as a grid: rows are sources, columns destinations. Cell: R reach / . fail as
+ *  observed (or predicted); '!' marks a disagreement between the two. */
 export function formatMatrix(r: CheckReport, nodes: string[]): string {
   const cell = new Map(r.outcomes.map((x) => [`${x.from}\u0000${x.target}`, x]));
   const w = Math.max(...nodes.map((n) => n.length), 4);

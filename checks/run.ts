@@ -74,6 +74,10 @@ export interface CheckOutcome {
   /** From the first try to the start of the try that passed (ms); null: none passed, or only
    *  predicted. 0 when the first try passed. */
   heldAfterMs: number | null;
+  /** Set (why) when the check passes only because the lab is not as it was built: its
+   *  expectation is the prediction, the prediction is fail in the lab as it runs (a cable set
+   *  down, a 100% loss) and reach in the lab as built. A pulled cable never looks green. */
+  degraded?: string | null;
 }
 
 export interface CheckReport {
@@ -84,6 +88,8 @@ export interface CheckReport {
   passed: number;
   failed: number;
   disagreements: number;
+  /** Outcomes marked degraded (markDegraded). */
+  degraded?: number;
   ms: number;
 }
 
@@ -380,4 +386,22 @@ function adHocThroughput(lab: Lab, src: LabNode, rest: string, spec: string, ind
     index, kind: 'throughput', from: src.name, target: to, port: THROUGHPUT_PORT, count: 1, timeoutMs: 2000, waitMs: null, expect,
     httpStatus: null, httpContains: null, dnsAddress: null, durationMs, minBitsPerSecond: null, label: `throughput ${src.name} -> ${to}`,
   };
+}
+
+/** Marks the outcomes that pass only because the running lab differs from the lab as built
+ *  (`built`: the model `up` resolved, every cable up, no run-time impairment): their
+ *  expectation is the prediction, which is fail now and reach as built. `checks` are the
+ *  report's checks, in its order. */
+export function markDegraded(r: CheckReport, checks: LabCheck[], built: Lab): CheckReport {
+  const predict = checkPredictor(built);
+  let n = 0;
+  r.outcomes.forEach((o, i) => {
+    if (!(o.expectedFrom === 'prediction' && o.pass && o.predicted === 'fail' && checks[i])) return;
+    const asBuilt = predict(checks[i]);
+    if (!asBuilt.reach) return;
+    o.degraded = `reaches in the lab as built; now ${o.reason}`;
+    n++;
+  });
+  r.degraded = n;
+  return r;
 }

@@ -7,7 +7,7 @@ import { LabError, requireRoot } from '../../controller/lab.js';
 import { modelOf, readState } from '../../controller/state.js';
 import { hostSysctlGet } from '../../controller/kernel/sysctl.js';
 import { KernelError } from '../../controller/kernel/errors.js';
-import { adHocCheck, matrixChecks, runChecks } from '../../checks/run.js';
+import { adHocCheck, markDegraded, matrixChecks, runChecks } from '../../checks/run.js';
 import { formatMatrix, formatMatrixSummary, formatTable, toJUnit } from '../../checks/format.js';
 import { UserError } from '../errors.js';
 import type { Io } from '../io.js';
@@ -40,6 +40,10 @@ export async function check(io: Io, arg: string, opts: CheckOptions): Promise<vo
   }
   if (checks.length === 0) throw new UserError(`lab ${lab.name} has no checks; add a checks: section, use --matrix, or give --ping/--tcp/--http/--dns/--throughput`);
   const r = await runChecks(lab, checks, opts.matrix ? 'matrix' : 'checks', { predictOnly: opts.predictOnly });
+  // A running lab with cables set down or impairments set at run time: checks that pass only
+  // because of that are degraded (exit 3), so a pulled cable never looks green.
+  const st = opts.predictOnly ? null : readState(lab.name);
+  if (st && st.status === 'up' && (Object.keys(st.cables ?? {}).length > 0 || Object.keys(st.impairments ?? {}).length > 0)) markDegraded(r, checks, st.model);
   if (opts.junit) fs.writeFileSync(opts.junit, toJUnit(r));
   if (opts.json) io.out(JSON.stringify(r, null, 2) + '\n');
   else if (opts.matrix && opts.summary) io.out(formatMatrixSummary(r));
@@ -47,6 +51,7 @@ export async function check(io: Io, arg: string, opts: CheckOptions): Promise<vo
   else io.out(formatTable(r, { explain: opts.explain }));
   if (r.disagreements > 0 && !opts.json) await explainDisagreements(io, lab, as);
   if (r.failed > 0) throw new UserError('', 1);
+  if ((r.degraded ?? 0) > 0) throw new UserError('', 3);
 }
 
 /** Where the kernel and the model disagree: the routers whose kernel routes differ from the

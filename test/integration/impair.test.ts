@@ -114,6 +114,11 @@ describe.skipIf(!isRoot)('link impairments on the real kernel', () => {
     const r = JSON.parse(c.stdout) as CheckReport;
     expect(r.outcomes[0]).toMatchObject({ predicted: 'fail', observed: 'fail', pass: true });
     expect(r.outcomes[0].reason).toMatch(/drops every packet it sends \(impair loss 100%\)/);
+    // It passes only because of the impairment (as built, a reaches b): degraded, exit 3, so a
+    // cut cable never looks green.
+    expect(c.status).toBe(3);
+    expect(r.degraded).toBe(1);
+    expect(r.outcomes[0].degraded).toMatch(/^reaches in the lab as built; now .*drops every packet it sends/);
     const clear = netlab(['impair', lab, 'a:eth1', '--clear']);
     expect(clear.status, clear.stderr).toBe(0);
     const { sent, received } = pingLoss(lab, 'a', `10.${o}.2.2`, 200);
