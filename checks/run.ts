@@ -405,3 +405,13 @@ export function markDegraded(r: CheckReport, checks: LabCheck[], built: Lab): Ch
   r.degraded = n;
   return r;
 }
+
+/** The running lab with what its containers did: a node whose container exited has its
+ *  interfaces down (the supervisor took them down with it), so the prediction follows. */
+export function withContainerStates(lab: Lab): Lab {
+  const exited = lab.nodes.filter((n) => n.netns !== null && containerState(lab.name, n.name).state === 'exited').map((n) => n.name);
+  if (exited.length === 0) return lab;
+  const m = structuredClone(lab);
+  for (const n of m.nodes) if (exited.includes(n.name)) n.exited = true;
+  return m;
+}

@@ -621,6 +621,8 @@ static int finish_one(const char *labdir, const char *name, pid_t pid, int err_r
  *  overlaps with the next ones' clones instead of waiting one by one. */
 #define START_WINDOW 16
 
+static void links_down(const char *labdir, const char *name);
+
 static int supervise(const char *labdir, int count, char **names) {
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
@@ -645,7 +647,7 @@ static int supervise(const char *labdir, int count, char **names) {
     pid_t pid = waitpid(-1, &st, 0);
     if (pid < 0) { if (errno == EINTR) continue; break; }
     for (int i = 0; i < count; i++) {
-      if (kids[i].pid == pid) { write_exit(labdir, kids[i].name, st); kids[i].pid = 0; running--; break; }
+      if (kids[i].pid == pid) { write_exit(labdir, kids[i].name, st); links_down(labdir, kids[i].name); kids[i].pid = 0; running--; break; }
     }
   }
   return 0;
@@ -2013,4 +2015,40 @@ int main(int argc, char **argv) {
   if (argc == 5 && !strcmp(argv[1], "cp-out")) return cp_out(atoi(argv[2]), argv[3], argv[4]);
   fprintf(stderr, "usage: netlab-shim supervise LABDIR NODE... | exec PID [-t] [-u USER] [-w DIR] -- CMD ARGS... | probe | capture NETNS IFACE COUNT [TERM...] | cp-in PID DEST NAME | cp-out PID SRC NAME\n");
   return 2;
+}
+
+/** A container that exited takes its interfaces down with it, as Docker's do when a container
+ *  stops (its namespace goes): its addresses stop answering and its cables' far ends lose
+ *  carrier, which the prediction knows (an exited node is down). The namespace itself stays,
+ *  for `status` and `down`. Best effort: nothing here may stop the supervisor. */
+static void links_down(const char *labdir, const char *name) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s/spec", labdir, name);
+  struct spec s;
+  if (read_spec(p, &s) < 0) return;
+  const char *ns = get(&s, "netns");
+  if (!ns || !*ns) return; // network_mode host: the machine's own interfaces are not the node's
+  int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  int target = open(ns, O_RDONLY | O_CLOEXEC);
+  if (self < 0 || target < 0 || setns(target, CLONE_NEWNET) < 0) {
+    if (self >= 0) close(self);
+    if (target >= 0) close(target);
+    return;
+  }
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct if_nameindex *ifs = if_nameindex();
+  for (struct if_nameindex *i = ifs; sock >= 0 && i && i->if_index; i++) {
+    if (!strcmp(i->if_name, "lo")) continue;
+    struct ifreq r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.ifr_name, sizeof r.ifr_name, "%s", i->if_name);
+    if (ioctl(sock, SIOCGIFFLAGS, &r) < 0) continue;
+    r.ifr_flags &= ~IFF_UP;
+    ioctl(sock, SIOCSIFFLAGS, &r);
+  }
+  if (ifs) if_freenameindex(ifs);
+  if (sock >= 0) close(sock);
+  if (setns(self, CLONE_NEWNET) < 0) _exit(1); // never keep supervising from a lab namespace
+  close(self);
+  close(target);
 }

@@ -169,12 +169,12 @@ function buildWorld(lab: Lab): World {
     if (part.none) continue;
     for (const f of node.interfaces) {
       const linkDown = f.kind === 'link' && f.link !== null && lab.links[f.link]?.up === false;
-      const adminUp = f.up && !linkDown;
+      const adminUp = f.up && !linkDown && !node.exited;
       const segment = f.kind === 'network' ? `net:${f.network}` : `link:${f.link}`;
       const port: Port = {
         owner: part, name: f.name, network: f.network, link: f.link, segment,
         address: f.ipv4?.address ?? null, prefixLen: f.ipv4?.prefixLen ?? 32,
-        adminUp, carrier: adminUp, downWhy: adminUp ? null : `${node.name} ${f.name} is down`,
+        adminUp, carrier: adminUp, downWhy: adminUp ? null : node.exited ? `${node.name} exited (its interfaces went down with its container)` : `${node.name} ${f.name} is down`,
         dropsOut: f.impair?.lossPct === 100, dropsIn: f.kind === 'network' && f.impair?.lossPct === 100,
       };
       part.ports.push(port);
@@ -189,7 +189,7 @@ function buildWorld(lab: Lab): World {
       const peer = f.peer ? parts.get(f.peer.node)?.ports.find((x) => x.name === f.peer!.iface) : undefined;
       if (!peer || !peer.adminUp) {
         p.carrier = false;
-        p.downWhy = f.peer ? `its peer ${f.peer.node} ${f.peer.iface} is down` : 'it has no peer';
+        p.downWhy = !f.peer ? 'it has no peer' : peer?.owner.node?.exited ? `its peer ${f.peer.node} exited: its container stopped, and its interfaces with it` : `its peer ${f.peer.node} ${f.peer.iface} is down`;
       }
     }
   }

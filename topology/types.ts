@@ -337,6 +337,8 @@ export interface LabNode {
   resources: Resources;
   /** FRR routing (absent or null: none). */
   routing?: LabRouting | null;
+  /** Run time only: its container has exited (its interfaces went down with it). */
+  exited?: boolean;
 }
 
 export interface LabLinkEnd {

@@ -7,7 +7,7 @@ import { LabError, requireRoot } from '../../controller/lab.js';
 import { modelOf, readState } from '../../controller/state.js';
 import { hostSysctlGet } from '../../controller/kernel/sysctl.js';
 import { KernelError } from '../../controller/kernel/errors.js';
-import { adHocCheck, markDegraded, matrixChecks, runChecks } from '../../checks/run.js';
+import { adHocCheck, markDegraded, matrixChecks, runChecks, withContainerStates } from '../../checks/run.js';
 import { formatMatrix, formatMatrixSummary, formatTable, toJUnit } from '../../checks/format.js';
 import { UserError } from '../errors.js';
 import type { Io } from '../io.js';
@@ -43,7 +43,7 @@ export async function check(io: Io, arg: string, opts: CheckOptions): Promise<vo
   // A running lab with cables set down or impairments set at run time: checks that pass only
   // because of that are degraded (exit 3), so a pulled cable never looks green.
   const st = opts.predictOnly ? null : readState(lab.name);
-  if (st && st.status === 'up' && (Object.keys(st.cables ?? {}).length > 0 || Object.keys(st.impairments ?? {}).length > 0)) markDegraded(r, checks, st.model);
+  if (st && st.status === 'up' && (Object.keys(st.cables ?? {}).length > 0 || Object.keys(st.impairments ?? {}).length > 0 || lab.nodes.some((n) => n.exited))) markDegraded(r, checks, st.model);
   if (opts.junit) fs.writeFileSync(opts.junit, toJUnit(r));
   if (opts.json) io.out(JSON.stringify(r, null, 2) + '\n');
   else if (opts.matrix && opts.summary) io.out(formatMatrixSummary(r));
@@ -98,7 +98,7 @@ function checkModel(arg: string, predictOnly: boolean): Lab {
   const st = readState(target.name);
   if (st?.status === 'up') {
     if (!predictOnly) requireRoot('check');
-    return modelOf(st);
+    return withContainerStates(modelOf(st));
   }
   if (!predictOnly) throw new LabError(`lab ${target.name} is not up; bring it up first, or use --predict-only${target.kind === 'file' ? '' : ' with the topology file'}`);
   if (target.kind !== 'file') throw new UserError(`lab ${target.name} is not up: give its topology file to predict`);

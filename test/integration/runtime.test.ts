@@ -489,6 +489,28 @@ nodes:
 
   // ------------------------------------------------------------------ 5. exec and logs
 
+  it('an exited container takes its interfaces down: its address stops answering, the prediction says so, and a check passing because of it is degraded (exit 3)', async () => {
+    const lab = newLab('gone');
+    netlabOk(['up', writeTopology(lab, `name: ${lab}
+nodes:
+  a:
+  b: { command: [sh, -c, "sleep 0.5; exit 4"] }
+links:
+  - { endpoints: ["a:eth1", "b:eth1"], ipv4: [198.51.100.1/30, 198.51.100.2/30] }
+`)]);
+    await waitExited(lab, 'b');
+    // The supervisor took b's interface down; a's end lost carrier.
+    const bl = JSON.parse(execFileSync('ip', ['-n', `netlab.${lab}.b`, '-j', 'link', 'show', 'eth1'], { encoding: 'utf8' })) as { flags: string[] }[];
+    expect(bl[0].flags).not.toContain('UP');
+    const r = netlab(['check', lab, '--ping', 'a:b', '--json']);
+    expect(r.status).toBe(3);
+    const rep = JSON.parse(r.stdout) as { degraded: number; outcomes: { predicted: string; observed: string; reason: string; degraded: string }[] };
+    expect(rep.outcomes[0]).toMatchObject({ predicted: 'fail', observed: 'fail' });
+    expect(rep.outcomes[0].reason).toMatch(/its peer b exited/);
+    expect(rep.degraded).toBe(1);
+    netlabOk(['down', lab]);
+  });
+
   it('a file volume into a directory the image lacks: its parents are made, as Docker does', () => {
     const lab = newLab('fvol');
     const src = path.join(tmp, 'fvol-src.txt');
