@@ -51,8 +51,9 @@ function labNodes(lab: string, netnsNames: string[]): { name: string; netns: str
   return names.length ? names.map((n) => ({ name: n.slice(prefix.length), netns: n })) : null;
 }
 
-/** Reads the counters of one lab (it must be up) or of every lab on the machine. */
-export async function readStats(labName?: string, now: () => number = () => performance.now()): Promise<LabReading[]> {
+/** Reads the counters of one lab (it must be up) or of every lab on the machine; with `node`,
+ *  of that node of the lab only (no reading when the lab has no such node built here). */
+export async function readStats(labName?: string, now: () => number = () => performance.now(), node?: string): Promise<LabReading[]> {
   requireRoot('stats');
   const kernel = await Kernel.open();
   try {
@@ -61,11 +62,12 @@ export async function readStats(labName?: string, now: () => number = () => perf
     const existing = new Set(netns);
     const out: LabReading[] = [];
     for (const lab of labs) {
-      const nodes = labNodes(lab, netns);
-      if (nodes === null) {
+      const all = labNodes(lab, netns);
+      if (all === null) {
         if (labName) throw new LabError(`lab ${lab} is not up`);
         continue;
       }
+      const nodes = node === undefined ? all : all.filter((n) => n.name === node);
       const readings = await Promise.all(nodes.map(async (n): Promise<NodeReading> => {
         const groups = containerGroups(lab, n.name);
         const atMs = now();

@@ -14,13 +14,14 @@ import type { Impairment, Lab } from '../../topology/types.js';
 import { NO_IMPAIRMENT } from '../../topology/impair.js';
 import { modelOf, type LabState } from '../../controller/state.js';
 import type { LabStatusReport, NodeStatus } from '../../controller/lab.js';
+import type { NodeReading } from '../../controller/stats.js';
 import { runChecks, type CheckReport } from '../../checks/run.js';
 import { createWebApp, type WebApp } from '../../web/server/app.js';
 import { SourceError, type LabSource, type SourceEvent } from '../../web/server/source.js';
 import { impairmentLabel, labView } from '../../web/server/view.js';
 import { predictedMatrixReport } from '../../web/server/predict.js';
 import { standaloneHtml } from '../../web/server/html.js';
-import type { EmbeddedData, LabSummary, ServerEvent, WebGraph } from '../../web/server/types.js';
+import type { EmbeddedData, LabSummary, ServerEvent, ViewNodeStats, WebGraph } from '../../web/server/types.js';
 
 const TOKEN = 'test-token-0123456789';
 const load = (f: string): Lab => {
@@ -89,6 +90,22 @@ class FakeSource implements LabSource {
       return { ...o, observed, pass: observed === o.expected, disagree: observed !== o.predicted };
     });
     return { ...r, observed: true, outcomes, passed: outcomes.filter((o) => o.pass).length, failed: outcomes.filter((o) => !o.pass).length, disagreements: outcomes.filter((o) => o.disagree).length };
+  }
+  /** readStats: each reading 100 ms after the last, with 50 ms more CPU time (50 %). */
+  statsCalls: [string, string][] = [];
+  private clockMs = 0;
+  private cpuNs = 2e9;
+  async readStats(lab: string, node: string): Promise<NodeReading | null> {
+    this.statsCalls.push([lab, node]);
+    if (node === 'solo') return null; // as a node another host builds
+    this.clockMs += 100;
+    this.cpuNs += 50e6;
+    return {
+      name: node,
+      atMs: this.clockMs,
+      cgroup: { cpuNs: this.cpuNs, memoryBytes: 3 * 1024 * 1024, memoryLimit: 64 * 1024 * 1024, pids: 2 },
+      net: [{ iface: 'eth0', rxBytes: 1500 + this.statsCalls.length, txBytes: 700 }],
+    };
   }
   async setLink(lab: string, node: string, iface: string, up: boolean): Promise<void> {
     this.setLinkCalls.push([lab, node, iface, up]);
@@ -164,7 +181,7 @@ function setup(o: { host?: string; live?: boolean } = {}) {
   source.add(load('labs/bridge.yml'), o.live ?? true);
   source.add(load('labs/routed.yml'), false);
   source.add(impairedLab(), true);
-  const web = createWebApp(source, { token: TOKEN, host: o.host ?? '127.0.0.1', defaultLab: 'bridge', staticDir, debounceMs: 5 });
+  const web = createWebApp(source, { token: TOKEN, host: o.host ?? '127.0.0.1', defaultLab: 'bridge', staticDir, debounceMs: 5, statsSampleMs: 1 });
   apps.push(web);
   return { source, web, app: web.app };
 }
@@ -245,6 +262,39 @@ describe('web API: reading', () => {
   it('GET /api/health reports the source', async () => {
     const { app } = setup();
     expect((await request(app).get('/api/health').expect(200)).body).toMatchObject({ ok: true, source: { fake: true } });
+  });
+});
+
+describe('web API: node stats', () => {
+  it('GET nodes/:node/stats is the node\'s entry of netlab stats --json; the first samples twice, the next is since the previous request', async () => {
+    const { app, source } = setup();
+    const first = (await request(app).get('/api/labs/bridge/nodes/web/stats').expect(200).expect('Content-Type', /json/)).body as ViewNodeStats;
+    expect(first).toEqual({
+      name: 'web',
+      cpu: { usage_seconds: 2.1, percent: 50 },
+      memory: { bytes: 3 * 1024 * 1024, limit: 64 * 1024 * 1024 },
+      pids: 2,
+      net: [{ iface: 'eth0', rx_bytes: 1502, tx_bytes: 700 }],
+    });
+    expect(source.statsCalls).toEqual([['bridge', 'web'], ['bridge', 'web']]);
+    const next = (await request(app).get('/api/labs/bridge/nodes/web/stats').expect(200)).body as ViewNodeStats;
+    expect(next.cpu).toEqual({ usage_seconds: 2.15, percent: 50 });
+    expect(source.statsCalls).toHaveLength(3);
+  });
+
+  it('unknown lab or node is 404, a lab that is not up 409, a node not built here 404', async () => {
+    const { app, source } = setup();
+    expect((await request(app).get('/api/labs/nope/nodes/web/stats').expect(404)).body.error).toMatch(/no lab nope/);
+    expect((await request(app).get('/api/labs/bridge/nodes/ghost/stats').expect(404)).body.error).toMatch(/has no node ghost/);
+    expect((await request(app).get('/api/labs/routed/nodes/r1/stats').expect(409)).body.error).toMatch(/not up/);
+    expect((await request(app).get('/api/labs/bridge/nodes/solo/stats').expect(404)).body.error).toMatch(/not built/);
+    expect(source.statsCalls).toEqual([['bridge', 'solo']]);
+  });
+
+  it('a source refusal keeps its status', async () => {
+    const { app, source } = setup();
+    source.readStats = async () => { throw new SourceError('netlab stats needs root', 403); };
+    expect((await request(app).get('/api/labs/bridge/nodes/web/stats').expect(403)).body.error).toMatch(/needs root/);
   });
 });
 

@@ -1,6 +1,6 @@
 // How the page talks to netlab: over HTTP (fetch + server-sent events) when served by
 // `netlab web`, or from the data inlined in a standalone page (`netlab graph --format html`).
-import type { EmbeddedData, LabSummary, Predictions, ServerEvent, ViewCheckReport, WebGraph } from '../server/types.js';
+import type { EmbeddedData, LabSummary, Predictions, ServerEvent, ViewCheckReport, ViewNodeStats, WebGraph } from '../server/types.js';
 
 export interface PairExplanation {
   from: string;
@@ -29,6 +29,8 @@ export interface Api {
   setLink(lab: string, endpoint: string, state: 'up' | 'down'): Promise<void>;
   /** Sets the impairment of the cable at endpoint (tc's values as strings), or clears it (null). */
   setImpairment(lab: string, endpoint: string, impair: ImpairValues | null): Promise<ImpairAnswer>;
+  /** A running node's CPU (percent since the previous call), memory, pids and traffic. */
+  nodeStats(lab: string, node: string): Promise<ViewNodeStats>;
   /** Live updates for one lab (and the list of labs); returns the function that stops them. */
   events(lab: string | null, h: EventHandlers): () => void;
 }
@@ -96,6 +98,9 @@ export class HttpApi implements Api {
   setImpairment(lab: string, endpoint: string, impair: ImpairValues | null) {
     return this.call<ImpairAnswer>('POST', `/api/labs/${encodeURIComponent(lab)}/impair`, { endpoint, impair });
   }
+  nodeStats(lab: string, node: string) {
+    return this.call<ViewNodeStats>('GET', `/api/labs/${encodeURIComponent(lab)}/nodes/${encodeURIComponent(node)}/stats`);
+  }
 
   events(lab: string | null, h: EventHandlers): () => void {
     const q = new URLSearchParams();
@@ -155,6 +160,9 @@ export class StaticApi implements Api {
   }
   async setImpairment(): Promise<ImpairAnswer> {
     throw new ApiError('this is a standalone page of the model: serve the lab with `netlab web` to set impairments', 409);
+  }
+  async nodeStats(): Promise<ViewNodeStats> {
+    throw new ApiError('this is a standalone page of the model: serve the lab with `netlab web` for stats', 409);
   }
   events(): () => void { return () => undefined; }
 }

@@ -1,11 +1,12 @@
 // The netlab web view: picks the lab, keeps its graph live (server-sent events), runs checks,
-// sets cables down and up and impairs them (from the cable's panel), and shows details. Served by `netlab web`, or standalone with the
-// lab's data inline (`netlab graph FILE --format html`).
-import type { LabSummary, ServerEvent, ViewCheckReport, ViewLink, ViewNode, WebGraph } from '../server/types.js';
+// sets cables down and up and impairs them (from the cable's panel), and shows details (a
+// running node's usage polled every 2 s while it is selected and the page is visible). Served
+// by `netlab web`, or standalone with the lab's data inline (`netlab graph FILE --format html`).
+import type { LabSummary, ServerEvent, ViewCheckReport, ViewLink, ViewNode, ViewNodeStats, WebGraph } from '../server/types.js';
 import { ApiError, HttpApi, StaticApi, embeddedData, takeToken, type Api, type ImpairValues } from './api.js';
 import { CheckView, checkMarks } from './checks.js';
 import { GraphView, legendShape } from './graph.js';
-import { cableLocked, esc, renderCablePanel, renderNodePanel, setCableBusy, settleCableForm, showCableError, type CableActions } from './panel.js';
+import { cableLocked, esc, renderCablePanel, renderNodePanel, renderNodeStats, setCableBusy, settleCableForm, showCableError, type CableActions } from './panel.js';
 
 declare global {
   interface Window {
@@ -88,10 +89,53 @@ function renderSide(): void {
   const l = graph && linkId ? graph.links.find((x) => x.id === linkId) : undefined;
   if (graph && l) {
     renderCablePanel(nodeTab, graph, l, cableLocked(graph, l, api.standalone), cableActions);
-    return;
+  } else {
+    const id = view.selectedId();
+    renderNodePanel(nodeTab, graph, (id && graph?.nodes.find((n) => n.id === id)) || null, checkView.outcomes());
   }
+  syncStats();
+}
+
+// ---------------------------------------------------------------- a node's usage, polled
+
+const STATS_EVERY_MS = 2000;
+
+interface StatsPoll { key: string; lab: string; node: string; timer: number | null; last: ViewNodeStats | null; error: string | null }
+let statsPoll: StatsPoll | null = null;
+
+/** The node whose usage is to be shown: a running container of a live lab, selected in the
+ *  panel, the page visible; null: nothing to poll. */
+function statsTarget(): { lab: string; node: string } | null {
+  if (api.standalone || !lab || !graph?.live || document.visibilityState !== 'visible' || view.selectedLinkId()) return null;
   const id = view.selectedId();
-  renderNodePanel(nodeTab, graph, (id && graph?.nodes.find((n) => n.id === id)) || null, checkView.outcomes());
+  const n = id ? graph.nodes.find((x) => x.id === id) : undefined;
+  return n && n.kind === 'container' && n.process?.state === 'running' ? { lab, node: n.name } : null;
+}
+
+/** Starts, keeps or stops the poll to match what the panel shows; refills its usage box (the
+ *  panel's other parts are redrawn with every graph). */
+function syncStats(): void {
+  const t = statsTarget();
+  const key = t ? `${t.lab}\u0000${t.node}` : null;
+  if (statsPoll && statsPoll.key === key) { renderNodeStats(nodeTab, statsPoll.last, statsPoll.error); return; }
+  if (statsPoll?.timer != null) clearTimeout(statsPoll.timer);
+  statsPoll = null;
+  if (!t || key === null) return;
+  const p: StatsPoll = { key, ...t, timer: null, last: null, error: null };
+  statsPoll = p;
+  const tick = async () => {
+    p.timer = null;
+    try {
+      p.last = await api.nodeStats(p.lab, p.node);
+      p.error = null;
+    } catch (e) {
+      p.error = `stats: ${(e as Error).message}`;
+    }
+    if (statsPoll !== p) return; // the selection changed or the page was hidden meanwhile
+    renderNodeStats(nodeTab, p.last, p.error);
+    p.timer = window.setTimeout(() => void tick(), STATS_EVERY_MS);
+  };
+  void tick();
 }
 
 function showTab(tab: 'node' | 'checks'): void {
@@ -325,6 +369,7 @@ function legend(): void {
 
 document.querySelectorAll<HTMLButtonElement>('.tabs button').forEach((b) => b.addEventListener('click', () => showTab(b.dataset.tab as 'node' | 'checks')));
 select.addEventListener('change', () => void openLab(select.value || null));
+document.addEventListener('visibilitychange', () => syncStats());
 runBtn.addEventListener('click', () => void runChecks());
 $('fit').addEventListener('click', () => view.fit());
 $('unpin').addEventListener('click', () => view.unpinAll());

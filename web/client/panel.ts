@@ -1,7 +1,8 @@
-// The side panel's details tab: the selected node's process, interfaces, addresses and routes,
-// and the checks that start or end at it; or the selected cable: its ends, state and impairment
+// The side panel's details tab: the selected node's process, its usage (CPU, memory, pids,
+// traffic: polled while it runs), interfaces, addresses and routes, and the checks that start
+// or end at it; or the selected cable: its ends, state and impairment
 // per direction, with the buttons that set it down or up and the form that impairs it.
-import type { ViewLink, ViewNode, ViewOutcome, WebGraph } from '../server/types.js';
+import type { ViewLink, ViewNode, ViewNodeStats, ViewOutcome, WebGraph } from '../server/types.js';
 import type { ImpairValues } from './api.js';
 
 export function esc(s: string): string {
@@ -41,6 +42,7 @@ export function renderNodePanel(el: HTMLElement, graph: WebGraph | null, n: View
     const p = n.process;
     const state = p.state === 'running' ? `running, pid <span class="mono">${p.pid}</span>` : p.state === 'model' ? 'not up (drawn from the model)' : p.state === 'exited' ? `exited${p.exit ? ` (${esc(p.exit)})` : ''}${p.oomKilled ? ', OOM-killed' : ''}` : 'not started';
     parts.push(`<h3>Process</h3><div class="proc proc-${p.state.replace(' ', '-')}" data-process="${esc(p.state)}">${state}</div>`);
+    if (graph.live && p.state === 'running') parts.push('<h3>Usage</h3><div class="node-stats" data-node-stats><p class="hint">reading…</p></div>');
   }
   if (n.interfaces.length) {
     const rows = n.interfaces.map((f) => {
@@ -225,4 +227,36 @@ export function showCableError(el: HTMLElement, error: string | null): void {
 export function settleCableForm(el: HTMLElement, text: string): void {
   const form = el.querySelector<HTMLFormElement>('form.impair-form');
   if (form) fillForm(form, text);
+}
+
+// ---------------------------------------------------------------- a node's usage
+
+/** Bytes in binary units, as netlab stats prints memory ("1.50KiB", "64.0MiB"). */
+export function binaryBytes(n: number): string { return scaled(n, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB']); }
+/** Bytes in decimal units, as netlab stats prints traffic ("1.50kB", "23.4MB"). */
+export function decimalBytes(n: number): string { return scaled(n, 1000, ['B', 'kB', 'MB', 'GB', 'TB']); }
+
+function scaled(n: number, base: number, units: string[]): string {
+  let i = 0;
+  let v = n;
+  while (v >= base && i < units.length - 1) { v /= base; i++; }
+  if (i === 0) return `${n}${units[0]}`;
+  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)}${units[i]}`;
+}
+
+/** Fills the node panel's usage box (if it shows one) with the latest stats, or a problem. */
+export function renderNodeStats(el: HTMLElement, s: ViewNodeStats | null, error: string | null = null): void {
+  const box = el.querySelector<HTMLElement>('[data-node-stats]');
+  if (!box) return;
+  if (error !== null) { box.innerHTML = `<p class="hint">${esc(error)}</p>`; return; }
+  if (!s) { box.innerHTML = '<p class="hint">reading…</p>'; return; }
+  const cpu = s.cpu.percent === null ? '–' : `${s.cpu.percent.toFixed(2)}%`;
+  const time = s.cpu.usage_seconds === null ? '' : ` <span class="hint">(${s.cpu.usage_seconds.toFixed(2)}s in all)</span>`;
+  const mem = s.memory.bytes === null ? '–' : `${binaryBytes(s.memory.bytes)} / ${s.memory.limit === null ? 'no limit' : binaryBytes(s.memory.limit)}`;
+  const net = s.net.map((f) => `<tr data-stats-iface="${esc(f.iface)}"><td class="mono">${esc(f.iface)}</td><td>${decimalBytes(f.rx_bytes)}</td><td>${decimalBytes(f.tx_bytes)}</td></tr>`).join('');
+  box.innerHTML = `<table>
+      <tr><th>CPU</th><td data-stat="cpu">${cpu}${time}</td></tr>
+      <tr><th>memory</th><td data-stat="memory">${mem}</td></tr>
+      <tr><th>pids</th><td data-stat="pids">${s.pids ?? '–'}</td></tr>
+    </table>${net ? `<table><tr><th>interface</th><th>received</th><th>sent</th></tr>${net}</table>` : ''}`;
 }

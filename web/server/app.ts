@@ -17,9 +17,10 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { predictPair, explain } from '../../topology/simulate.js';
 import { checkCombination, impairmentText, isEmptyImpairment, NO_IMPAIRMENT, parseImpair } from '../../topology/impair.js';
 import type { Impairment, RawImpair } from '../../topology/types.js';
+import { statsOf, type NodeReading } from '../../controller/stats.js';
 import { predictionsOf, toViewReport } from './predict.js';
 import { SourceError, type LabSource } from './source.js';
-import type { Predictions, ServerEvent, ViewCheckReport, WebGraph } from './types.js';
+import type { Predictions, ServerEvent, ViewCheckReport, ViewNodeStats, WebGraph } from './types.js';
 
 export { toViewReport };
 
@@ -39,6 +40,8 @@ export interface WebAppOptions {
   debounceMs?: number;
   /** Keep-alive comment interval on event streams. */
   heartbeatMs?: number;
+  /** A node's first stats request: the interval between its two readings (CPU percent). */
+  statsSampleMs?: number;
 }
 
 export interface WebApp {
@@ -264,6 +267,38 @@ export function createWebApp(source: LabSource, o: WebAppOptions): WebApp {
     // The state file's rewrite is watched too; this makes the update not wait for it.
     schedule(lab);
     res.json({ ok: true, lab, endpoint: body.endpoint, interfaces, impair: impairmentText(parsed.impair) });
+  });
+
+  // A node's usage. CPU percent is over the time since the previous request for that node (the
+  // page polls), or, on the first one (or when the counter went back: the lab came up anew),
+  // over a short sample of two readings.
+  const lastReading = new Map<string, NodeReading>();
+  app.get('/api/labs/:lab/nodes/:node/stats', async (req, res) => {
+    const lab = labParam(req, res);
+    if (!lab) return;
+    const name = String(req.params.node ?? '');
+    const key = `${lab}\u0000${name}`;
+    const model = await source.model(lab);
+    if (!model) { lastReading.delete(key); refuse(res, 404, `no lab ${lab}`); return; }
+    if (!model.lab.nodes.some((n) => n.name === name)) { refuse(res, 404, `lab ${lab} has no node ${name}`); return; }
+    if (!model.live) { lastReading.delete(key); refuse(res, 409, `lab ${lab} is not up: stats are read from a running lab`); return; }
+    const read = async () => {
+      const r = await source.readStats(lab, name);
+      if (!r) throw new SourceError(`node ${name} of lab ${lab} is not built on this machine`, 404);
+      return r;
+    };
+    let prev = lastReading.get(key);
+    let cur = await read();
+    const nodeStats = (a: NodeReading | undefined, b: NodeReading): ViewNodeStats => statsOf(a ? [{ lab, nodes: [a] }] : null, [{ lab, nodes: [b] }])[0].nodes[0];
+    let s = nodeStats(prev, cur);
+    if (s.cpu.percent === null && cur.cgroup?.cpuNs != null) {
+      prev = cur;
+      await new Promise((r) => setTimeout(r, o.statsSampleMs ?? 250));
+      cur = await read();
+      s = nodeStats(prev, cur);
+    }
+    lastReading.set(key, cur);
+    res.json(s);
   });
 
   app.get('/api/health', (_req, res) => {

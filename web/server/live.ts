@@ -7,6 +7,7 @@ import { LabError, setImpairment as controllerSetImpairment, setLink as controll
 import { LockBusyError, modelOf, readState } from '../../controller/state.js';
 import { matrixChecks, runChecks, type CheckReport } from '../../checks/run.js';
 import { LabWatcher } from '../../controller/watch.js';
+import { readStats as controllerReadStats, type NodeReading } from '../../controller/stats.js';
 import type { Impairment, Lab } from '../../topology/types.js';
 import { NetlabError } from '../../topology/errors.js';
 import { SourceError, type LabSource, type SourceEvent } from './source.js';
@@ -111,6 +112,18 @@ export class LiveSource implements LabSource {
       // What this kernel cannot do (sch_netem missing: nothing was built or changed), or a
       // kernel refusal while applying: the lab as it is cannot take it.
       if (e instanceof NetlabError) throw new SourceError(firstLine(e.message), 409);
+      throw e;
+    }
+  }
+
+  async readStats(lab: string, node: string): Promise<NodeReading | null> {
+    try {
+      return (await controllerReadStats(lab, undefined, node))[0]?.nodes[0] ?? null;
+    } catch (e) {
+      if (e instanceof LabError) {
+        const m = firstLine(e.message);
+        throw new SourceError(m, /needs root/.test(m) ? 403 : 409);
+      }
       throw e;
     }
   }

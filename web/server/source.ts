@@ -1,9 +1,11 @@
 // What the web server needs from the machine, as one interface: the labs, a lab's model and
-// view, running checks, setting a link up or down, and change notifications. The real one
+// view, running checks, setting a link up or down, a node's usage counters, and change
+// notifications. The real one
 // (live.ts) reads state files and the kernel; tests inject a fake, so the API is tested
 // without root.
 import type { Impairment, Lab } from '../../topology/types.js';
 import type { CheckReport } from '../../checks/run.js';
+import type { NodeReading } from '../../controller/stats.js';
 import type { LabSummary, WebGraph } from './types.js';
 import { NetlabError } from '../../topology/errors.js';
 
@@ -33,6 +35,10 @@ export interface LabSource {
   /** Sets (or, with null, clears) the impairment of the cable at node:iface in a running lab
    *  (both directions), as `netlab impair`; resolves to the interfaces changed ("r1:eth1"). */
   setImpairment(lab: string, node: string, iface: string, impair: Impairment | null): Promise<string[]>;
+  /** One reading of a node's counters (CPU time, memory, pids, traffic), as `netlab stats`
+   *  reads them; null when the lab has no such node built on this machine. Throws a
+   *  SourceError 409 when the lab is not up. */
+  readStats(lab: string, node: string): Promise<NodeReading | null>;
   /** The labs someone is looking at: only those need kernel and container notifications
    *  ('labs' events come regardless). */
   setInterest(labs: Iterable<string>): void;

@@ -164,6 +164,16 @@ export interface Predictions {
 }
 
 /** What a standalone page (`netlab graph FILE --format html`) carries inline. */
+/** GET /api/labs/:lab/nodes/:node/stats: the node's entry of `netlab stats --json` (controller/
+ *  stats.ts NodeStats). cpu.percent is of one CPU since the previous request for the node. */
+export interface ViewNodeStats {
+  name: string;
+  cpu: { usage_seconds: number | null; percent: number | null };
+  memory: { bytes: number | null; limit: number | null };
+  pids: number | null;
+  net: { iface: string; rx_bytes: number; tx_bytes: number }[];
+}
+
 export interface EmbeddedData {
   graph: WebGraph;
   predictions: Predictions | null;
