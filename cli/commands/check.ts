@@ -21,7 +21,7 @@ export interface CheckOptions {
 }
 
 export async function check(io: Io, arg: string, opts: CheckOptions): Promise<void> {
-  const lab = checkModel(arg, !!opts.predictOnly);
+  const lab = checkModel(arg, !!opts.predictOnly, io);
   const adHoc: LabCheck[] = [];
   for (const kind of ['ping', 'tcp', 'http', 'dns', 'throughput'] as const) {
     for (const spec of opts[kind] ?? []) {
@@ -93,12 +93,25 @@ export function localChecks(lab: Lab, checks: LabCheck[], as: string | null, io:
 
 /** The model checks run against: the running lab's (it records links set down), else the file's
  *  (prediction only). */
-function checkModel(arg: string, predictOnly: boolean): Lab {
+function checkModel(arg: string, predictOnly: boolean, io: Io): Lab {
   const target = targetOf(arg);
   const st = readState(target.name);
   if (st?.status === 'up') {
     if (!predictOnly) requireRoot('check');
-    return withContainerStates(modelOf(st));
+    const running = withContainerStates(modelOf(st));
+    if (target.kind !== 'file') return running;
+    // `check FILE` on a running lab: the file's checks (an edited file's new ones), against the
+    // lab as it runs; said when the file describes another lab than the one that is up.
+    const file = loadLab(target.file);
+    // What the file says, not what IPAM picked (automatic subnets go around the labs up).
+    const shape = (l: Lab) => JSON.stringify({
+      nodes: l.nodes.map((n) => [n.name, n.image, n.command, n.networkMode, n.host, n.interfaces.map((f) => [f.name, f.network, f.peer])]),
+      networks: l.networks.map((n) => [n.name, n.driver]), links: l.links.map((x) => [x.a.node, x.a.iface, x.b.node, x.b.iface]), hosts: l.hosts.map((h) => h.name),
+    });
+    const missing = file.checks.find((c) => !running.nodes.some((n) => n.name === c.from));
+    if (missing) throw new UserError(`check "${missing.label}" of ${target.file} starts from node ${missing.from}, which lab ${target.name} as it is up does not have: bring the edited file up first (netlab down ${target.name}, then up)`);
+    if (shape(file) !== shape(st.model)) io.err(`netlab: ${target.file} differs from lab ${target.name} as it is up (nodes, networks or links changed since \`up\`): its checks run against the lab as it runs; \`netlab down ${target.name}\` and \`up\` again to build the file's\n`);
+    return { ...running, checks: file.checks };
   }
   if (!predictOnly) throw new LabError(`lab ${target.name} is not up; bring it up first, or use --predict-only${target.kind === 'file' ? '' : ' with the topology file'}`);
   if (target.kind !== 'file') throw new UserError(`lab ${target.name} is not up: give its topology file to predict`);

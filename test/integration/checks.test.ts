@@ -161,6 +161,19 @@ describe.skipIf(!isRoot)('netlab check: predictions and observations on real lab
     expect(dns.detail).toBe(`resolves to ${addrOf(m, 'web')}`);
     const solo = rep.outcomes.find((x) => x.from === 'solo')!;
     expect(solo).toMatchObject({ expected: 'fail', expectedFrom: 'explicit', predicted: 'fail', observed: 'fail' });
+
+    // `check FILE` on the running lab runs the file's checks, an edited file's new ones too.
+    fs.appendFileSync(file, '  - ping: { from: client2, to: client1 }\n');
+    const edited = netlab(['check', file, '--json']);
+    expect(edited.status, edited.stderr).toBe(0);
+    expect(edited.stderr).toBe('');
+    expect(report(edited).outcomes.map((x) => x.label)).toContain('ping client2 -> client1');
+    // A file whose nodes changed: said in one line, and a check from a node the lab lacks is refused.
+    fs.appendFileSync(file, '  - ping: { from: newcomer, to: client1 }\n');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/^nodes:\n/m, 'nodes:\n  newcomer: { networks: [lan] }\n'));
+    const changed = netlab(['check', file]);
+    expect(changed.status).toBe(1);
+    expect(changed.stderr).toMatch(new RegExp(`^netlab: check "ping newcomer -> client1" of .* starts from node newcomer, which lab ${lab} as it is up does not have`));
   });
 
   // ------------------------------------------------------------------ isolated.yml
