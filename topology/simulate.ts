@@ -696,8 +696,10 @@ function checkIn(w: World, check: LabCheck): Prediction {
   switch (check.kind) {
     case 'ping':
       return toward(check.target);
-    case 'tcp':
-      return withNote(toward(check.target), `a listener on port ${check.port} is assumed`);
+    case 'tcp': {
+      const p = toward(check.target);
+      return published(w, fromNode, p, check.port!) ?? withNote(p, `a listener on port ${check.port} is assumed`);
+    }
     case 'http': {
       let url: URL;
       try { url = new URL(check.target); } catch { return fail(check.from, check.target, null, `"${check.target}" is not a URL`); }
@@ -712,7 +714,7 @@ function checkIn(w: World, check: LabCheck): Prediction {
         if (!toNode) return fail(check.from, host, null, `"${host}" is neither a node of lab ${lab.name} nor an IPv4 address`);
         p = pairIn(w, fromNode, toNode);
       }
-      return withNote(p, `an HTTP server on port ${port} is assumed`);
+      return published(w, fromNode, p, Number(port)) ?? withNote(p, `an HTTP server on port ${port} is assumed`);
     }
     case 'dns':
       return predictDns(lab, fromNode, check);
@@ -721,6 +723,30 @@ function checkIn(w: World, check: LabCheck): Prediction {
       // stopping it, so only reachability is predicted, not the rate.
       return withNote(toward(check.target), `netlab's receiver listens on port ${check.port ?? 5201}; the rate is measured, not predicted`);
   }
+}
+
+/** A tcp/http check that ends at the machine (a gateway address, or loopback from a host-mode
+ *  node) on a port a node publishes: it reaches when the port is published on that address
+ *  (or on 0.0.0.0) and the machine reaches the node, whose address the port is forwarded to;
+ *  published on another address only, nothing there is netlab's to predict but the port's
+ *  absence: fail. Null: not a published port (the usual listener assumption holds). */
+function published(w: World, from: LabNode, p: Prediction, port: number): Prediction | null {
+  if (!p.reach || p.address === null) return null;
+  const toMachine = from.networkMode === 'host' ? isLoopback(p.address) || w.machine.ports.some((x) => x.address === p.address) : w.machine.ports.some((x) => x.address === p.address);
+  if (!toMachine) return null;
+  for (const n of w.lab.nodes) {
+    for (const m of n.ports) {
+      if (m.hostPort !== port || m.protocol !== 'tcp') continue;
+      const covers = m.hostIp === '0.0.0.0' || m.hostIp === p.address || (isLoopback(p.address) && m.hostIp.startsWith('127.'));
+      if (!covers) return { ...p, reach: false, reason: `port ${port} is published by ${n.name} on ${m.hostIp} only, not on ${p.address}` };
+      const addr = n.interfaces.find((f) => f.kind === 'network' && f.ipv4 && w.machine.ports.some((x) => x.network === f.network))?.ipv4?.address;
+      if (!addr) return null;
+      const back = new Walker(w, 'host').walk(w.machine, addr, null);
+      if (!back.ok) return { ...p, reach: false, reason: `port ${port} is forwarded to ${n.name} (${addr}), which the host does not reach: ${back.msg}` };
+      return { ...p, reason: `${p.reason}; port ${port} is published by ${n.name} (forwarded to ${addr}:${m.containerPort})` };
+    }
+  }
+  return null;
 }
 
 function predictDns(lab: Lab, from: LabNode, check: LabCheck): Prediction {

@@ -428,17 +428,34 @@ describe('shipped labs', () => {
     expect(predictPair(l, 'probe', 'hostweb').address).toBe('10.11.0.1');
   });
 
-  it('every check of every shipped lab with an explicit expectation is predicted as written, except listeners', () => {
-    for (const f of ['bridge.yml', 'host.yml', 'isolated.yml', 'none.yml', 'overlay.yml', 'routed.yml']) {
+  it('every check of every shipped lab with an explicit expectation is predicted as written (published ports included)', () => {
+    for (const f of ['bridge.yml', 'host.yml', 'isolated.yml', 'none.yml', 'overlay.yml', 'routed.yml', 'ospf.yml', 'bgp.yml']) {
       const l = shipped(f);
       for (const c of l.checks) {
         const p = predictCheck(l, c);
-        // host.yml: the port is published on 127.0.0.1 only; the simulator assumes a listener.
-        if (c.label === 'tcp probe -> 10.11.0.1:18080') { expect(p.reach).toBe(true); continue; }
         if (c.expect !== null) expect(p.reach, `${f}: ${c.label}: ${p.reason}`).toBe(c.expect === 'reach');
         else expect(p.reach, `${f}: ${c.label}: ${p.reason}`).toBe(true);
       }
     }
+  });
+});
+
+describe('published ports', () => {
+  it('the host\'s published port reaches the node while its path is up; published on 127.0.0.1 only, not on the gateway', () => {
+    const l = shipped('host.yml');
+    const byLabel = (x: string) => l.checks.find((c) => c.label === x)!;
+    const gw = predictCheck(l, byLabel('tcp probe -> 10.11.0.1:18080'));
+    expect(gw.reach).toBe(false);
+    expect(gw.reason).toBe('port 18080 is published by probe on 127.0.0.1 only, not on 10.11.0.1');
+    const lo = predictCheck(l, byLabel('http hostweb -> http://127.0.0.1:18080/'));
+    expect(lo.reach).toBe(true);
+    expect(lo.reason).toMatch(/port 18080 is published by probe \(forwarded to 10\.11\.0\.\d+:80\)/);
+    // The node's cable down: the host's port leads nowhere.
+    const cut = structuredClone(l);
+    cut.nodes.find((n) => n.name === 'probe')!.interfaces[0].up = false;
+    const dead = predictCheck(cut, byLabel('http hostweb -> http://127.0.0.1:18080/'));
+    expect(dead.reach).toBe(false);
+    expect(dead.reason).toMatch(/^port 18080 is forwarded to probe \(10\.11\.0\.\d+\), which the host does not reach/);
   });
 });
 
