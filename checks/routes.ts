@@ -57,7 +57,8 @@ export function observedTable(routes: KernelRoute[]): ObservedRoute[] {
   }));
 }
 
-const hopsText = (h: { via: string | null; dev: string }[]) => h.map((x) => (x.via ? `via ${x.via} dev ${x.dev}` : `dev ${x.dev}`)).join(', ');
+/** Next hops as `ip route` writes them: `via A dev D, via B dev E`. */
+export const hopsText = (h: { via: string | null; dev: string }[]) => h.map((x) => (x.via ? `via ${x.via} dev ${x.dev}` : `dev ${x.dev}`)).join(', ');
 const sameHops = (a: { via: string | null; dev: string }[], b: { via: string | null; dev: string }[]) => hopsText(a) === hopsText(b);
 
 /** Predicted and observed tables side by side, one row per destination of either. */

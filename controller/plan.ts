@@ -9,7 +9,7 @@ import { iptComment, labIfPrefix, labRuleset, needsFirewall, NFT_FAMILY } from '
 import { NetlabError } from '../topology/errors.js';
 import { routeText } from './routes.js';
 import * as os from 'node:os';
-import { impairmentText, isEmptyImpairment, netemFeatures } from '../topology/impair.js';
+import { fmtRate, fmtTime, impairmentText, isEmptyImpairment, netemFeatures } from '../topology/impair.js';
 import { tbfFor, type QdiscSpec } from './kernel/tc.js';
 
 /** null netns = the host's own (root) namespace. */
@@ -434,15 +434,14 @@ export function formatPlan(plan: Plan): string {
 
 /** `tbf rate 20mbit burst 10000b limit 125000b` / `netem delay 20ms ...`, as tc writes them. */
 export function qdiscText(q: QdiscSpec): string {
-  const rate = (bps: number) => (bps % 1e6 === 0 ? `${bps / 1e6}mbit` : bps % 1e3 === 0 ? `${bps / 1e3}kbit` : `${bps}bit`);
-  if (q.kind === 'tbf') return `tbf rate ${rate(q.rateBps)} burst ${q.burstBytes}b limit ${q.limitBytes}b`;
+  if (q.kind === 'tbf') return `tbf rate ${fmtRate(q.rateBps)} burst ${q.burstBytes}b limit ${q.limitBytes}b`;
   const parts = ['netem'];
-  if (q.delayUs) parts.push(`delay ${q.delayUs / 1000}ms${q.jitterUs ? ` ${q.jitterUs / 1000}ms` : ''}`);
+  if (q.delayUs) parts.push(`delay ${fmtTime(q.delayUs)}${q.jitterUs ? ` ${fmtTime(q.jitterUs)}` : ''}`);
   if (q.lossPct) parts.push(`loss ${q.lossPct}%`);
   if (q.duplicatePct) parts.push(`duplicate ${q.duplicatePct}%`);
   if (q.corruptPct) parts.push(`corrupt ${q.corruptPct}%`);
   if (q.reorderPct) parts.push(`reorder ${q.reorderPct}%`);
-  if (q.rateBps) parts.push(`rate ${rate(q.rateBps)}`);
+  if (q.rateBps) parts.push(`rate ${fmtRate(q.rateBps)}`);
   parts.push(`limit ${q.limit}`);
   return parts.join(' ');
 }

@@ -52,8 +52,9 @@ export function netemFeatures(i: Impairment): string[] {
   return out;
 }
 
-const fmtRate = (bps: number) => (bps % 1e9 === 0 ? `${bps / 1e9}gbit` : bps % 1e6 === 0 ? `${bps / 1e6}mbit` : bps % 1e3 === 0 ? `${bps / 1e3}kbit` : `${bps}bit`);
-const fmtTime = (us: number) => (us % 1000 === 0 ? `${us / 1000}ms` : `${us}us`);
+/** A rate or a time as tc writes them: `10mbit`, `20ms`, `500us`. */
+export const fmtRate = (bps: number) => (bps % 1e9 === 0 ? `${bps / 1e9}gbit` : bps % 1e6 === 0 ? `${bps / 1e6}mbit` : bps % 1e3 === 0 ? `${bps / 1e3}kbit` : `${bps}bit`);
+export const fmtTime = (us: number) => (us % 1000 === 0 ? `${us / 1000}ms` : `${us}us`);
 
 /** `rate 10mbit delay 20ms jitter 5ms loss 1%` (tc's words), or '' for none. */
 export function impairmentText(i: Impairment | undefined | null): string {

@@ -4,7 +4,7 @@ import type { Lab } from '../../topology/types.js';
 import { LabError, requireRoot } from '../../controller/lab.js';
 import { modelOf, readState } from '../../controller/state.js';
 import { readRoutes } from '../../controller/routes.js';
-import { compareLab, differenceText, type RouteRow } from '../../checks/routes.js';
+import { compareLab, differenceText, hopsText, type RouteRow } from '../../checks/routes.js';
 import { predictedTables } from '../../topology/simulate.js';
 import { UserError } from '../errors.js';
 import type { Io } from '../io.js';
@@ -12,7 +12,6 @@ import { labNameOf } from '../target.js';
 
 export interface RoutesOptions { json?: boolean; wait?: number; all?: boolean }
 
-const hops = (h: { via: string | null; dev: string }[]) => h.map((x) => (x.via ? `via ${x.via} dev ${x.dev}` : `dev ${x.dev}`)).join(', ');
 
 export async function routes(io: Io, arg: string, nodes: string[], opts: RoutesOptions): Promise<void> {
   requireRoot('routes');
@@ -44,8 +43,8 @@ export async function routes(io: Io, arg: string, nodes: string[], opts: RoutesO
     const d = Math.max(11, ...shown.map((r) => r.dst.length));
     io.out(`${'node'.padEnd(w)}  ${'destination'.padEnd(d)}  predicted / kernel\n`);
     for (const r of shown) {
-      const p = r.predicted ? `${r.predicted.proto} ${hops(r.predicted.nexthops)}${r.predicted.note ? ` (${r.predicted.note})` : ''}` : 'no route';
-      const o = r.observed ? `${r.observed.proto} ${hops(r.observed.nexthops)}` : 'no route';
+      const p = r.predicted ? `${r.predicted.proto} ${hopsText(r.predicted.nexthops)}${r.predicted.note ? ` (${r.predicted.note})` : ''}` : 'no route';
+      const o = r.observed ? `${r.observed.proto} ${hopsText(r.observed.nexthops)}` : 'no route';
       io.out(`${r.node.padEnd(w)}  ${r.dst.padEnd(d)}  ${r.same ? `${p}  ok` : `${p}  /  kernel: ${o}  DIFFERS`}\n`);
     }
     const waited = opts.wait ? ` after ${(ms / 1000).toFixed(1)} s (${attempts} reads)` : '';

@@ -682,15 +682,14 @@ export class NetnsHandle {
     const family = dst.family === 4 ? AF_INET : AF_INET6;
     // As iproute2: a delete matches any scope/type/protocol; an add is a static unicast route
     // ('proto boot'), link-scoped when there is no gateway.
-    const hdr: rt.Route = op === 'routeAdd'
-      ? { family, dstLen: dst.len, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: via ? 'UNIVERSE' : 'LINK', type: 'UNICAST' }
-      : { family, dstLen: dst.len, table: RT_TABLE_MAIN, scope: 'NOWHERE' };
     const hops = (r.nexthops ?? []).map((h) => {
       const gw = parseIp(h.via);
       if (!gw || gw.family !== dst.family) throw this.invalid(op, r.dst, `bad next hop ${h.via}`);
       return { gateway: gw.bytes, dev: h.dev };
     });
-    if (hops.length > 0) hdr.scope = op === 'routeAdd' ? 'UNIVERSE' : hdr.scope;
+    const hdr: rt.Route = op === 'routeAdd'
+      ? { family, dstLen: dst.len, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: via || hops.length > 0 ? 'UNIVERSE' : 'LINK', type: 'UNICAST' }
+      : { family, dstLen: dst.len, table: RT_TABLE_MAIN, scope: 'NOWHERE' };
     const metric = r.metric ? ` metric ${r.metric}` : '';
     const object = hops.length > 0
       ? `${r.dst}${metric}${r.nexthops!.map((h) => ` nexthop via ${h.via}${h.dev ? ` dev ${h.dev}` : ''}`).join('')}`
